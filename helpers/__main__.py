@@ -1,0 +1,45 @@
+"""Command line: ``python -m helpers <command> ...`` (``python -m helpers --help`` lists them)."""
+from __future__ import annotations
+
+import argparse
+import ast
+import sys
+
+
+def _new_chapter(args: argparse.Namespace) -> int:
+    from .chapter import new_chapter
+
+    params = {}
+    for item in args.param:
+        name, _, value = item.partition("=")
+        try:
+            params[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            params[name] = value
+    path = new_chapter(args.path, args.title, params=params, datasets=args.dataset)
+    print(f"wrote {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("new-chapter", help="write a new chapter notebook with the template cells")
+    p.add_argument("path")
+    p.add_argument("title")
+    p.add_argument("--param", action="append", default=[], help="NAME=VALUE for the parameters cell")
+    p.add_argument("--dataset", action="append", default=[], help="dataset the run-info cell reports")
+    p.set_defaults(func=_new_chapter)
+
+    # Other commands (training a model, listing app models, ...) add their sub-parser here.
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
