@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -86,7 +87,7 @@ def runinfo_source(datasets: Iterable[str] = ()) -> str:
 
 
 def _cell(kind: str, source: str, tags: list[str] | None = None) -> dict[str, Any]:
-    cell: dict[str, Any] = {"cell_type": kind, "metadata": {}, "source": source}
+    cell: dict[str, Any] = {"cell_type": kind, "id": uuid.uuid4().hex[:8], "metadata": {}, "source": source}
     if tags:
         cell["metadata"]["tags"] = tags
     if kind == "code":
