@@ -1,0 +1,168 @@
+"""The from-scratch ViT (helpers.models.vit) against timm's, position-embedding resizing, the
+flexible-heads variant."""
+from __future__ import annotations
+
+import pytest
+import timm
+import torch
+from timm.layers import resample_abs_pos_embed
+
+from helpers.models import vit
+
+TOL = 1e-4  # max abs logit difference allowed against timm (float32)
+
+
+def _scramble(model: torch.nn.Module, seed: int = 0) -> None:
+    """Give every parameter (LayerNorm affine, biases, class token included) random values, so
+    the comparison exercises all of them and not only timm's near-trivial initial ones."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            base = 1.0 if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight" else 0.0
+            p.copy_(base + 0.05 * torch.randn(p.shape, generator=g))
+
+
+def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).abs().max())
+
+
+@pytest.fixture(scope="module")
+def timm_tiny() -> torch.nn.Module:
+    torch.manual_seed(0)
+    model = timm.create_model("vit_tiny_patch16_224", pretrained=False).eval()
+    _scramble(model)
+    return model
+
+
+def test_matches_timm_vit_tiny(timm_tiny):
+    ours = vit.from_timm(timm_tiny).eval()
+    assert set(ours.state_dict()) == set(timm_tiny.state_dict())
+    assert sum(p.numel() for p in ours.parameters()) == sum(p.numel() for p in timm_tiny.parameters())
+    x = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        ref = timm_tiny(x)
+        out = ours(x)
+        # the explicit softmax path (used for attention maps) gives the same logits too
+        logits, maps = ours.forward_attention(x)
+    assert ref.abs().max() > 0.5, "logits too small for a meaningful comparison"
+    assert _max_diff(ref, out) < TOL
+    assert _max_diff(ref, logits) < TOL
+    assert len(maps) == 12 and maps[0].shape == (2, 3, 197, 197)
+    torch.testing.assert_close(maps[-1].sum(-1), torch.ones(2, 3, 197))
+
+
+def test_load_state_dict_into_factory_model(timm_tiny):
+    ours = vit.vit_scratch_tiny(num_classes=1000).eval()
+    report = vit.load_timm_state_dict(ours, timm_tiny.state_dict())
+    assert report == {"resized": [], "skipped": [], "kept_init": []}
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert _max_diff(timm_tiny(x), ours(x)) < TOL
+
+
+def test_non_default_config_matches_timm():
+    """Patch 8, 64 px, one grey channel, 5 classes, a shallow model."""
+    kw = dict(img_size=64, patch_size=8, in_chans=1, num_classes=5, embed_dim=96, depth=3, num_heads=4)
+    ref = timm.create_model("vit_tiny_patch16_224", pretrained=False, **kw).eval()
+    _scramble(ref, seed=3)
+    ours = vit.from_timm(ref).eval()
+    assert ours.grid_size == (8, 8) and ours.pos_embed.shape == (1, 65, 96)
+    x = torch.randn(4, 1, 64, 64)
+    with torch.no_grad():
+        assert _max_diff(ref(x), ours(x)) < TOL
+
+
+def test_resize_pos_embed_identity_and_shapes():
+    pe = torch.randn(1, 1 + 14 * 14, 192)
+    assert vit.resize_pos_embed(pe, (14, 14)) is pe
+    out = vit.resize_pos_embed(pe, (7, 9))
+    assert out.shape == (1, 1 + 63, 192)
+    torch.testing.assert_close(out[:, :1], pe[:, :1])  # class-token row untouched
+    # same numbers as timm's resampling
+    torch.testing.assert_close(out, resample_abs_pos_embed(pe, [7, 9], num_prefix_tokens=1))
+    with pytest.raises(ValueError):
+        vit.resize_pos_embed(torch.randn(1, 1 + 10, 8), (4, 4))  # 10 positions: not a square grid
+
+
+def test_load_at_other_image_size_and_channels(timm_tiny):
+    """224-px RGB weights into a 96-px grey model: position embedding and patch filters adapted."""
+    ours = vit.vit_scratch_tiny(num_classes=3, img_size=96, in_chans=1)
+    report = vit.load_timm_state_dict(ours, timm_tiny.state_dict())
+    assert report["resized"] == ["pos_embed", "patch_embed.proj.weight"]
+    assert report["skipped"] == ["head.weight", "head.bias"]
+    assert ours.pos_embed.shape == (1, 1 + 36, 192)
+    torch.testing.assert_close(ours.patch_embed.proj.weight, timm_tiny.patch_embed.proj.weight.sum(1, keepdim=True))
+    assert ours(torch.randn(2, 1, 96, 96)).shape == (2, 3)
+
+
+def test_set_img_size():
+    model = vit.vit_scratch_tiny(num_classes=2, img_size=32, patch_size=8, depth=2).eval()
+    with pytest.raises(ValueError, match="set_img_size"):
+        model(torch.randn(1, 3, 64, 64))
+    model.set_img_size(64)
+    assert model.grid_size == (8, 8) and model.pos_embed.shape[1] == 65
+    assert model(torch.randn(1, 3, 64, 64)).shape == (1, 2)
+
+
+def test_bad_inputs_have_clear_messages(timm_tiny):
+    with pytest.raises(ValueError, match="multiple of the patch size"):
+        vit.VisionTransformer(img_size=30, patch_size=16)
+    with pytest.raises(ValueError, match="attn_variant"):
+        vit.VisionTransformer(attn_variant="sparse")
+    with pytest.raises(ValueError, match="patch size differs"):
+        vit.load_timm_state_dict(vit.vit_scratch_tiny(patch_size=8, img_size=64), timm_tiny.state_dict())
+    reg = timm.create_model("vit_tiny_patch16_224", pretrained=False, reg_tokens=4, img_size=32, depth=1)
+    with pytest.raises(ValueError, match="reg_token"):
+        vit.load_timm_state_dict(vit.vit_scratch_tiny(img_size=32, depth=1), reg.state_dict())
+    with pytest.raises(ValueError, match="unknown from-scratch ViT"):
+        vit.create_vit_scratch("vit_scratch_huge", num_classes=2)
+
+
+def test_flexible_equals_standard_at_init(timm_tiny):
+    flexible = vit.vit_scratch_tiny(attn_variant="flexible").eval()
+    report = vit.load_timm_state_dict(flexible, timm_tiny.state_dict())
+    assert len(report["kept_init"]) == 2 * 12  # temperature and span of each block
+    x = torch.randn(1, 3, 224, 224)
+    with torch.no_grad():
+        assert _max_diff(timm_tiny(x), flexible(x)) < TOL
+
+
+def test_flexible_heads_learn_and_localise():
+    torch.manual_seed(0)
+    flexible = vit.vit_scratch_tiny(num_classes=3, img_size=64, patch_size=8, depth=2, attn_variant="flexible")
+    x = torch.randn(2, 3, 64, 64)
+    # its own parameters get gradients at the initial point (it can leave the standard ViT)
+    flexible(x).logsumexp(-1).sum().backward()
+    attn = flexible.blocks[0].attn
+    assert attn.span_decay.grad.abs().min() > 0 and attn.log_temperature.grad.abs().min() > 0
+    d = flexible.patch_distance
+
+    def mean_distance() -> float:
+        with torch.no_grad():
+            _, maps = flexible.eval().forward_attention(x)
+        return float((maps[0][..., 1:, :] * d[1:]).sum(-1).mean())  # patch queries only
+
+    wide = mean_distance()
+    with torch.no_grad():
+        attn.span_decay.fill_(1.0)  # a positive span decay makes the heads local
+    assert mean_distance() < 0.5 * wide
+    with torch.no_grad():
+        attn.span_decay.zero_()
+        attn.log_temperature.fill_(-20.0)  # a near-zero temperature makes the weights uniform
+        _, maps = flexible.forward_attention(x)
+    torch.testing.assert_close(maps[0], torch.full_like(maps[0], 1 / maps[0].shape[-1]))
+
+
+def test_patch_distance():
+    d = vit.patch_distance((2, 3))
+    assert d.shape == (7, 7)
+    assert torch.all(d[0] == 0) and torch.all(d[:, 0] == 0)
+    assert float(d[1, 6]) == pytest.approx(5**0.5)  # (0,0) to (1,2)
+
+
+def test_create_vit_scratch_names():
+    m = vit.create_vit_scratch("vit_scratch_tiny_patch8_64_flexible", num_classes=4, in_chans=1, depth=2)
+    assert m.img_size == (64, 64) and m.patch_size == (8, 8) and m.attn_variant == "flexible"
+    assert m(torch.randn(1, 1, 64, 64)).shape == (1, 4)
+    s = vit.create_vit_scratch("vit_scratch_small", num_classes=2, img_size=32, patch_size=16, depth=1)
+    assert s.embed_dim == 384 and s.grid_size == (2, 2)
