@@ -15,7 +15,8 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 help:
 	@echo "make book       build the book (PROFILE=smoke|quick|full, default quick) into _build/html"
 	@echo "make test       all tests: unit, nbval (smoke), strict book build, browser test of the app"
-	@echo "make dashboard  serve the classifier app with Voila on localhost"
+	@echo "make dashboard  serve the classifier app with Voila on localhost (trains small models first if none exist)"
+	@echo "make app-models train one small model per task for the app (minutes on a CPU)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +44,23 @@ browser:
 	@command -v chromium >/dev/null 2>&1 || { echo "installing Debian's chromium for the browser test"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+# The classifier app (book/tools/app.ipynb) served by Voila on localhost only. Uploads reach the
+# kernel in one websocket message; Tornado's default limit (10 MiB) would drop them silently, so the
+# limit is raised to what helpers.app allows (a 50 MB DICOM fits; larger files get a message).
+DASHBOARD_PORT ?= 8866
+dashboard: install
+	$(BIN)/python -m helpers app-models --if-missing
+	@echo
+	@echo "The classifier app: http://127.0.0.1:$(DASHBOARD_PORT)/  (Ctrl-C stops it)"
+	@echo
+	$(BIN)/voila book/tools/app.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(DASHBOARD_PORT) \
+	  --Voila.tornado_settings="$$($(BIN)/python -c 'from helpers.app import tornado_settings; print(tornado_settings())')"
+
+# One small model per app task, trained on whatever data is present (MEDVIT_DATA), saved as
+# checkpoints under runs/ where the app finds them.
+app-models: install
+	$(BIN)/python -m helpers app-models
 
 test: install browser book-strict
 	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider
