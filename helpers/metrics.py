@@ -1,0 +1,242 @@
+"""Classification metrics for the book's three tasks, with bootstrap confidence intervals.
+
+Everything takes ``y_true`` and predicted *probabilities* (softmax rows for multi-class and
+binary, sigmoid columns for multi-label) as NumPy arrays and returns plain dicts of floats and
+lists, ready for a run record (JSON) or a pandas table. Built on scikit-learn.
+
+* :func:`multiclass_metrics` — accuracy, balanced accuracy, Cohen's kappa, error rate,
+  per-class precision / recall / F1 / support, the confusion matrix, macro one-vs-rest AUROC;
+  for two classes also the AUROC of the positive class, sensitivity and specificity.
+* :func:`multilabel_metrics` — per label: AUROC, AUPRC (average precision), F1 and accuracy at
+  threshold 0.5 and at the label's F1-optimal threshold; and their means over labels.
+* :func:`evaluate` dispatches on the task; :func:`bootstrap_ci` resamples images (seeded) to
+  put a percentile interval on any scalar metric.
+"""
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Sequence
+
+import numpy as np
+from sklearn import metrics as skm
+
+__all__ = [
+    "multiclass_metrics",
+    "multilabel_metrics",
+    "evaluate",
+    "f1_optimal_threshold",
+    "bootstrap_ci",
+    "bootstrap_metrics",
+    "headline",
+]
+
+NAN = float("nan")
+
+
+def _check(y_true: np.ndarray, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    y_true, probs = np.asarray(y_true), np.asarray(probs, dtype=np.float64)
+    if len(y_true) != len(probs):
+        raise ValueError(f"{len(y_true)} labels but {len(probs)} predictions")
+    if len(y_true) == 0:
+        raise ValueError("no samples to evaluate")
+    if not np.all(np.isfinite(probs)):
+        raise ValueError("predictions contain NaN or infinity")
+    return y_true, probs
+
+
+def _auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """AUROC, or NaN when only one class is present (it is undefined then)."""
+    return float(skm.roc_auc_score(y, score)) if len(np.unique(y)) == 2 else NAN
+
+
+def multiclass_metrics(y_true: np.ndarray, probs: np.ndarray, classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """Metrics of a single-label task (multi-class, or binary as two softmax columns).
+
+    Args:
+        y_true: integer labels ``(N,)``.
+        probs: class probabilities ``(N, K)``; a ``(N,)`` vector is read as P(class 1) of a
+            binary task.
+        classes: class names (default ``"0"``, ``"1"``, ...).
+    """
+    y_true, probs = _check(y_true, probs)
+    if probs.ndim == 1:
+        probs = np.stack([1 - probs, probs], axis=1)
+    k = probs.shape[1]
+    classes = list(classes) if classes is not None else [str(i) for i in range(k)]
+    if len(classes) != k:
+        raise ValueError(f"{len(classes)} class names but {k} probability columns")
+    y_true = y_true.astype(np.int64)
+    if y_true.min() < 0 or y_true.max() >= k:
+        raise ValueError(f"labels must lie in [0, {k - 1}]")
+    y_pred = probs.argmax(axis=1)
+    labels = np.arange(k)
+    prec, rec, f1, support = skm.precision_recall_fscore_support(y_true, y_pred, labels=labels, zero_division=0)
+    cm = skm.confusion_matrix(y_true, y_pred, labels=labels)
+    out: dict[str, Any] = {
+        "n": int(len(y_true)),
+        "accuracy": float(skm.accuracy_score(y_true, y_pred)),
+        "balanced_accuracy": float(np.mean([r for r, s in zip(rec, support) if s > 0])),
+        "kappa": float(skm.cohen_kappa_score(y_true, y_pred, labels=labels)),
+        "macro_f1": float(np.mean(f1)),
+        "per_class": {
+            c: {"precision": float(p), "recall": float(r), "f1": float(f), "support": int(s)}
+            for c, p, r, f, s in zip(classes, prec, rec, f1, support)
+        },
+        "confusion_matrix": cm.tolist(),
+        "classes": classes,
+    }
+    out["error_rate"] = 1.0 - out["accuracy"]
+    present = [i for i in labels if 0 < (y_true == i).sum() < len(y_true)]
+    if k == 2:
+        out["auroc"] = _auroc(y_true, probs[:, 1])  # AUROC of the positive class (index 1)
+        tn, fp, fn, tp = cm.ravel()
+        out["sensitivity"] = float(tp / (tp + fn)) if tp + fn else NAN
+        out["specificity"] = float(tn / (tn + fp)) if tn + fp else NAN
+        out["macro_auroc"] = out["auroc"]
+    else:
+        # one-vs-rest AUROC per class, averaged over the classes present in y_true
+        per = {classes[i]: _auroc((y_true == i).astype(int), probs[:, i]) for i in labels}
+        out["auroc_per_class"] = per
+        out["macro_auroc"] = float(np.mean([per[classes[i]] for i in present])) if present else NAN
+    return out
+
+
+def f1_optimal_threshold(y: np.ndarray, score: np.ndarray) -> tuple[float, float]:
+    """The threshold that maximises F1 on ``(y, score)`` and that F1.
+
+    Candidates are the distinct scores; predicting positive means ``score >= threshold``.
+    Returns ``(0.5, 0.0)`` when there is no positive.
+    """
+    y, score = np.asarray(y).astype(int), np.asarray(score, dtype=np.float64)
+    if y.sum() == 0:
+        return 0.5, 0.0
+    precision, recall, thresholds = skm.precision_recall_curve(y, score)
+    p, r = precision[:-1], recall[:-1]  # the last point (recall 0) has no threshold
+    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+    best = int(np.argmax(f1))
+    return float(thresholds[best]), float(f1[best])
+
+
+def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str] | None = None, threshold: float = 0.5) -> dict[str, Any]:
+    """Per-label and mean metrics of a multi-label task.
+
+    For each label: AUROC, AUPRC (average precision), F1 / accuracy / precision / recall at
+    ``threshold`` (0.5 as in thesis 000), the F1-optimal threshold with its F1 and accuracy,
+    prevalence and positives. A label with no positive (or no negative) gets NaN AUROC and is
+    left out of the means of the metrics that are undefined for it.
+    """
+    y_true, probs = _check(y_true, probs)
+    if y_true.ndim != 2 or y_true.shape != probs.shape:
+        raise ValueError(f"multi-label y_true and probs must both be (N, L); got {y_true.shape} and {probs.shape}")
+    y_true = (y_true > 0.5).astype(int)
+    names = list(labels) if labels is not None else [str(i) for i in range(y_true.shape[1])]
+    per: dict[str, dict[str, float]] = {}
+    for j, name in enumerate(names):
+        y, s = y_true[:, j], probs[:, j]
+        pred = (s >= threshold).astype(int)
+        t_best, f1_best = f1_optimal_threshold(y, s)
+        pred_best = (s >= t_best).astype(int)
+        per[name] = {
+            "positives": int(y.sum()),
+            "prevalence": float(y.mean()),
+            "auroc": _auroc(y, s),
+            "auprc": float(skm.average_precision_score(y, s)) if y.sum() else NAN,
+            "f1": float(skm.f1_score(y, pred, zero_division=0)),
+            "accuracy": float(skm.accuracy_score(y, pred)),
+            "precision": float(skm.precision_score(y, pred, zero_division=0)),
+            "recall": float(skm.recall_score(y, pred, zero_division=0)),
+            "threshold_best": t_best,
+            "f1_best": f1_best,
+            "accuracy_best": float(skm.accuracy_score(y, pred_best)),
+        }
+    keys = ["auroc", "auprc", "f1", "accuracy", "f1_best", "accuracy_best"]
+    means = {}
+    for key in keys:
+        vals = [v[key] for v in per.values() if not math.isnan(v[key])]
+        means[f"mean_{key}"] = float(np.mean(vals)) if vals else NAN
+    return {"n": int(len(y_true)), "threshold": threshold, **means, "per_label": per, "labels": names}
+
+
+def evaluate(y_true: np.ndarray, probs: np.ndarray, task: str, classes: Sequence[str] | None = None) -> dict[str, Any]:
+    """:func:`multilabel_metrics` for ``task="multilabel"``, else :func:`multiclass_metrics`."""
+    if task == "multilabel":
+        return multilabel_metrics(y_true, probs, classes)
+    if task in ("multiclass", "binary"):
+        return multiclass_metrics(y_true, probs, classes)
+    raise ValueError(f"unknown task {task!r}")
+
+
+def headline(m: dict[str, Any]) -> dict[str, float]:
+    """The scalar metrics of an :func:`evaluate` result (no tables), for history and tables."""
+    return {k: v for k, v in m.items() if isinstance(v, float) and k != "threshold"}
+
+
+def bootstrap_ci(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    metric: Callable[[np.ndarray, np.ndarray], float],
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Percentile bootstrap interval of a scalar metric, resampling images with replacement.
+
+    Resamples on which the metric is undefined (NaN, e.g. AUROC with one class drawn) are
+    dropped and counted.
+
+    Returns:
+        ``{"value", "low", "high", "alpha", "n_boot", "n_valid"}``.
+    """
+    y_true, probs = _check(y_true, probs)
+    rng = np.random.default_rng(seed)
+    n = len(y_true)
+    value = float(metric(y_true, probs))
+    stats = []
+    for _ in range(n_boot):
+        idx = rng.integers(0, n, n)
+        try:
+            v = float(metric(y_true[idx], probs[idx]))
+        except ValueError:
+            continue
+        if not math.isnan(v):
+            stats.append(v)
+    if not stats:
+        return {"value": value, "low": NAN, "high": NAN, "alpha": alpha, "n_boot": n_boot, "n_valid": 0}
+    low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
+    return {"value": value, "low": float(low), "high": float(high), "alpha": alpha, "n_boot": n_boot, "n_valid": len(stats)}
+
+
+def bootstrap_metrics(
+    y_true: np.ndarray,
+    probs: np.ndarray,
+    task: str,
+    keys: Sequence[str] | None = None,
+    n_boot: int = 200,
+    alpha: float = 0.05,
+    seed: int = 0,
+) -> dict[str, dict[str, float]]:
+    """Bootstrap intervals for several headline metrics of :func:`evaluate` at once.
+
+    Each resample is evaluated once and every key read from it, so all intervals come from the
+    same resamples. ``keys`` defaults to accuracy, balanced accuracy, kappa and AUROC (single
+    label) or the label means (multi-label).
+    """
+    y_true, probs = _check(y_true, probs)
+    if keys is None:
+        keys = ["mean_auroc", "mean_auprc", "mean_f1"] if task == "multilabel" else ["accuracy", "balanced_accuracy", "kappa", "macro_auroc"]
+    point = evaluate(y_true, probs, task)
+    rng = np.random.default_rng(seed)
+    samples: dict[str, list[float]] = {k: [] for k in keys}
+    for _ in range(n_boot):
+        idx = rng.integers(0, len(y_true), len(y_true))
+        m = evaluate(y_true[idx], probs[idx], task)
+        for k in keys:
+            v = m.get(k, NAN)
+            if not math.isnan(v):
+                samples[k].append(v)
+    out = {}
+    for k in keys:
+        s = samples[k]
+        low, high = (np.quantile(s, [alpha / 2, 1 - alpha / 2]) if s else (NAN, NAN))
+        out[k] = {"value": float(point.get(k, NAN)), "low": float(low), "high": float(high), "alpha": alpha, "n_boot": n_boot, "n_valid": len(s)}
+    return out
