@@ -60,8 +60,8 @@ def test_paths_default_inside_repo(monkeypatch):
     assert config.cache_dir(create=False) == root / ".cache" / "medvit"
     assert config.runs_dir(create=False) == root / "runs"
     ignored = (root / ".gitignore").read_text().split()
-    for folder in ("data/", "runs/", ".cache/"):
-        assert folder in ignored, f"{folder} must be git-ignored"
+    for folder in ("/data/", "/runs/", "/.cache/"):
+        assert folder in ignored, f"{folder} must be git-ignored (anchored: helpers/data is code)"
 
 
 def test_paths_follow_environment(monkeypatch, tmp_path):
