@@ -1,0 +1,346 @@
+"""Every run record beside the published numbers: the tables and plots of the results chapter.
+
+:func:`results_table` reads all run records (:func:`helpers.runs.load_runs`) and the reference
+results (:mod:`helpers.references`) into one table with the same metric columns, so a run of this
+book and the thesis or paper it reproduces sit in neighbouring rows of the same task. Every row
+says what produced it: profile, data source, hardware, wall time and training time for runs;
+source, table, resolution and pretraining for references.
+
+A run is *a result* only when it is neither a ``smoke`` run (seconds of training on a few dozen
+images, to check the code) nor trained on synthetic data; the ``status`` column says which, and
+:func:`results_table` can leave those rows out (``results_only=True``).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+from . import references as refs
+from .runs import load_runs
+
+__all__ = [
+    "METRIC_COLUMNS",
+    "run_status",
+    "run_rows",
+    "results_table",
+    "results_by_task",
+    "plot_accuracy_vs_time",
+    "describe_runs",
+]
+
+#: The metric columns of the tables, in the order printed (names of :data:`helpers.references.METRICS`).
+METRIC_COLUMNS = ("balanced_accuracy", "accuracy", "kappa", "error_rate", "auroc", "auprc", "f1",
+                  "sensitivity", "specificity", "mcc")
+
+#: Where each reference metric is found in a run's metrics dict (first key present wins).
+_RUN_KEYS: dict[str, tuple[str, ...]] = {
+    "accuracy": ("accuracy", "mean_accuracy"),
+    "balanced_accuracy": ("balanced_accuracy",),
+    "kappa": ("kappa",),
+    "error_rate": ("error_rate",),
+    "auroc": ("auroc", "macro_auroc", "mean_auroc"),
+    "auprc": ("auprc", "mean_auprc"),
+    "f1": ("macro_f1", "mean_f1", "f1"),
+    "sensitivity": ("sensitivity",),
+    "specificity": ("specificity",),
+    "mcc": ("mcc",),
+}
+
+_ID_COLUMNS = ["task", "kind", "status", "who", "model", "profile", "data_source", "resolution", "pretrained",
+               "n_train", "n_test", "hardware", "train_time_s", "wall_time_s", "created"]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        return None
+    return None if math.isnan(v) else v
+
+
+def run_status(record: dict[str, Any]) -> str:
+    """``"result"``, or why a run is not one: ``"smoke run (not a result)"``, ``"synthetic data (not a result)"``."""
+    profile = (record.get("profile") or {}).get("name")
+    sources = {(record.get("data") or {}).get(s, {}).get("source") for s in ("train", "valid", "test")}
+    reasons = []
+    if profile == "smoke":
+        reasons.append("smoke run")
+    if "synthetic" in sources:
+        reasons.append("synthetic data")
+    return " + ".join(reasons) + " (not a result)" if reasons else "result"
+
+
+def _hardware(env: dict[str, Any]) -> str:
+    hw = env.get("hardware") or {}
+    if hw.get("gpu"):
+        return f"{hw['gpu']} (GPU)"
+    cpu = hw.get("cpu") or hw.get("device") or "?"
+    cores = hw.get("cpu_cores")
+    return f"{cpu}, {cores} cores" if cores else str(cpu)
+
+
+def _run_row(record: dict[str, Any], split: str) -> dict[str, Any]:
+    cfg = record.get("config") or {}
+    data = record.get("data") or {}
+    train = data.get("train") or {}
+    metrics = (record.get("metrics") or {}).get(split) or {}
+    row: dict[str, Any] = {
+        "task": train.get("name") or cfg.get("data"),
+        "kind": "run",
+        "status": run_status(record),
+        "who": record.get("run_id"),
+        "model": cfg.get("model"),
+        "profile": (record.get("profile") or {}).get("name"),
+        "data_source": train.get("source"),
+        "resolution": cfg.get("image_size"),
+        "pretrained": cfg.get("pretrained"),
+        "n_train": train.get("n"),
+        "n_test": (data.get(split) or {}).get("n"),
+        "hardware": _hardware(record.get("environment") or {}),
+        "train_time_s": _number(cfg.get("train_time_s")),
+        "wall_time_s": _number(record.get("wall_time_s")),
+        "created": record.get("created"),
+        "recipe": cfg.get("recipe"),
+        "epochs": cfg.get("epochs"),
+        "batch_size": cfg.get("batch_size"),
+        "mixup": _number(cfg.get("mixup_alpha")),
+        "label_smoothing": _number(cfg.get("label_smoothing")),
+        "split": split,
+        "checkpoint": record.get("checkpoint"),
+    }
+    for metric, keys in _RUN_KEYS.items():
+        row[metric] = next((_number(metrics[k]) for k in keys if _number(metrics.get(k)) is not None), None)
+    return row
+
+
+def run_rows(root: str | Path | None = None, split: str = "test", runs: Sequence[dict[str, Any]] | None = None) -> "Any":
+    """One row per run record: identity, what produced it, and its metrics on ``split``.
+
+    Args:
+        root: the runs folder (default :func:`helpers.config.runs_dir`).
+        split: ``"test"`` (held out; default) or ``"valid"``.
+        runs: records already loaded (read from ``root`` when ``None``).
+    """
+    import pandas as pd
+
+    if split not in ("test", "valid"):
+        raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
+    records = load_runs(root) if runs is None else list(runs)
+    rows = [_run_row(r, split) for r in records]
+    columns = _ID_COLUMNS + ["recipe", "epochs", "batch_size", "mixup", "label_smoothing", "split", "checkpoint"]
+    return pd.DataFrame(rows, columns=columns + list(METRIC_COLUMNS))
+
+
+def _reference_rows(tasks: Iterable[str] | None) -> "Any":
+    import pandas as pd
+
+    known = set(refs.DATASETS)
+    wanted = None if tasks is None else [t for t in tasks if t in known]
+    if wanted == []:
+        return pd.DataFrame(columns=_ID_COLUMNS + list(METRIC_COLUMNS))
+    df = refs.reference_table(task=wanted)
+    rows = []
+    keys = ["source", "table", "dataset", "model", "resolution", "pretraining", "origin", "hardware",
+            "train_time_s", "notes"]
+    for key, group in df.groupby(keys, dropna=False, sort=False):
+        info = dict(zip(keys, key))
+        row = {
+            "task": info["dataset"],
+            "kind": "reference",
+            "status": "published",
+            "who": f"{info['source']}, {info['table']}",
+            "model": info["model"],
+            "profile": None,
+            "data_source": "published",
+            "resolution": _number(info["resolution"]),
+            "pretrained": info["pretraining"] if isinstance(info["pretraining"], str) else None,
+            "n_train": None,
+            "n_test": None,
+            "hardware": info["hardware"] if isinstance(info["hardware"], str) else None,
+            "train_time_s": _number(info["train_time_s"]),
+            "wall_time_s": None,
+            "created": None,
+            "notes": info["notes"],
+        }
+        for metric, value in zip(group["metric"], group["value"]):
+            row[metric] = float(value)
+        rows.append(row)
+    return pd.DataFrame(rows, columns=_ID_COLUMNS + ["notes"] + list(METRIC_COLUMNS))
+
+
+def _as_list(value: str | Sequence[str] | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [value] if isinstance(value, str) else list(value)
+
+
+def results_table(
+    task: str | Sequence[str] | None = None,
+    profile: str | Sequence[str] | None = None,
+    source: str | Sequence[str] | None = None,
+    *,
+    root: str | Path | None = None,
+    runs: Sequence[dict[str, Any]] | None = None,
+    split: str = "test",
+    references: bool = True,
+    results_only: bool = False,
+    drop_empty_metrics: bool = True,
+) -> "Any":
+    """Runs and reference results of the same tasks in one table (runs first, newest first).
+
+    Args:
+        task: dataset name(s) to keep (``"pbc"``, ``"bloodmnist"``, ...); ``None`` keeps every task
+            that has runs or references.
+        profile: keep runs of these profiles (``"quick"``, ``"full"``, ...); references are kept.
+        source: keep runs whose data source is one of these (``"real"``, ``"download"``,
+            ``"synthetic"``); references are kept.
+        root: the runs folder (default :func:`helpers.config.runs_dir`).
+        runs: records already loaded, instead of reading ``root``.
+        split: the split whose metrics are shown for runs (``"test"`` or ``"valid"``).
+        references: add the published numbers of the same tasks.
+        results_only: leave out smoke runs and runs on synthetic data.
+        drop_empty_metrics: drop metric columns that no row has.
+    """
+    import pandas as pd
+
+    tasks, profiles, sources = _as_list(task), _as_list(profile), _as_list(source)
+    if sources is not None:
+        bad = [s for s in sources if s not in ("real", "download", "synthetic")]
+        if bad:
+            raise ValueError(f"unknown data source(s) {bad}; use 'real', 'download' or 'synthetic'")
+    run_df = run_rows(root, split=split, runs=runs)
+    if tasks is not None:
+        run_df = run_df[run_df["task"].isin(tasks)]
+    if profiles is not None:
+        run_df = run_df[run_df["profile"].isin(profiles)]
+    if sources is not None:
+        run_df = run_df[run_df["data_source"].isin(sources)]
+    if results_only:
+        run_df = run_df[run_df["status"] == "result"]
+    run_df = run_df.sort_values("created", ascending=False, kind="stable")
+    frames = [run_df]
+    if references:
+        frames.append(_reference_rows(tasks))
+    frames = [f for f in frames if not f.empty]
+    if not frames:
+        return pd.DataFrame(columns=_ID_COLUMNS + list(METRIC_COLUMNS))
+    df = pd.concat(frames, ignore_index=True, sort=False)
+    # tasks in a stable order: as asked for; else those with runs first, then as the references list them
+    order = list(dict.fromkeys((tasks or []) + list(run_df["task"]) + list(df["task"])))
+    df["_task_order"] = df["task"].map({t: i for i, t in enumerate(order)})
+    df = df.sort_values(["_task_order"], kind="stable").drop(columns="_task_order").reset_index(drop=True)
+    if drop_empty_metrics:
+        empty = [m for m in METRIC_COLUMNS if m in df.columns and df[m].isna().all()]
+        df = df.drop(columns=empty)
+    return df
+
+
+def results_by_task(**kwargs: Any) -> dict[str, "Any"]:
+    """:func:`results_table` split by task: ``{task: DataFrame}``, empty metric columns dropped per task."""
+    kwargs.setdefault("drop_empty_metrics", False)
+    df = results_table(**kwargs)
+    out = {}
+    for task, group in df.groupby("task", sort=False):
+        keep = [c for c in group.columns if c not in METRIC_COLUMNS or group[c].notna().any()]
+        out[str(task)] = group[keep].reset_index(drop=True)
+    return out
+
+
+def describe_runs(root: str | Path | None = None, runs: Sequence[dict[str, Any]] | None = None) -> str:
+    """One paragraph saying how many run records there are, where, and how many are results."""
+    from . import config
+
+    records = load_runs(root) if runs is None else list(runs)
+    where = Path(root) if root is not None else config.runs_dir(create=False)
+    if not records:
+        return (f"No run records under {where}: nothing has been trained here yet. Run an application "
+                "chapter (or papermill it) and its runs appear here; the published numbers are shown below.")
+    statuses = [run_status(r) for r in records]
+    n_result = sum(s == "result" for s in statuses)
+    tasks = sorted({(r.get("data") or {}).get("train", {}).get("name") or "?" for r in records})
+    text = (f"{len(records)} run record(s) under {where}, on {', '.join(tasks)}; "
+            f"{n_result} count as results, {len(records) - n_result} do not (smoke runs or synthetic data, "
+            "marked in the status column and never compared with the published numbers as results).")
+    return text
+
+
+def plot_accuracy_vs_time(
+    df: "Any" = None,
+    metric: str | None = None,
+    task: str | None = None,
+    time_column: str = "train_time_s",
+    ax: Any = None,
+    annotate: bool = True,
+    **table_kwargs: Any,
+) -> Any:
+    """Scatter of a task's main metric against training time, one point per run.
+
+    Runs that are not results (smoke, synthetic) are drawn hollow and labelled so. References with
+    a reported training time are drawn as stars; those without one are drawn as horizontal lines
+    (the thesis did not report a time).
+
+    Args:
+        df: a :func:`results_table` frame (built with ``table_kwargs`` when ``None``).
+        metric: the metric on the y axis (default: the task's main metric,
+            :func:`helpers.references.main_metric`; ``accuracy`` for several tasks).
+        task: keep only this task.
+        time_column: ``"train_time_s"`` (training only) or ``"wall_time_s"`` (with data and evaluation).
+        ax: a matplotlib axis to draw on.
+        annotate: write each run's model name beside its point.
+
+    Returns:
+        The matplotlib axis.
+    """
+    import matplotlib.pyplot as plt
+
+    if df is None:
+        df = results_table(task=task, drop_empty_metrics=False, **table_kwargs)
+    if task is not None:
+        df = df[df["task"] == task]
+    tasks = list(dict.fromkeys(df["task"]))
+    if metric is None:
+        metric = refs.main_metric(tasks[0]) if len(tasks) == 1 else "accuracy"
+    if ax is None:
+        _, ax = plt.subplots(figsize=(7, 4.5))
+    if metric not in df.columns:
+        df = df.assign(**{metric: float("nan")})
+    runs = df[(df["kind"] == "run") & df[metric].notna() & df[time_column].notna()]
+    colours = {t: f"C{i}" for i, t in enumerate(tasks)}
+    for status_is_result, group in runs.groupby(runs["status"] == "result"):
+        for t, sub in group.groupby("task"):
+            ax.scatter(sub[time_column] / 60, sub[metric], s=50, marker="o",
+                       facecolors=colours[t] if status_is_result else "none", edgecolors=colours[t],
+                       label=f"{t} run" + ("" if status_is_result else " (smoke/synthetic, not a result)"))
+            if annotate:
+                for _, r in sub.iterrows():
+                    ax.annotate(f"{r['model']} ({r['profile']})", (r[time_column] / 60, r[metric]),
+                                fontsize=7, xytext=(4, 2), textcoords="offset points")
+    ref = df[(df["kind"] == "reference") & df[metric].notna()]
+    for _, r in ref.iterrows():
+        t = r["task"]
+        label = f"{r['model']} ({r['who']})"
+        if _number(r.get("train_time_s")) is not None:
+            ax.scatter(r["train_time_s"] / 60, r[metric], marker="*", s=120, color=colours.get(t, "k"))
+            if annotate:
+                ax.annotate(label, (r["train_time_s"] / 60, r[metric]), fontsize=7, xytext=(4, -8),
+                            textcoords="offset points")
+        else:
+            ax.axhline(r[metric], color=colours.get(t, "k"), lw=0.8, ls=":", alpha=0.7)
+            if annotate:
+                ax.annotate(label, (1.0, r[metric]), xycoords=("axes fraction", "data"), fontsize=7,
+                            ha="right", va="bottom", color=colours.get(t, "k"))
+    ax.set_xscale("symlog", linthresh=1.0)
+    ax.set_xlabel(("training" if time_column == "train_time_s" else "wall") + " time (minutes, log scale above 1)")
+    ax.set_ylabel(f"{metric} (held-out)")
+    ax.set_title(f"{metric} against time" + (f" — {tasks[0]}" if len(tasks) == 1 else ""))
+    if runs.empty:
+        ax.text(0.5, 0.5, "no runs with this metric yet", transform=ax.transAxes, ha="center", va="center",
+                color="0.4")
+    handles, labels = ax.get_legend_handles_labels()
+    if handles:
+        ax.legend(fontsize=7, loc="lower right")
+    ax.grid(alpha=0.3)
+    return ax

@@ -1,0 +1,134 @@
+"""helpers.results on run records written into a temporary runs folder."""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np
+import pytest
+
+from helpers import config, results
+from helpers.runs import RunRecord, new_run_folder
+
+
+def _record(dataset="pbc", model="resnet18", profile="quick", source="real", bacc=0.8, acc=0.85,
+            train_time=120.0, created="2026-01-01T00:00:00+00:00", gpu=None) -> RunRecord:
+    """A run record with the fields helpers.train writes, saved in the current runs folder."""
+    run_id, folder = new_run_folder(dataset, model, profile)
+    hw = {"device": "cuda" if gpu else "cpu", "cpu": "Test CPU", "cpu_cores": 2}
+    if gpu:
+        hw["gpu"] = gpu
+    summary = {"name": dataset, "task": "multiclass", "source": source, "n": 320}
+    test = {"accuracy": acc, "balanced_accuracy": bacc, "kappa": bacc - 0.05, "error_rate": 1 - acc,
+            "macro_auroc": 0.97, "macro_f1": 0.8, "per_class": {}, "confusion_matrix": [[1]]}
+    rec = RunRecord(
+        run_id=run_id, folder=folder, created=created,
+        config={"model": model, "pretrained": False, "image_size": 64, "epochs": 8, "recipe": "one_cycle",
+                "batch_size": 64, "mixup_alpha": 0.0, "label_smoothing": 0.1, "train_time_s": train_time},
+        profile=config.get_profile(profile).as_dict(),
+        data={"train": summary, "valid": {**summary, "n": 40}, "test": {**summary, "n": 80}},
+        environment={"hardware": hw}, history=[], epoch_times_s=[train_time], wall_time_s=train_time + 10,
+        metrics={"valid": test, "test": test},
+    )
+    rec.save()
+    return rec
+
+
+def test_no_runs_still_gives_the_reference_tables(tmp_workdirs):
+    df = results.results_table()
+    assert set(df["kind"]) == {"reference"}
+    assert {"pbc", "bloodmnist", "nih", "cbis_ddsm"} <= set(df["task"])
+    assert "No run records" in results.describe_runs()
+    ax = results.plot_accuracy_vs_time(task="pbc")
+    assert ax.get_ylabel().startswith("balanced_accuracy")
+
+
+def test_runs_sit_beside_the_references_of_their_task(tmp_workdirs):
+    _record(bacc=0.81, acc=0.86)
+    _record(dataset="bloodmnist", model="resnet18", bacc=0.9, acc=0.93)
+    df = results.results_table(task="pbc")
+    assert set(df["task"]) == {"pbc"}
+    runs = df[df.kind == "run"]
+    assert len(runs) == 1
+    row = runs.iloc[0]
+    assert row.balanced_accuracy == pytest.approx(0.81) and row.error_rate == pytest.approx(0.14)
+    assert row.auroc == pytest.approx(0.97)  # macro AUROC of the run fills the auroc column
+    assert row.profile == "quick" and row.data_source == "real" and row.status == "result"
+    assert row.hardware == "Test CPU, 2 cores" and row.train_time_s == 120.0
+    refs = df[df.kind == "reference"].set_index("model")
+    assert refs.loc["ResNet18", "balanced_accuracy"] == 0.98 and refs.loc["ViT-Large", "accuracy"] == 0.96
+    assert df.iloc[0]["kind"] == "run"  # runs come first
+    by_task = results.results_by_task(task=["pbc", "bloodmnist"])
+    assert list(by_task) == ["pbc", "bloodmnist"]
+    blood = by_task["bloodmnist"]
+    assert (blood.kind == "reference").sum() == 7 and "kappa" in blood.columns
+    assert "balanced_accuracy" not in by_task["bloodmnist"].columns or blood.balanced_accuracy.notna().any()
+
+
+def test_smoke_and_synthetic_runs_are_marked_and_can_be_left_out(tmp_workdirs):
+    _record(profile="smoke", created="2026-01-02T00:00:00+00:00")
+    _record(source="synthetic", created="2026-01-03T00:00:00+00:00")
+    _record(created="2026-01-01T00:00:00+00:00")
+    df = results.results_table(task="pbc", references=False)
+    assert list(df.status) == ["synthetic data (not a result)", "smoke run (not a result)", "result"]
+    assert len(results.results_table(task="pbc", references=False, results_only=True)) == 1
+    assert "1 count as results, 2 do not" in results.describe_runs()
+    assert set(results.results_table(task="pbc", profile="quick", references=False).profile) == {"quick"}
+    only_real = results.results_table(task="pbc", source="real", references=False)
+    assert set(only_real.data_source) == {"real"} and len(only_real) == 2
+    with pytest.raises(ValueError, match="data source"):
+        results.results_table(source="fake")
+
+
+def test_a_new_run_appears_without_any_edit(tmp_workdirs):
+    before = results.results_table(task="pbc", references=False)
+    assert before.empty
+    rec = _record()
+    after = results.results_table(task="pbc", references=False)
+    assert list(after.who) == [rec.run_id]
+
+
+def test_plot_draws_one_point_per_run_and_hollow_for_smoke(tmp_workdirs):
+    _record(train_time=60.0, bacc=0.75)
+    _record(profile="smoke", train_time=5.0, bacc=0.2)
+    ax = results.plot_accuracy_vs_time(task="pbc")
+    offsets = [c.get_offsets() for c in ax.collections]
+    points = np.concatenate([o for o in offsets if len(o)])
+    assert {(round(float(x), 3), round(float(y), 3)) for x, y in points} == {(1.0, 0.75), (round(5 / 60, 3), 0.2)}
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert any("not a result" in t for t in legend)
+    # references of thesis 004 have no training time: drawn as horizontal lines
+    assert len([ln for ln in ax.get_lines() if ln.get_linestyle() == ":"]) == 4
+
+
+def test_split_and_unknown_values(tmp_workdirs):
+    _record()
+    assert results.run_rows(split="valid").iloc[0].split == "valid"
+    with pytest.raises(ValueError, match="split"):
+        results.run_rows(split="train")
+    mcc = results.run_rows().iloc[0].mcc  # not computed for runs: missing, not zero
+    assert mcc is None or math.isnan(mcc)
+
+
+@pytest.mark.slow
+def test_a_real_training_run_is_read_back(tmp_workdirs):
+    """End to end: helpers.train writes a record that results_table reads (tiny synthetic arrays)."""
+    from helpers.data.base import ImageDataset
+    from helpers.train import train
+
+    rng = np.random.default_rng(0)
+
+    def split(name, n):
+        labels = np.arange(n) % 2
+        images = (rng.integers(0, 60, (n, 16, 16, 3)) + labels[:, None, None, None] * 150).astype(np.uint8)
+        return ImageDataset("pbc", name, "binary", ["a", "b"], images, labels.astype(np.int64), "synthetic")
+
+    rec = train("resnet18", (split("train", 32), split("valid", 16), split("test", 16)), profile="smoke",
+                epochs=1, image_size=16, batch_size=16, bootstrap=0, progress=False)
+    df = results.results_table(task="pbc")
+    run = df[df.kind == "run"].iloc[0]
+    assert run.who == rec.run_id and run.status == "smoke run + synthetic data (not a result)"
+    assert 0.0 <= run.accuracy <= 1.0 and run.train_time_s > 0 and run.resolution == 16
