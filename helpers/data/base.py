@@ -33,6 +33,8 @@ class ImageDataset:
         patient_ids: one id per image where the dataset has them, else ``None``.
         ids: one identifier per image (file name or index), else ``None``.
         meta: anything else worth recording (split seed, skipped-file report, licence, ...).
+        annotations: one dict per image with what the dataset says beyond the label (PBC sub-type,
+            mini-MIAS lesions, CBIS-DDSM abnormality, ...), else ``None``.
     """
 
     name: str
@@ -45,6 +47,7 @@ class ImageDataset:
     patient_ids: np.ndarray | None = None
     ids: list[str] | None = None
     meta: dict[str, Any] = field(default_factory=dict)
+    annotations: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         if self.task not in TASKS:
@@ -89,6 +92,7 @@ class ImageDataset:
             patient_ids=None if self.patient_ids is None else np.asarray(self.patient_ids)[idx],
             ids=None if self.ids is None else [self.ids[i] for i in idx],
             meta=dict(self.meta),
+            annotations=None if self.annotations is None else [self.annotations[i] for i in idx],
         )
 
     def class_counts(self) -> dict[str, int]:

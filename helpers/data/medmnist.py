@@ -2,7 +2,9 @@
 
 A MedMNIST file holds ``{train,val,test}_images`` and ``{train,val,test}_labels``. Labels come as
 ``(N, 1)`` in the official files and ``(N,)`` in some copies; both are accepted. The official
-split is always used (``val`` is this book's ``valid``).
+split is always used (``val`` is this book's ``valid``). Every 2D MedMNIST flag is known (class
+names and task from the ``medmnist`` package's ``INFO`` table, with a built-in copy for the four
+the book uses); MedMNIST+ files at 64/128/224 px are ``<flag>_<size>.npz``.
 """
 from __future__ import annotations
 
@@ -12,7 +14,7 @@ import numpy as np
 
 from .base import ImageDataset
 
-__all__ = ["MEDMNIST_INFO", "read_medmnist_npz"]
+__all__ = ["MEDMNIST_INFO", "medmnist_info", "medmnist_names", "medmnist_file", "read_medmnist_npz"]
 
 # name -> (task, class names). Class names follow the MedMNIST v2 INFO table.
 MEDMNIST_INFO: dict[str, tuple[str, list[str]]] = {
@@ -30,8 +32,49 @@ MEDMNIST_INFO: dict[str, tuple[str, list[str]]] = {
         ],
     ),
 }
+_CHANNELS = {"pneumoniamnist": 1, "breastmnist": 1, "bloodmnist": 3, "chestmnist": 1}
+_TASKS = {"multi-class": "multiclass", "binary-class": "binary", "multi-label, binary-class": "multilabel",
+          "ordinal-regression": "multiclass"}
 
 _SPLIT_KEYS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
+
+
+def _package_info() -> dict:
+    try:
+        import medmnist  # noqa: F401  (a dependency; optional here)
+
+        return {k: v for k, v in medmnist.INFO.items() if not k.endswith("3d")}
+    except Exception:  # pragma: no cover - the package is a dependency
+        return {}
+
+
+def medmnist_names() -> list[str]:
+    """Every 2D MedMNIST flag known (``pathmnist``, ``bloodmnist``, ...)."""
+    return sorted(set(MEDMNIST_INFO) | set(_package_info()))
+
+
+def medmnist_info(name: str) -> tuple[str, list[str], int]:
+    """``(task, class names, channels)`` of a MedMNIST flag.
+
+    Raises:
+        KeyError: for an unknown flag.
+    """
+    if name in MEDMNIST_INFO:
+        task, classes = MEDMNIST_INFO[name]
+        return task, list(classes), _CHANNELS[name]
+    info = _package_info().get(name)
+    if info is None:
+        raise KeyError(f"unknown MedMNIST dataset {name!r}; known: {medmnist_names()}")
+    labels = [info["label"][str(i)] for i in range(len(info["label"]))]
+    return _TASKS[info["task"]], labels, int(info["n_channels"])
+
+
+def medmnist_file(folder: Path, name: str, size: int | None = None) -> Path | None:
+    """The ``.npz`` for ``name`` in ``folder``: ``<name>_<size>.npz`` when asked and present, else ``<name>.npz``."""
+    if size and size != 28 and (folder / f"{name}_{size}.npz").exists():
+        return folder / f"{name}_{size}.npz"
+    path = folder / f"{name}.npz"
+    return path if path.exists() else None
 
 
 def read_medmnist_npz(path: str | Path, name: str, split: str, source: str = "real") -> ImageDataset:
@@ -39,17 +82,15 @@ def read_medmnist_npz(path: str | Path, name: str, split: str, source: str = "re
 
     Raises:
         FileNotFoundError: when the file does not exist.
-        KeyError: when the split is not in the file.
+        KeyError: when the split is not in the file or the flag is unknown.
     """
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no MedMNIST file at {path}")
-    if name not in MEDMNIST_INFO:
-        raise KeyError(f"unknown MedMNIST dataset {name!r}; known: {sorted(MEDMNIST_INFO)}")
+    task, classes, _ = medmnist_info(name)
     key = _SPLIT_KEYS.get(split)
     if key is None:
         raise KeyError(f"split must be one of {sorted(_SPLIT_KEYS)}, got {split!r}")
-    task, classes = MEDMNIST_INFO[name]
     with np.load(path) as npz:
         if f"{key}_images" not in npz:
             raise KeyError(f"{path.name} has no {key}_images array (has {sorted(npz.files)})")
@@ -69,6 +110,6 @@ def read_medmnist_npz(path: str | Path, name: str, split: str, source: str = "re
         images=images,
         labels=labels,
         source=source,
-        ids=None,
-        meta={"file": str(path), "official_split": True},
+        ids=[f"{key}{i}" for i in range(len(labels))],
+        meta={"file": str(path), "official_split": True, "citation": "yang2023medmnist", "licence": "CC BY 4.0"},
     )

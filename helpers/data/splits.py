@@ -1,0 +1,143 @@
+"""Train/valid/test splits: by patient where the data has patient ids, stratified by class otherwise.
+
+Rules (seeded, so the same seed gives the same split on every machine):
+
+* :func:`patient_split`: every patient goes to exactly one side. Patients are grouped by a
+  *stratum* (their most frequent class; for multi-label data the rarest finding they have, or
+  "none"), shuffled within the stratum, and dealt to the splits until each split holds its share
+  of the *images* of that stratum. Class balance is therefore kept approximately, leakage never.
+* :func:`stratified_split`: the same without patients (each image is its own group).
+* :func:`cap_stratified`: at most ``n`` items, keeping every class represented in proportion
+  (used by the profiles' ``max_train`` / ``max_eval``).
+* :func:`assert_no_patient_overlap`: raises when a patient is on two sides.
+"""
+from __future__ import annotations
+
+from typing import Mapping, Sequence
+
+import numpy as np
+
+__all__ = [
+    "DEFAULT_FRACTIONS",
+    "strata_of",
+    "patient_split",
+    "stratified_split",
+    "cap_stratified",
+    "assert_no_patient_overlap",
+]
+
+#: Default shares of (train, valid, test) when a dataset has no official split.
+DEFAULT_FRACTIONS: Mapping[str, float] = {"train": 0.7, "valid": 0.1, "test": 0.2}
+
+
+def strata_of(labels: np.ndarray) -> np.ndarray:
+    """One stratum per item: the class for integer labels; for multi-hot labels the rarest positive
+    label (``-1`` for none), so that rare findings are spread over all splits."""
+    labels = np.asarray(labels)
+    if labels.ndim == 1:
+        return labels.astype(np.int64)
+    prevalence = labels.sum(axis=0)
+    rank = np.where(labels > 0, prevalence[None, :], np.inf)
+    strata = np.argmin(rank, axis=1).astype(np.int64)
+    strata[~(labels > 0).any(axis=1)] = -1
+    return strata
+
+
+def _deal(groups: np.ndarray, sizes: np.ndarray, strata: np.ndarray, fractions: Mapping[str, float],
+          seed: int) -> dict[str, np.ndarray]:
+    """Assign each group (with ``sizes`` images and a stratum) to a split; returns split -> groups."""
+    names = list(fractions)
+    share = np.array([fractions[n] for n in names], dtype=float)
+    if (share < 0).any() or share.sum() <= 0:
+        raise ValueError(f"fractions must be non-negative and not all zero, got {dict(fractions)}")
+    share = share / share.sum()
+    rng = np.random.default_rng(seed)
+    out: dict[str, list] = {n: [] for n in names}
+    for stratum in np.unique(strata):
+        members = np.flatnonzero(strata == stratum)
+        members = members[rng.permutation(len(members))]
+        total = sizes[members].sum()
+        filled = np.zeros(len(names))
+        for m in members:
+            # the split furthest below its target share of this stratum's images takes the group
+            deficit = share * total - filled
+            k = int(np.argmax(deficit))
+            out[names[k]].append(groups[m])
+            filled[k] += sizes[m]
+    return {n: np.asarray(v) for n, v in out.items()}
+
+
+def patient_split(patient_ids: Sequence, labels: np.ndarray, fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+                  seed: int = 42) -> dict[str, np.ndarray]:
+    """Split item indices so that no patient is in two splits; returns ``{split: sorted indices}``."""
+    patients = np.asarray([str(p) for p in patient_ids])
+    labels = np.asarray(labels)
+    if len(patients) != len(labels):
+        raise ValueError(f"{len(patients)} patient ids for {len(labels)} labels")
+    uniq, inverse, sizes = np.unique(patients, return_inverse=True, return_counts=True)
+    item_strata = strata_of(labels)
+    # a patient's stratum: the stratum most of their images have (ties: the smallest value)
+    group_strata = np.empty(len(uniq), dtype=np.int64)
+    order = np.argsort(inverse, kind="stable")
+    bounds = np.cumsum(sizes)[:-1]
+    for g, items in enumerate(np.split(order, bounds)):
+        vals, counts = np.unique(item_strata[items], return_counts=True)
+        group_strata[g] = vals[np.argmax(counts)]
+    dealt = _deal(np.arange(len(uniq)), sizes, group_strata, fractions, seed)
+    result = {}
+    for name, gs in dealt.items():
+        mask = np.isin(inverse, gs)
+        result[name] = np.flatnonzero(mask)
+    assert_no_patient_overlap({k: patients[v] for k, v in result.items()})
+    return result
+
+
+def stratified_split(labels: np.ndarray, fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
+                     seed: int = 42) -> dict[str, np.ndarray]:
+    """Split item indices keeping class proportions; returns ``{split: sorted indices}``."""
+    labels = np.asarray(labels)
+    n = len(labels)
+    dealt = _deal(np.arange(n), np.ones(n, dtype=np.int64), strata_of(labels), fractions, seed)
+    return {k: np.sort(v.astype(np.int64)) for k, v in dealt.items()}
+
+
+def cap_stratified(labels: np.ndarray, max_n: int | None, seed: int = 42) -> np.ndarray:
+    """Sorted indices of at most ``max_n`` items drawn per class in proportion (all when ``None``).
+
+    Every class present keeps at least one item when ``max_n`` allows it.
+    """
+    labels = np.asarray(labels)
+    n = len(labels)
+    if max_n is None or n <= max_n:
+        return np.arange(n)
+    strata = strata_of(labels)
+    rng = np.random.default_rng(seed)
+    values, counts = np.unique(strata, return_counts=True)
+    quota = np.floor(counts / n * max_n).astype(int)
+    quota = np.maximum(quota, np.minimum(1, counts)) if max_n >= len(values) else quota
+    # hand out what rounding left, largest remainders first; trim if the minimum-one rule overshot
+    while quota.sum() < max_n:
+        room = counts - quota
+        rema = counts / n * max_n - quota
+        rema[room <= 0] = -np.inf
+        quota[int(np.argmax(rema))] += 1
+    while quota.sum() > max_n:
+        quota[int(np.argmax(quota))] -= 1
+    chosen = []
+    for v, q in zip(values, quota):
+        members = np.flatnonzero(strata == v)
+        chosen.append(rng.choice(members, size=q, replace=False))
+    return np.sort(np.concatenate(chosen)).astype(np.int64)
+
+
+def assert_no_patient_overlap(split_patients: Mapping[str, Sequence]) -> None:
+    """Raise ``AssertionError`` naming the patients found in more than one split."""
+    names = list(split_patients)
+    sets = {k: set(map(str, v)) for k, v in split_patients.items()}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            common = sets[a] & sets[b]
+            if common:
+                raise AssertionError(
+                    f"patient leakage: {len(common)} patient(s) in both {a!r} and {b!r}, e.g. {sorted(common)[:5]}"
+                )
