@@ -18,9 +18,10 @@ The pipeline for one uploaded file (:func:`classify_one`), each step timed:
    window and photometric interpretation; 16-bit, RGBA, palette and CMYK converted; first frame of
    a multi-frame file; a decompression-bomb limit of :data:`MAX_PIXELS`), forcing the number of
    channels the model was trained with.
-3. **Preprocess exactly as in training** (:func:`preprocess`): the same resize as the decode-once
-   cache (:func:`resize_square`), then ``x = (u / 255 - mean) / std`` with the training split's
-   per-channel statistics recorded in the model card.
+3. **Preprocess exactly as in training** (:func:`preprocess`): the decode-once cache's own rule
+   (:func:`helpers.data.cache.prepare_image`: pad to a square with black, antialiased bilinear
+   resize to the card's input size), then ``x = (u / 255 - mean) / std`` with the training
+   split's per-channel statistics recorded in the model card.
 4. **Predict**: softmax over the classes, or one sigmoid per label for a multi-label model.
 5. **Explain**: a heatmap (Grad-CAM for CNNs, attention rollout for ViTs, through
    :func:`helpers.explain.explain`) laid over the image the model saw.
@@ -66,7 +67,6 @@ __all__ = [
     "card_html",
     "as_uploads",
     "check_upload",
-    "resize_square",
     "preprocess",
     "predict_proba",
     "classify_one",
@@ -261,6 +261,7 @@ def card_summary(card: dict[str, Any]) -> dict[str, Any]:
         "metrics": card.get("metrics") or {},
         "created": card.get("created", "?"),
         "run_id": card.get("run_id", "?"),
+        "preprocess": card.get("preprocess"),
     }
 
 
@@ -270,6 +271,20 @@ def _fmt_metric(v: Any) -> str:
     if isinstance(v, dict):
         return ", ".join(f"{k} {_fmt_metric(x)}" for k, x in v.items())
     return html.escape(str(v))
+
+
+def _headline(metrics: dict[str, Any]) -> str:
+    """One number for the model list: the first test metric (else the first metric), e.g. ``", test accuracy 0.912"``."""
+    for split in ("test", "valid"):
+        values = metrics.get(split)
+        if isinstance(values, dict):
+            for k, v in values.items():
+                if isinstance(v, (int, float)) and not isinstance(v, bool):
+                    return f", {split} {k} {v:.3f}"
+    for k, v in metrics.items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return f", {k} {v:.3f}"
+    return ""
 
 
 def card_html(card: dict[str, Any], folder: str | os.PathLike | None = None) -> str:
@@ -366,38 +381,33 @@ def check_upload(upload: Upload) -> str | None:
 # ----------------------------------------------------------------------------- preprocessing
 
 
-def resize_square(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize a ``uint8`` ``(H, W, C)`` image to ``size × size`` the way the decode-once cache does.
-
-    Rule: the whole image is resized to the square (aspect ratio not kept, nothing cropped) with
-    Pillow's bilinear filter with antialiasing (``Image.resize(..., BILINEAR)``, which low-passes
-    when shrinking). The data cache applies this same function, so an uploaded image reaches the
-    model exactly as a training image did.
-    """
+def _enlarge(image: np.ndarray, side: int) -> np.ndarray:
+    """A square ``uint8`` image enlarged (bilinear) to ``side`` pixels, for display only."""
     from PIL import Image
 
-    if image.ndim != 3 or image.dtype != np.uint8:
-        raise ValueError(f"expected uint8 (H, W, C), got {image.dtype} {image.shape}")
-    if image.shape[0] == size and image.shape[1] == size:
+    if image.shape[0] == side:
         return image
     mode = "L" if image.shape[-1] == 1 else "RGB"
-    pil = Image.fromarray(image[..., 0] if mode == "L" else image, mode=mode)
-    out = np.asarray(pil.resize((size, size), Image.BILINEAR))
+    out = np.asarray(Image.fromarray(image[..., 0] if mode == "L" else image).resize((side, side), Image.BILINEAR))
     return out[..., None] if out.ndim == 2 else out
 
 
 def preprocess(image: np.ndarray, card: dict[str, Any]) -> tuple["Any", np.ndarray]:
-    """The model's input for one decoded image: a float tensor ``(1, C, S, S)`` and the resized ``uint8`` image.
+    """The model's input for one decoded image: a float tensor ``(1, C, S, S)`` and the ``uint8`` image it holds.
 
-    Channels are assumed to match the card already (the decoder forces them); the image is resized
-    with :func:`resize_square` to the card's input size and normalised with the card's mean and std.
+    The image (already decoded with the card's number of channels) goes through the decode-once
+    cache's own rule, :func:`helpers.data.cache.prepare_image` (the card's preprocessing, if any,
+    then pad to a square with black, then antialiased bilinear resize to the card's input size),
+    and is normalised with the training split's per-channel mean and std from the card.
     """
     import torch
+
+    from .data.cache import prepare_image
 
     s = card_summary(card)
     if image.shape[-1] != s["in_chans"]:
         raise AppError(f"image has {image.shape[-1]} channels, the model expects {s['in_chans']}")
-    small = resize_square(image, s["input_size"])
+    small = prepare_image(image, s["input_size"], preprocess=s["preprocess"])
     x = torch.from_numpy(np.array(small)).permute(2, 0, 1).float().div_(255.0)
     mean = torch.tensor(s["mean"]).view(-1, 1, 1)
     std = torch.tensor(s["std"]).view(-1, 1, 1)
@@ -486,7 +496,7 @@ def _size_notes(shape: tuple[int, ...], size: int) -> list[str]:
     elif size / min(h, w) > 2:
         notes.append(f"{w}×{h} enlarged to the model's {size}×{size} (×{size / min(h, w):.3g}): the model sees interpolated pixels")
     if max(h, w) / min(h, w) > 1.5:
-        notes.append(f"aspect ratio {w / h:.2f} squeezed to a square, as in training")
+        notes.append(f"aspect ratio {w / h:.2f}: padded with black to a square, as in training")
     return notes
 
 
@@ -495,27 +505,13 @@ def _display_size(size: int) -> int:
     return size * max(1, math.ceil(192 / size))
 
 
-def _heatmap(model: Any, x: "Any", target: int, small: np.ndarray, display: int) -> tuple[np.ndarray, str]:
-    """Heatmap of the model's evidence for ``target``, laid over the enlarged input image."""
+def _heatmap(model: Any, x: "Any", target: int, thumbnail: np.ndarray) -> tuple[np.ndarray, str]:
+    """Heatmap of the model's evidence (:func:`helpers.explain.explain`) laid over the thumbnail."""
     from . import explain as ex
 
-    heat = ex.explain(model, x, method="auto", target=target)
-    thumb = resize_square(small if small.shape[-1] == 3 else np.repeat(small, 3, axis=-1), display)
-    heat = np.asarray(heat, dtype=np.float32)
-    if heat.shape != (display, display):
-        import torch
-        import torch.nn.functional as F
-
-        heat = F.interpolate(torch.from_numpy(heat)[None, None], size=(display, display), mode="bilinear",
-                             align_corners=False)[0, 0].numpy()
-    method = getattr(ex, "last_method", None) or ("Grad-CAM" if _is_cnn(model) else "attention rollout")
-    return ex.overlay(thumb, np.clip(heat, 0, 1)), str(method)
-
-
-def _is_cnn(model: Any) -> bool:
-    import torch.nn as nn
-
-    return any(isinstance(m, nn.Conv2d) for m in model.modules()) and not hasattr(model, "blocks")
+    method = "attention rollout" if ex.is_vit(model) else "Grad-CAM"
+    heat = np.asarray(ex.explain(model, x, method="auto", target=target), dtype=np.float32)
+    return ex.overlay(thumbnail, np.clip(heat, 0.0, 1.0)), method
 
 
 def classify_one(upload: Upload, model: Any, card: dict[str, Any], *, heatmap: bool = True) -> Result:
@@ -555,10 +551,10 @@ def classify_one(upload: Upload, model: Any, card: dict[str, Any], *, heatmap: b
         res.seconds["predict"] = t3 - t2
         display = _display_size(s["input_size"])
         rgb_small = small if small.shape[-1] == 3 else np.repeat(small, 3, axis=-1)
-        res.thumbnail = resize_square(rgb_small, display)
+        res.thumbnail = _enlarge(rgb_small, display)
         if heatmap:
             try:
-                res.overlay, res.heatmap_method = _heatmap(model, x, int(np.argmax(probs)), small, display)
+                res.overlay, res.heatmap_method = _heatmap(model, x, int(np.argmax(probs)), res.thumbnail)
             except Exception as exc:  # the prediction stands even when the explanation fails
                 res.notes.append(f"no heatmap: {type(exc).__name__}: {exc}")
             res.seconds["heatmap"] = time.perf_counter() - t3
@@ -704,6 +700,7 @@ class ClassifierApp:
         self._loaded: dict[str, tuple[Any, dict[str, Any]]] = {}
         self.entries: list[dict[str, Any]] = []
         self.last_results: list[Result] = []
+        self.runs = 0  # classifications done, shown as data-run on the status (a test waits on it)
         self.header = w.HTML(
             "<h3 style='margin:0.2em 0'>Classify medical images with a trained model</h3>"
             f"<p class='medvit-disclaimer' style='background:#fff4e5;border:1px solid #f0a020;padding:0.4em'>"
@@ -759,9 +756,7 @@ class ClassifierApp:
         options = []
         for i, e in enumerate(self.entries):
             c = _card_of(e)
-            metrics = c.get("metrics") or {}
-            first = next(iter(metrics.items()), None)
-            tag = f", {first[0]} {_fmt_metric(first[1])}" if first else ""
+            tag = _headline(c.get("metrics") or {})
             options.append((f"{c.get('architecture', '?')} on {c.get('dataset', '?')} "
                             f"({c.get('profile', '?')}{tag}) — {c.get('run_id', _folder_of(e).name)}", i))
         self.model.options = options
@@ -801,9 +796,11 @@ class ClassifierApp:
 
     # -- files
     def show_uploaded(self) -> None:
+        """Say which files arrived (and which are over the limit) once the browser has sent them."""
         files = as_uploads(self.upload.value)
-        self.status.value = (f"{len(files)} file(s) ready: " + html.escape(", ".join(f.name for f in files))
-                             + ". Press <b>Classify</b>.") if files else ""
+        names = [f.name + (" (over the size limit)" if check_upload(f) else "") for f in files]
+        self.status.value = (f"<span class='medvit-ready'>{len(files)} file(s) ready: "
+                             + html.escape(", ".join(names)) + ". Press <b>Classify</b>.</span>") if files else ""
 
     def run(self, files: Any = None) -> list[Result]:
         """Classify ``files`` (default: what was uploaded) with the chosen model and show the results."""
@@ -828,10 +825,11 @@ class ClassifierApp:
         finally:
             self.button.disabled = False
         self.last_results = results
+        self.runs += 1
         ok = sum(r.ok for r in results)
         total = sum(r.seconds.get("total", 0.0) for r in results)
-        self.status.value = (f"<span class='medvit-done'>Done: {ok} of {len(results)} file(s) classified "
-                             f"in {total:.2f} s.</span>")
+        self.status.value = (f"<span class='medvit-done' data-run='{self.runs}'>Done: {ok} of {len(results)} "
+                             f"file(s) classified in {total:.2f} s.</span>")
         self.results.value = "".join(result_html(r) for r in results)
         self.download.value = csv_download_html(results, card)
         return results
