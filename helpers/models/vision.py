@@ -12,17 +12,14 @@ model (``"resnet18"``, ``"vit_tiny_patch16_224"``, ...) or one of the theses' mo
 ``thesis000_resnet50``
     thesis 000's chest X-ray model: ResNet-50 features, pooled, then Dense 256, ReLU,
     Dropout 0.25, Dense 15 (the sigmoid lives in the loss).
-``vit_scratch_<size>_patch<P>_<res>``
-    the from-scratch Vision Transformer of :mod:`helpers.models.vit`, sized like timm's ViT of
-    the same name (``vit_scratch_tiny_patch16_224``).
+``vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]``
+    the from-scratch Vision Transformer of :mod:`helpers.models.vit` (``vit_scratch_tiny_patch8_64``).
 
 :func:`model_stages` splits any of these into stem / body / last block / head, which is what
 freezing, staged unfreezing and discriminative learning rates work on (:func:`param_groups`).
 """
 from __future__ import annotations
 
-import math
-import re
 from collections import OrderedDict
 from typing import Any, Callable
 
@@ -264,32 +261,17 @@ class Thesis000ResNet50(nn.Module):
 
 # ----------------------------------------------------------------------------- the from-scratch ViT
 
-_VIT_SIZES = {  # the ViT sizes of Dosovitskiy et al. (and timm's names)
-    "tiny": dict(embed_dim=192, depth=12, num_heads=3),
-    "small": dict(embed_dim=384, depth=12, num_heads=6),
-    "base": dict(embed_dim=768, depth=12, num_heads=12),
-    "large": dict(embed_dim=1024, depth=24, num_heads=16),
-}
-
-
 def _vit_scratch(name: str, num_classes: int, in_chans: int, img_size: int | None, pretrained: bool, **kwargs: Any) -> nn.Module:
-    """``vit_scratch_<size>_patch<P>[_<res>]`` → :class:`helpers.models.vit.VisionTransformer`."""
-    m = re.fullmatch(r"vit_scratch_(tiny|small|base|large)_patch(\d+)(?:_(\d+))?", name)
-    if m is None:
-        raise ValueError(f"{name!r}: from-scratch ViT names look like 'vit_scratch_tiny_patch16_224'")
+    """``vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]`` → the from-scratch
+    :class:`helpers.models.vit.VisionTransformer` (imported here, lazily)."""
     if pretrained:
         raise PretrainedWeightsUnavailable(
-            f"{name} is the book's from-scratch ViT: it has no weights of its own; load a timm ViT's "
-            "weights into it with helpers.models.vit, or use pretrained=False"
+            f"{name} is the book's from-scratch ViT and has no weights of its own; copy a timm ViT's "
+            "weights into it with helpers.models.vit.from_timm, or use pretrained=False"
         )
-    try:
-        from . import vit  # imported lazily: it is only needed for these names
-    except ImportError as err:  # pragma: no cover - depends on the package being complete
-        raise ImportError(f"{name} needs helpers.models.vit, which could not be imported: {err}") from err
-    size, patch, res = m.group(1), int(m.group(2)), int(m.group(3) or 224)
-    config = dict(_VIT_SIZES[size], patch_size=patch, img_size=img_size or res, in_chans=in_chans, num_classes=num_classes)
-    config.update(kwargs)
-    return vit.VisionTransformer(**config)
+    from .vit import create_vit_scratch
+
+    return create_vit_scratch(name, num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
 
 
 # ----------------------------------------------------------------------------- the factory
@@ -329,7 +311,7 @@ def _thesis000_resnet50(num_classes: int, in_chans: int, pretrained: bool, img_s
 
 def list_own_models() -> list[str]:
     """The names :func:`create_model` builds itself (all other names go to timm)."""
-    return sorted(_OWN_MODELS) + ["vit_scratch_<tiny|small|base|large>_patch<P>_<res>"]
+    return sorted(_OWN_MODELS) + ["vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]"]
 
 
 def _with_pretrained_message(name: str, pretrained: bool, build: Callable[[], nn.Module]) -> nn.Module:
@@ -360,8 +342,8 @@ def create_model(
     """Build an image classifier by name; it returns logits of shape ``(B, num_classes)``.
 
     Args:
-        name: a timm model name (``"resnet18"``, ``"vit_tiny_patch16_224"``, ...), one of
-            :func:`list_own_models`, or ``vit_scratch_<size>_patch<P>_<res>``.
+        name: a timm model name (``"resnet18"``, ``"vit_tiny_patch16_224"``, ...) or one of
+            :func:`list_own_models` (the theses' models, the from-scratch ViTs).
         num_classes: outputs of the classifier.
         in_chans: input channels (1 for grey images the loader does not expand).
         pretrained: start from ImageNet weights (needs internet the first time; explicit, never
@@ -449,12 +431,32 @@ def _groups_by_matcher(model: nn.Module) -> list[list[str]]:
     return [list(names) for _, names in sorted(groups.items())]
 
 
-def _groups_by_children(model: nn.Module) -> list[list[str]]:
-    """Fallback: one group per top-level child (parameters directly on the model join the first)."""
+def _groups_by_children(model: nn.Module, skip: set[str] = frozenset()) -> list[list[str]]:
+    """Fallback: one group per top-level child, a ``ModuleList``/``Sequential`` child split into
+    one group per element (a ViT's blocks); parameters held directly by the model join the first
+    group, and a trailing normalisation layer joins the group before it (a ViT's final norm
+    belongs with its last block)."""
+    containers = {n for n, m in model.named_children() if isinstance(m, (nn.ModuleList, nn.Sequential))}
     groups: "OrderedDict[str, list[str]]" = OrderedDict()
+    first = None
     for n, _ in model.named_parameters():
-        key = n.split(".")[0] if "." in n else ""
+        if n in skip:
+            continue
+        parts = n.split(".")
+        if len(parts) == 1:
+            key = first if first is not None else ""
+        elif parts[0] in containers:
+            key = ".".join(parts[:2])
+        else:
+            key = parts[0]
+        first = key if first is None else first
         groups.setdefault(key, []).append(n)
+    keys = list(groups)
+    norm_types = (nn.LayerNorm, nn.BatchNorm1d, nn.BatchNorm2d, nn.GroupNorm)
+    modules = dict(model.named_modules())
+    while len(keys) > 1 and isinstance(modules.get(keys[-1]), norm_types):
+        groups[keys[-2]] += groups.pop(keys[-1])
+        keys.pop()
     return list(groups.values())
 
 
@@ -469,7 +471,7 @@ def model_stages(model: nn.Module) -> "OrderedDict[str, list[str]]":
     for tiny models.
     """
     head = _classifier_names(model)
-    groups = _groups_by_matcher(model) if hasattr(model, "group_matcher") else _groups_by_children(model)
+    groups = _groups_by_matcher(model) if hasattr(model, "group_matcher") else _groups_by_children(model, head)
     groups = [[n for n in g if n not in head] for g in groups]
     groups = [g for g in groups if g]
     stages: "OrderedDict[str, list[str]]" = OrderedDict(stem=[], body=[], last_block=[], head=sorted(head, key=list(dict(model.named_parameters())).index))
