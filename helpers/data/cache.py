@@ -10,8 +10,9 @@ Rules:
   antialiased bilinear filter. Nothing is cropped away (a lesion near the border stays) and the
   aspect ratio is kept; square images (X-rays, mammograms) are only resized.
 * **Channels**: 1 (grey) or 3 (RGB), as :func:`helpers.imageio.read_image` converts them.
-* **Preprocessing** ``"equalize"``: histogram equalisation of the grey image before the resize, as
-  thesis 000 prepares chest X-rays (combine with ``channels=3`` for its three identical channels).
+* **Preprocessing** ``"equalize"``: the image is read as grey and histogram-equalised before the
+  resize, as thesis 000 prepares chest X-rays; with ``channels=3`` the grey result is repeated into
+  three identical channels, as in that thesis.
 * **Bad files** (empty, not an image, truncated, unreadable DICOM) are skipped and listed in the
   report with the reason; conversions (16-bit, RGBA, palette, EXIF rotation, several frames) are
   counted. A build never stops on one file.
@@ -96,7 +97,15 @@ def prepare_image(arr: np.ndarray, size: int, preprocess: str | None = None) -> 
 
 
 def decode_resize(path: str | Path, size: int, channels: int, preprocess: str | None = None) -> tuple[np.ndarray, list[str]]:
-    """Decode one file and apply :func:`prepare_image`; returns the array and the conversion notes."""
+    """Decode one file and apply :func:`prepare_image`; returns the array and the conversion notes.
+
+    With ``preprocess="equalize"`` the image is read as grey, equalised and resized, then repeated
+    to ``channels`` (thesis 000: three identical channels).
+    """
+    if preprocess == "equalize":
+        decoded = decode_image(path, channels=1)
+        out = prepare_image(decoded.array, size, preprocess)
+        return (np.repeat(out, channels, axis=-1) if channels != 1 else out), decoded.notes
     decoded = decode_image(path, channels=channels)
     return prepare_image(decoded.array, size, preprocess), decoded.notes
 

@@ -1,0 +1,196 @@
+"""load_dataset end to end: real samples, generated layouts with bad files, synthetic fallback, downloads."""
+from __future__ import annotations
+
+import io
+import urllib.error
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from helpers import config
+from helpers.data import describe_source, load_dataset
+from helpers.data import download as dl
+from helpers.data.registry import SyntheticDataWarning
+from helpers.data.synthetic import write_synthetic
+
+
+@pytest.fixture
+def offline_fetch(monkeypatch):
+    """Simulate a machine without internet: every network call fails as urllib does offline."""
+    calls = []
+
+    def no_network(url, dest, timeout=30.0):
+        calls.append(url)
+        raise urllib.error.URLError("[Errno -2] Name or service not known")
+
+    monkeypatch.setattr(dl, "fetch", no_network)
+    monkeypatch.delenv("MEDVIT_OFFLINE", raising=False)
+    return calls
+
+
+# ----------------------------------------------------------------------------- real samples
+
+
+def test_pbc_real_smoke_profile(real_data, tmp_workdirs, capsys):
+    ds = load_dataset("pbc", "train", profile="smoke")
+    out = capsys.readouterr().out
+    assert ds.source == "real" and "source=real" in out and ".DS_169665.jpg" in out
+    prof = config.get_profile("smoke")
+    assert len(ds) == prof.max_train and ds.images.shape[1:] == (prof.image_size, prof.image_size, 3)
+    assert set(ds.class_counts().values()) == {prof.max_train // 8}, "cap is stratified"
+    assert ds.meta["split_rule"].startswith("stratified") and ds.patient_ids is None
+    assert any(s["file"].endswith(".DS_169665.jpg") for s in ds.meta["skipped"])
+    assert {a["subtype"] for a in ds.annotations} >= {"myelocyte", "band neutrophil"}
+    # the three splits partition the 400 images (seeded, stratified)
+    sizes = ds.meta["split_sizes"]
+    assert sizes == {"train": 280, "valid": 40, "test": 80}
+    again = load_dataset("pbc", "train", profile="smoke", verbose=False)
+    assert again.ids == ds.ids and not again.meta["cache_built"]
+    np.testing.assert_array_equal(np.asarray(again.images), np.asarray(ds.images))
+
+
+def test_nih_real_with_covid_and_equalisation(real_data, tmp_workdirs):
+    ds = load_dataset("nih", "all", size=32, covid=True, preprocess="equalize", channels=3, verbose=False)
+    assert ds.source == "real" and ds.task == "multilabel" and ds.classes[-1] == "COVID-19"
+    assert ds.labels.shape == (60, 15) and ds.images.shape == (60, 32, 32, 3)
+    assert np.array_equal(ds.images[..., 0], ds.images[..., 2]), "grey repeated to three identical channels"
+    assert set(ds.meta["origin"]) == {"nih", "covid"}
+
+
+def test_medmnist_real_profile_and_size(real_data, tmp_workdirs):
+    ds = load_dataset("breastmnist", "train", profile="smoke", verbose=False)
+    assert ds.source == "real" and len(ds) == 64 and ds.images.shape[1:] == (32, 32, 1)
+    full = load_dataset("breastmnist", "test", verbose=False)
+    assert len(full) == 156 and full.image_size == 28
+
+
+def test_describe_source_real(real_data):
+    assert describe_source("pbc").startswith("real (")
+    assert describe_source("pneumoniamnist").startswith("real (")
+    assert describe_source("cbis_ddsm").startswith("synthetic stand-in")
+
+
+# ----------------------------------------------------------------------------- generated layouts
+
+
+def test_generated_pbc_layout_with_bad_files(tmp_path, tmp_workdirs, monkeypatch):
+    data = tmp_path / "data"
+    root = write_synthetic("pbc", data / "pbc", per_class=6, size=48)
+    cls = root / "PBC_dataset_normal_DIB"
+    buf = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (64, 64, 3), dtype=np.uint8)).save(buf, format="JPEG")
+    (cls / "basophil" / "BA_truncated.jpg").write_bytes(buf.getvalue()[:600])
+    (cls / "eosinophil" / "EO_empty.jpg").write_bytes(b"")
+    Image.fromarray(np.full((48, 48, 4), 90, np.uint8), "RGBA").save(cls / "monocyte" / "MO_rgba.png")
+    Image.fromarray((np.arange(48 * 48).reshape(48, 48) * 20).astype(np.uint16)).save(cls / "platelet" / "PLATELET_16.png")
+    monkeypatch.setenv("MEDVIT_DATA", str(data))
+    ds = load_dataset("pbc", "all", size=24, verbose=False)
+    assert ds.source == "real" and len(ds) == 48 + 2  # two bad files skipped, two converted
+    reasons = [s["reason"] for s in ds.meta["skipped"]]
+    assert sum("truncated" in r or "decoded" in r for r in reasons) == 1 and sum("empty" in r for r in reasons) == 1
+    assert ds.meta["decode_report"]["skipped"] and ds.meta["decode_report"]["kept"] == 50
+    assert len(ds.labels) == len(ds.ids) == len(ds.annotations) == 50
+    assert "BA_truncated.jpg" not in ds.ids and "MO_rgba.png" in ds.ids
+
+
+def test_generated_nih_official_split(tmp_path, tmp_workdirs, monkeypatch):
+    data = tmp_path / "data"
+    write_synthetic("nih", data / "nih", patients=25, size=32)
+    monkeypatch.setenv("MEDVIT_DATA", str(data))
+    parts = {s: load_dataset("nih", s, size=16, verbose=False) for s in ("train", "valid", "test")}
+    test_names = set((data / "nih" / "test_list.txt").read_text().split())
+    assert set(parts["test"].ids) == test_names
+    assert parts["train"].meta["split_rule"].startswith("official")
+    pats = [set(p.patient_ids) for p in parts.values()]
+    assert not (pats[0] & pats[1]) and not (pats[0] & pats[2]) and not (pats[1] & pats[2])
+
+
+def test_generated_cbis_layout(tmp_path, tmp_workdirs, monkeypatch):
+    data = tmp_path / "data"
+    write_synthetic("cbis_ddsm", data / "cbis_ddsm", cases=30, size=32)
+    monkeypatch.setenv("MEDVIT_DATA", str(data))
+    test = load_dataset("cbis_ddsm", "test", size=16, verbose=False)
+    train = load_dataset("cbis_ddsm", "train", size=16, verbose=False)
+    assert test.source == "real" and test.task == "binary" and len(test) == 6
+    assert not set(test.patient_ids) & set(train.patient_ids)
+
+
+# ----------------------------------------------------------------------------- fallbacks and downloads
+
+
+def test_synthetic_fallback_is_loud(tmp_path, tmp_workdirs, monkeypatch, capsys):
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
+    monkeypatch.setenv("MEDVIT_OFFLINE", "1")
+    with pytest.warns(SyntheticDataWarning, match="SYNTHETIC STAND-IN for 'pbc'"):
+        ds = load_dataset("pbc", "train", profile="smoke")
+    out = capsys.readouterr().out
+    assert ds.source == "synthetic" and "SYNTHETIC STAND-IN" in out and "mendeley" in out.lower()
+    assert ds.summary()["source"] == "synthetic"
+    assert describe_source("pbc").startswith("synthetic stand-in")
+    with pytest.warns(SyntheticDataWarning):
+        mm = load_dataset("pneumoniamnist", "valid", verbose=False)
+    assert mm.source == "synthetic" and mm.task == "binary"
+    assert describe_source("mias").startswith("synthetic stand-in")
+
+
+def test_offline_download_message_mias(tmp_path, tmp_workdirs, offline_fetch):
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download_mias(tmp_path / "mias")
+    msg = str(err.value)
+    assert offline_fetch == [dl.MIAS_URL]
+    assert "could not download" in msg and "peipa.essex.ac.uk" in msg
+    assert "$MEDVIT_DATA/mias/all-mias/Info.txt" in msg, "says where to put it"
+
+
+def test_offline_download_message_medmnist(tmp_path, tmp_workdirs, offline_fetch):
+    with pytest.raises(dl.DownloadError, match=r"zenodo.*\$MEDVIT_DATA/medmnist/"):
+        dl.download_medmnist("bloodmnist", tmp_path)
+
+
+def test_checksum_mismatch_rejected(tmp_path, tmp_workdirs, monkeypatch):
+    def fake_fetch(url, dest, timeout=30.0):
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        dest.write_bytes(b"not the file")
+        return dest
+
+    monkeypatch.setattr(dl, "fetch", fake_fetch)
+    monkeypatch.delenv("MEDVIT_OFFLINE", raising=False)
+    with pytest.raises(dl.DownloadError, match="checksum mismatch"):
+        dl.download_medmnist("bloodmnist", tmp_path)
+    assert not (tmp_path / "bloodmnist.npz").exists()
+
+
+def test_registry_tries_download_then_falls_back(tmp_path, tmp_workdirs, monkeypatch, offline_fetch):
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
+    assert describe_source("mias").startswith("download from http://peipa")
+    with pytest.warns(SyntheticDataWarning):
+        ds = load_dataset("mias", "train", size=16, verbose=False)
+    assert offline_fetch == [dl.MIAS_URL]
+    assert ds.source == "synthetic" and "download failed" in ds.meta["origin"]["mias"]["why"]
+
+
+def test_registry_uses_a_download(tmp_path, tmp_workdirs, monkeypatch):
+    """A successful (simulated) MedMNIST download is read with source='download'."""
+    src = write_synthetic("pneumoniamnist", tmp_path / "zenodo", flag="pneumoniamnist")
+
+    def fake_download(flag, dest=None, size=None):
+        dest = dl.download_dir("medmnist")
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / f"{flag}.npz"
+        target.write_bytes((src / f"{flag}.npz").read_bytes())
+        return target
+
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
+    monkeypatch.delenv("MEDVIT_OFFLINE", raising=False)
+    monkeypatch.setattr("helpers.data.registry.download_medmnist", fake_download)
+    ds = load_dataset("pneumoniamnist", "test", verbose=False)
+    assert ds.source == "download"
+    assert describe_source("pneumoniamnist").startswith("download (fetched earlier")
+
+
+def test_unknown_names_and_splits():
+    with pytest.raises(KeyError, match="unknown dataset"):
+        load_dataset("imagenet")
+    with pytest.raises(ValueError, match="split"):
+        load_dataset("pbc", "training")
