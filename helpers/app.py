@@ -828,10 +828,11 @@ class ClassifierApp:
         self.runs += 1
         ok = sum(r.ok for r in results)
         total = sum(r.seconds.get("total", 0.0) for r in results)
-        self.status.value = (f"<span class='medvit-done' data-run='{self.runs}'>Done: {ok} of {len(results)} "
-                             f"file(s) classified in {total:.2f} s.</span>")
         self.results.value = "".join(result_html(r) for r in results)
         self.download.value = csv_download_html(results, card)
+        # the status last: once it says "Done", the results above are on the page
+        self.status.value = (f"<span class='medvit-done' data-run='{self.runs}'>Done: {ok} of {len(results)} "
+                             f"file(s) classified in {total:.2f} s.</span>")
         return results
 
 
