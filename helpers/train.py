@@ -314,6 +314,7 @@ def train(
     image_size: int | None = None,
     model_kwargs: dict[str, Any] | None = None,
     bootstrap: int = 200,
+    callbacks: Sequence[Any] = (),
     save: bool = True,
     name: str | None = None,
     seed: int = 42,
@@ -351,6 +352,7 @@ def train(
         image_size: side in pixels (default: the profile's).
         model_kwargs: extra :func:`create_model` arguments.
         bootstrap: resamples for the test metrics' confidence intervals (0: none).
+        callbacks: extra fastai callbacks (e.g. to inspect training from a chapter).
         save: write the run folder (``run.json`` and the checkpoint).
         name: a label for the run folder (default: the model name).
         seed: seeds Python, NumPy, torch and the data order.
@@ -418,7 +420,7 @@ def train(
     History, KeepBest = _callbacks()
     history = History(task, classes, activation)
     keep = KeepBest(history, monitor=monitor, patience=early_stopping)
-    cbs: list[Any] = [history, keep]
+    cbs: list[Any] = [history, keep, *callbacks]
     alpha = 0.4 if mixup is True else float(mixup or 0.0)
     if alpha > 0:
         cbs.append(MixUp(alpha))

@@ -1,0 +1,108 @@
+"""Training-loop overhead: ``helpers.train`` (fastai Learner + our callbacks) against a bare PyTorch loop.
+
+Both train the same model (ResNet-18, random init) with the same batch size and the same
+optimiser (``torch.optim.Adam``, constant learning rate) on the same images, already in memory,
+on the CPU. The bare loop gets its batches as ready float tensors; ``helpers.train`` reads them
+through the book's DataLoaders (uint8 → float, normalise), which is part of what it costs.
+
+Each epoch is ``--steps`` training steps plus one validation batch; the first epoch of each run
+is a warm-up and is not counted. Runs alternate (bare, helpers, bare, ...) so that a busy
+machine slows both alike, and the medians are reported.
+
+    python benchmarks/bench_train_overhead.py            # ResNet-18, 32 px, batch 64
+    python benchmarks/bench_train_overhead.py --size 64 --repeats 5
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from helpers import config  # noqa: E402
+from helpers.data.base import ImageDataset  # noqa: E402
+from helpers.models.vision import create_model  # noqa: E402
+from helpers.train import train  # noqa: E402
+
+
+def make_data(n: int, size: int, seed: int = 0) -> ImageDataset:
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, size, size, 1), dtype=np.uint8)
+    labels = rng.integers(0, 2, n).astype(np.int64)
+    return ImageDataset("bench", "train", "binary", ["a", "b"], images, labels, "synthetic")
+
+
+def bare_loop(ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, epochs: int, lr: float, seed: int) -> list[float]:
+    """Seconds per epoch of a plain PyTorch loop (train steps + one validation batch)."""
+    config.seed_everything(seed)
+    x = torch.from_numpy(ds.images).permute(0, 3, 1, 2).float().div(255)
+    x = (x - x.mean()) / x.std()
+    y = torch.from_numpy(ds.labels)
+    xv = torch.from_numpy(valid.images).permute(0, 3, 1, 2).float().div(255)
+    xv = (xv - x.mean()) / x.std()
+    model = create_model(model_name, num_classes=2, in_chans=1, img_size=ds.image_size)
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999))
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        model.train()
+        perm = torch.randperm(len(x))
+        for i in range(0, len(x) - bs + 1, bs):
+            idx = perm[i:i + bs]
+            loss = F.cross_entropy(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+        model.eval()
+        with torch.no_grad():
+            model(xv).softmax(-1)
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def helpers_loop(ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, epochs: int, lr: float, seed: int) -> list[float]:
+    """Seconds per epoch of ``helpers.train`` (constant learning rate, Adam, no extras)."""
+    record = train(model_name, (ds, valid, valid), recipe="constant", epochs=epochs, lr=lr, batch_size=bs,
+                   optimizer="adam", weight_decay=0.0, bootstrap=0, save=False, progress=False, seed=seed,
+                   profile=config.get_profile("smoke", max_train=None, max_eval=None))
+    return record.epoch_times_s
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="resnet18")
+    parser.add_argument("--size", type=int, default=32)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=12, help="training steps per epoch")
+    parser.add_argument("--epochs", type=int, default=3, help="epochs per run (the first is a warm-up)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating runs of each loop")
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's choice)")
+    args = parser.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    ds = make_data(args.steps * args.batch_size, args.size)
+    valid = make_data(args.batch_size, args.size, seed=1)
+    lr = 1e-3
+    bare, ours = [], []
+    for r in range(args.repeats):
+        bare += bare_loop(ds, valid, args.model, args.batch_size, args.epochs, lr, seed=r)[1:]
+        ours += helpers_loop(ds, valid, args.model, args.batch_size, args.epochs, lr, seed=r)[1:]
+    b, o = statistics.median(bare), statistics.median(ours)
+    overhead = (o - b) / b
+    print(f"model {args.model}, {args.size} px, batch {args.batch_size}, {args.steps} steps + 1 validation batch per epoch, "
+          f"CPU threads {torch.get_num_threads()}, {args.repeats} runs x {args.epochs - 1} timed epochs each")
+    print(f"bare PyTorch loop : {b:7.3f} s/epoch  ({b / args.steps * 1000:7.1f} ms/step)   all: {[round(t, 2) for t in bare]}")
+    print(f"helpers.train     : {o:7.3f} s/epoch  ({o / args.steps * 1000:7.1f} ms/step)   all: {[round(t, 2) for t in ours]}")
+    print(f"overhead          : {overhead * 100:+.1f} %  (target: at most +15 %)")
+    return 0 if overhead <= 0.15 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
