@@ -26,6 +26,7 @@ __all__ = [
     "METRICS",
     "REFERENCES",
     "FINDINGS",
+    "THESIS004_PROTOCOL",
     "reference_table",
     "findings",
     "main_metric",
@@ -145,6 +146,36 @@ _T004_MODELS = {
                   [0.95, 0.96, 0.95, 0.03]),
 }
 _T004_METRICS = ("balanced_accuracy", "accuracy", "kappa", "error_rate")
+
+#: How thesis 004 trained each model, as keyword arguments of :func:`helpers.train.train` (the
+#: ``full`` profile of the blood-cells chapter runs these). Common to all: 80/20 random split with
+#: seed 42, images resized to 224 px, fastai augmentation with ``min_scale=0.75``. ResNets come from
+#: torchvision's ImageNet weights (``tv_in1k``), ViTs from timm's ImageNet-21k weights. The thesis
+#: names no ViT epochs for the MixUp runs: 15, as in its batch-size and depth runs, is assumed.
+#: ``table2`` names the Table 2 column a configuration reproduces (``None``: an ablation).
+THESIS004_PROTOCOL: dict[str, dict[str, Any]] = {
+    "resnet18": dict(model="resnet18.tv_in1k", recipe="fastai_fine_tune", freeze_epochs=3, epochs=13,
+                     batch_size=64, mixup=False, label_smoothing=0.0, table2="ResNet18",
+                     note="head 3 epochs, then the whole network 13 epochs with discriminative learning rates"),
+    "resnet34": dict(model="resnet34.tv_in1k", recipe="fastai_fine_tune", freeze_epochs=3, epochs=13,
+                     batch_size=64, mixup=False, label_smoothing=0.0, table2="ResNet34",
+                     note="as ResNet18"),
+    "vit_base_bs64": dict(model="vit_base_patch16_224.augreg_in21k", recipe="fastai_fine_tune", freeze_epochs=1,
+                          epochs=15, batch_size=64, mixup=False, label_smoothing=0.0, table2=None,
+                          note="batch-size test: unfrozen at once, 15 epochs, batch 64"),
+    "vit_base_bs128": dict(model="vit_base_patch16_224.augreg_in21k", recipe="fastai_fine_tune", freeze_epochs=1,
+                           epochs=15, batch_size=128, mixup=False, label_smoothing=0.0, table2=None,
+                           note="batch-size test: as above with batch 128 (worse in the thesis)"),
+    "vit_base_mixup": dict(model="vit_base_patch16_224.augreg_in21k", recipe="fastai_fine_tune", freeze_epochs=1,
+                           epochs=15, batch_size=64, mixup=True, label_smoothing=0.0, table2="ViT-Base",
+                           note="the ViT-Base of Table 2: batch 64 + MixUp"),
+    "vit_large_mixup": dict(model="vit_large_patch16_224.augreg_in21k", recipe="fastai_fine_tune", freeze_epochs=1,
+                            epochs=15, batch_size=64, mixup=True, label_smoothing=0.0, table2=None,
+                            note="ViT-Large + MixUp"),
+    "vit_large_mixup_ls": dict(model="vit_large_patch16_224.augreg_in21k", recipe="fastai_fine_tune",
+                               freeze_epochs=1, epochs=15, batch_size=64, mixup=True, label_smoothing=0.1,
+                               table2="ViT-Large", note="the ViT-Large of Table 2: MixUp + label smoothing (ε 0.1)"),
+}
 
 THESIS004: list[Reference] = [
     Reference(model=model, metric=metric, value=value, pretraining=pre,

@@ -189,3 +189,21 @@ def test_wide_table_is_thesis004_table2():
     assert wide.loc["ResNet34", "balanced_accuracy"] == 0.99
     assert wide.loc["ViT-Large", "error_rate"] == 0.03
     assert refs.main_metric("pbc") == "balanced_accuracy"
+
+
+def test_thesis004_protocol_matches_the_thesis_statements():
+    text = _thesis("004")
+    proto = refs.THESIS004_PROTOCOL
+    # batch 64 for everything kept; 128 only in the batch-size test
+    assert "por defecto, 64" in text and "tamaño de 128" in text
+    assert {p["batch_size"] for k, p in proto.items() if k != "vit_base_bs128"} == {64}
+    assert proto["vit_base_bs128"]["batch_size"] == 128
+    # every Table 2 column has exactly one configuration, and its model family matches
+    table2 = {p["table2"]: p for p in proto.values() if p["table2"]}
+    assert set(table2) == set(refs.wide_table("pbc")["model"])
+    assert table2["ViT-Base"]["mixup"] and not table2["ViT-Base"]["label_smoothing"]
+    assert table2["ViT-Large"]["mixup"] and table2["ViT-Large"]["label_smoothing"] > 0
+    assert table2["ResNet18"]["model"].startswith("resnet18") and table2["ViT-Large"]["model"].startswith("vit_large")
+    # ViTs pretrained on ImageNet-21k, as the thesis says (BiT-style transfer)
+    assert "ImageNet-21k" in text
+    assert all("in21k" in p["model"] for p in proto.values() if p["model"].startswith("vit"))
