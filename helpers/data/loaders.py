@@ -133,14 +133,16 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
         tx = (torch.rand(n, generator=gen, device=dev) * 2 - 1) * (1 - cw)
         ty = (torch.rand(n, generator=gen, device=dev) * 2 - 1) * (1 - ch)
         sx, sy = sx * cw, sy * ch
-    out = x
-    # flips are exact index operations, not resampling
+    out = x.clone()
+    # flips are exact index operations on the chosen images only, not resampling
     if aug.flip:
-        flip_x = (torch.rand(n, generator=gen, device=dev) < 0.5).view(n, 1, 1, 1)
-        out = torch.where(flip_x, out.flip(-1), out)
+        pick = torch.rand(n, generator=gen, device=dev) < 0.5
+        if bool(pick.any()):
+            out[pick] = out[pick].flip(-1)
     if aug.flip_vert:
-        flip_y = (torch.rand(n, generator=gen, device=dev) < 0.5).view(n, 1, 1, 1)
-        out = torch.where(flip_y, out.flip(-2), out)
+        pick = torch.rand(n, generator=gen, device=dev) < 0.5
+        if bool(pick.any()):
+            out[pick] = out[pick].flip(-2)
     moved = affine & ((angle != 0) | (sx != 1) | (sy != 1) | (tx != 0) | (ty != 0))
     if bool(moved.any()):
         cos, sin = torch.cos(angle), torch.sin(angle)
@@ -150,7 +152,6 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
         )[moved]
         src = out[moved]
         grid = F.affine_grid(theta.to(x.dtype), list(src.shape), align_corners=False)
-        out = out.clone()
         out[moved] = F.grid_sample(src, grid, mode="bilinear", padding_mode=aug.padding, align_corners=False)
     if aug.brightness > 0 or aug.contrast > 0:
         light = (torch.rand(n, generator=gen, device=dev) < aug.p_lighting).to(x.dtype)
