@@ -21,6 +21,14 @@ def _new_chapter(args: argparse.Namespace) -> int:
     return 0
 
 
+def _app_models(args: argparse.Namespace) -> int:
+    from .app import train_app_models
+
+    train_app_models(args.tasks, profile=args.profile, epochs=args.epochs, if_missing=args.if_missing,
+                     download=not args.no_download)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +39,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--param", action="append", default=[], help="NAME=VALUE for the parameters cell")
     p.add_argument("--dataset", action="append", default=[], help="dataset the run-info cell reports")
     p.set_defaults(func=_new_chapter)
+
+    p = sub.add_parser("app-models", help="train one small model per app task (blood cells, chest X-ray, mammogram)")
+    p.add_argument("--tasks", nargs="+", default=None, help="tasks to train (default: all): blood chest mammo")
+    p.add_argument("--profile", default="quick", help="profile for image size and data caps (default: quick)")
+    p.add_argument("--epochs", type=int, default=5, help="training epochs per model (default: 5)")
+    p.add_argument("--if-missing", action="store_true", help="only tasks without a checkpoint")
+    p.add_argument("--no-download", action="store_true", help="never try to download a dataset")
+    p.set_defaults(func=_app_models)
 
     # Other commands (training a model, listing app models, ...) add their sub-parser here.
     return parser
