@@ -29,6 +29,27 @@ def _app_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train(args: argparse.Namespace) -> int:
+    from .train import train
+
+    extra = {}
+    for item in args.set:
+        key, _, value = item.partition("=")
+        try:
+            extra[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            extra[key] = value
+    record = train(args.model, args.data, profile=args.profile, recipe=args.recipe, epochs=args.epochs, lr=args.lr,
+                   batch_size=args.batch_size, image_size=args.image_size, mixup=args.mixup,
+                   label_smoothing=args.label_smoothing, pretrained=args.pretrained, seed=args.seed,
+                   save=not args.no_save, progress=not args.quiet, **extra)
+    split = "test" if record.metrics.get("test") else "valid"
+    shown = {k: round(v, 4) for k, v in record.metrics[split].items() if isinstance(v, float)}
+    print(f"{split}: {shown}")
+    print(f"wall time: {record.wall_time_s:.1f} s")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -47,6 +68,25 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--if-missing", action="store_true", help="only tasks without a checkpoint")
     p.add_argument("--no-download", action="store_true", help="never try to download a dataset")
     p.set_defaults(func=_app_models)
+
+    p = sub.add_parser("train", help="train an image classifier and write its run record and checkpoint")
+    p.add_argument("--data", required=True, help="registry name (pneumoniamnist, pbc, nih, ...)")
+    p.add_argument("--model", default="resnet18", help="timm name or one of the theses' models (default: resnet18)")
+    p.add_argument("--profile", default=None, help="smoke | quick | full (default: $MEDVIT_PROFILE or quick)")
+    p.add_argument("--recipe", default="one_cycle", help="one_cycle | constant | fastai_fine_tune | three_stage | adamw")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None)
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta alpha (0: off)")
+    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
+                   help="ImageNet weights (default: the profile's; needs internet the first time)")
+    p.add_argument("--seed", type=int, default=42)
+    p.add_argument("--set", action="append", default=[], help="KEY=VALUE for any other train() argument")
+    p.add_argument("--no-save", action="store_true", help="do not write a run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
 
     # Other commands (training a model, listing app models, ...) add their sub-parser here.
     return parser
