@@ -117,3 +117,8 @@ def test_real_pbc_cache_matches_direct_decode(real_data, tmp_path):
     assert time.perf_counter() - t0 < 60
     for f, img in zip(files, res.images):
         np.testing.assert_array_equal(img, decode_resize(f, 24, 3)[0])
+
+
+def test_empty_split_gives_empty_array(tmp_path):
+    res = cached_images("toy", "valid", [], 8, source="real", cache_root=tmp_path, progress=False)
+    assert res.images.shape == (0, 8, 8, 3) and len(res.kept) == 0

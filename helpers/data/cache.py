@@ -138,6 +138,10 @@ def cached_images(
     folder = root / name
     folder.mkdir(parents=True, exist_ok=True)
     files = [str(f) for f in files]
+    if not files:  # an empty split (a tiny partial copy): an empty array, not an error
+        empty = np.zeros((0, size, size, channels), dtype=np.uint8)
+        report = {"requested": 0, "kept": 0, "skipped": [], "conversions": {}, "seconds": 0.0}
+        return CacheResult(empty, np.zeros(0, dtype=np.int64), folder / "empty", report, built=False)
     digest = fingerprint(files, extra=f"{size}|{channels}|{preprocess}|v1")
     stem = _key_name(split, size, channels, preprocess, source, digest)
     npy, meta = folder / f"{stem}.npy", folder / f"{stem}.json"

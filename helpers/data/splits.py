@@ -4,8 +4,9 @@ Rules (seeded, so the same seed gives the same split on every machine):
 
 * :func:`patient_split`: every patient goes to exactly one side. Patients are grouped by a
   *stratum* (their most frequent class; for multi-label data the rarest finding they have, or
-  "none"), shuffled within the stratum, and dealt to the splits until each split holds its share
-  of the *images* of that stratum. Class balance is therefore kept approximately, leakage never.
+  "none"), shuffled within the stratum, and dealt, one stratum after the other, to the split that
+  is furthest below its share of the *images* dealt so far. Class balance is therefore kept
+  approximately, leakage never.
 * :func:`stratified_split`: the same without patients (each image is its own group).
 * :func:`cap_stratified`: at most ``n`` items, keeping every class represented in proportion
   (used by the profiles' ``max_train`` / ``max_eval``).
@@ -45,7 +46,13 @@ def strata_of(labels: np.ndarray) -> np.ndarray:
 
 def _deal(groups: np.ndarray, sizes: np.ndarray, strata: np.ndarray, fractions: Mapping[str, float],
           seed: int) -> dict[str, np.ndarray]:
-    """Assign each group (with ``sizes`` images and a stratum) to a split; returns split -> groups."""
+    """Assign each group (with ``sizes`` images and a stratum) to a split; returns split -> groups.
+
+    Strata are visited one after the other (rarest first), their groups in a seeded random order;
+    each group goes to the split furthest below its target share of all images dealt so far. A run
+    of groups of one stratum is therefore spread over the splits in proportion, and small strata
+    (one or two patients) still fill the small splits.
+    """
     names = list(fractions)
     share = np.array([fractions[n] for n in names], dtype=float)
     if (share < 0).any() or share.sum() <= 0:
@@ -53,14 +60,12 @@ def _deal(groups: np.ndarray, sizes: np.ndarray, strata: np.ndarray, fractions: 
     share = share / share.sum()
     rng = np.random.default_rng(seed)
     out: dict[str, list] = {n: [] for n in names}
-    for stratum in np.unique(strata):
+    filled = np.zeros(len(names))
+    values, counts = np.unique(strata, return_counts=True)
+    for stratum in values[np.argsort(counts, kind="stable")]:
         members = np.flatnonzero(strata == stratum)
-        members = members[rng.permutation(len(members))]
-        total = sizes[members].sum()
-        filled = np.zeros(len(names))
-        for m in members:
-            # the split furthest below its target share of this stratum's images takes the group
-            deficit = share * total - filled
+        for m in members[rng.permutation(len(members))]:
+            deficit = share * (filled.sum() + sizes[m]) - filled
             k = int(np.argmax(deficit))
             out[names[k]].append(groups[m])
             filled[k] += sizes[m]
