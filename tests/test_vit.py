@@ -166,3 +166,21 @@ def test_create_vit_scratch_names():
     assert m(torch.randn(1, 1, 64, 64)).shape == (1, 4)
     s = vit.create_vit_scratch("vit_scratch_small", num_classes=2, img_size=32, patch_size=16, depth=1)
     assert s.embed_dim == 384 and s.grid_size == (2, 2)
+
+
+def test_forward_cost_grows_with_tokens():
+    """Activations kept for the backward pass grow with the number of patches (deterministic);
+    the explicit attention path keeps the (heads, N, N) matrices, so halving the patch side more
+    than quadruples them."""
+    costs = {}
+    for patch in (16, 8):
+        model = vit.vit_scratch_tiny(num_classes=2, img_size=64, patch_size=patch, depth=1)
+        model.blocks[0].attn.fused_attn = False
+        costs[patch] = vit.forward_cost(model, torch.randn(2, 3, 64, 64), repeats=1)
+        assert costs[patch]["time_s"] > 0
+        assert all(p.grad is None for p in model.parameters())
+    # at least the attention matrices: 2 images x 3 heads x 65^2 floats, softmax kept for backward
+    assert costs[8]["activation_bytes"] > 2 * 3 * 65 * 65 * 4
+    assert costs[8]["activation_bytes"] > 3 * costs[16]["activation_bytes"]
+    with pytest.raises(ValueError):
+        vit.forward_cost(model, torch.randn(1, 3, 64, 64), repeats=0)

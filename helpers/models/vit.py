@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import math
 import re
+import time
 from typing import Any, Mapping
 
 import torch
@@ -61,6 +62,7 @@ __all__ = [
     "vit_scratch_small",
     "vit_scratch_base",
     "create_vit_scratch",
+    "forward_cost",
 ]
 
 ATTN_VARIANTS = ("standard", "flexible")
@@ -575,3 +577,54 @@ def create_vit_scratch(
     if flexible:
         kwargs["attn_variant"] = "flexible"
     return _make(size, num_classes, size_px, in_chans=in_chans, **kwargs)
+
+
+# ----------------------------------------------------------------------------- cost
+
+
+def forward_cost(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> dict[str, float]:
+    """What one training step's forward and backward pass on ``x`` costs: the median wall time
+    of ``repeats`` passes (after one warm-up), and the bytes of activations autograd keeps for the
+    backward pass (each storage counted once, parameters not counted), measured with
+    ``torch.autograd.graph.saved_tensors_hooks``.
+
+    On CUDA the peak of allocated memory during a pass is reported too (``cuda_peak_bytes``).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be >= 1, got {repeats}")
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    saved: dict[int, int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    was_training = model.training
+    model.train()
+    cuda = x.device.type == "cuda"
+    try:
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            out = model(x)
+        out.float().sum().backward()  # warm-up, and the saved-activation count
+        times = []
+        peak = 0
+        for _ in range(repeats):
+            model.zero_grad(set_to_none=True)
+            if cuda:
+                torch.cuda.synchronize(x.device)
+                torch.cuda.reset_peak_memory_stats(x.device)
+            t0 = time.perf_counter()
+            model(x).float().sum().backward()
+            if cuda:
+                torch.cuda.synchronize(x.device)
+                peak = max(peak, torch.cuda.max_memory_allocated(x.device))
+            times.append(time.perf_counter() - t0)
+    finally:
+        model.zero_grad(set_to_none=True)
+        model.train(was_training)
+    result = {"time_s": float(sorted(times)[len(times) // 2]), "activation_bytes": float(sum(saved.values()))}
+    if cuda:
+        result["cuda_peak_bytes"] = float(peak)
+    return result
