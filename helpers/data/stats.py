@@ -20,6 +20,7 @@ __all__ = [
     "prevalence",
     "image_size_stats",
     "pick_per_class",
+    "plot_sample_grid",
 ]
 
 #: Thesis 000, Table 4.1 (the same table is Table 4.1 of thesis 001): images per finding, source 1
@@ -88,3 +89,29 @@ def pick_per_class(cat: Catalog, per_class: int, seed: int = 0) -> list[int]:
         members = np.flatnonzero(cat.labels == k if cat.labels.ndim == 1 else cat.labels[:, k] > 0)
         picks.extend(rng.choice(members, size=min(per_class, len(members)), replace=False).tolist())
     return picks
+
+
+def plot_sample_grid(cat: Catalog, per_class: int, size: int, title: str, channels: int = 3, seed: int = 0):
+    """A figure with ``per_class`` images of every class of ``cat``, one row per class.
+
+    Images are decoded and resized exactly as the cache does (:func:`helpers.data.cache.decode_resize`);
+    multi-label rows show images positive for that label. Returns the matplotlib figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from .cache import decode_resize
+
+    rows = len(cat.classes)
+    fig, axes = plt.subplots(rows, per_class, figsize=(1.3 * per_class, 1.3 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    rng = np.random.default_rng(seed)
+    for k, name in enumerate(cat.classes):
+        members = np.flatnonzero(cat.labels == k if cat.labels.ndim == 1 else cat.labels[:, k] > 0)
+        for j, i in enumerate(rng.choice(members, size=min(per_class, len(members)), replace=False)):
+            img, _ = decode_resize(cat.files[i], size, channels)
+            axes[k, j].imshow(img.squeeze(), cmap="gray" if channels == 1 else None, vmin=0, vmax=255)
+        axes[k, 0].set_title(name, fontsize=8, loc="left")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
