@@ -206,6 +206,46 @@ def bootstrap_ci(
     return {"value": value, "low": float(low), "high": float(high), "alpha": alpha, "n_boot": n_boot, "n_valid": len(stats)}
 
 
+_FAST_KEYS = ("accuracy", "balanced_accuracy", "kappa", "macro_auroc", "auroc", "error_rate")
+
+
+def _rank_auroc(y: np.ndarray, score: np.ndarray) -> float:
+    """AUROC as the Mann–Whitney statistic (ties count one half); NaN with one class present."""
+    from scipy.stats import rankdata
+
+    pos = y == 1
+    n_pos, n_neg = int(pos.sum()), int((~pos).sum())
+    if n_pos == 0 or n_neg == 0:
+        return NAN
+    ranks = rankdata(score)
+    return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+
+
+def _single_label_fast(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float]:
+    """The headline single-label metrics of :func:`multiclass_metrics`, computed directly with
+    NumPy (the bootstrap evaluates hundreds of resamples; ``tests/test_metrics.py`` checks that
+    both agree)."""
+    if probs.ndim == 1:
+        probs = np.stack([1 - probs, probs], axis=1)
+    k = probs.shape[1]
+    y = y_true.astype(np.int64)
+    pred = probs.argmax(axis=1)
+    cm = np.bincount(y * k + pred, minlength=k * k).reshape(k, k).astype(np.float64)
+    n = cm.sum()
+    support = cm.sum(axis=1)
+    acc = float(np.trace(cm) / n)
+    recall = np.diag(cm)[support > 0] / support[support > 0]
+    pe = float((cm.sum(axis=0) * support).sum() / n**2)
+    kappa = float((acc - pe) / (1 - pe)) if pe < 1 else NAN
+    if k == 2:
+        auroc = _rank_auroc(y, probs[:, 1])
+    else:
+        present = [i for i in range(k) if 0 < support[i] < n]
+        auroc = float(np.mean([_rank_auroc((y == i).astype(int), probs[:, i]) for i in present])) if present else NAN
+    return {"accuracy": acc, "error_rate": 1 - acc, "balanced_accuracy": float(recall.mean()), "kappa": kappa,
+            "macro_auroc": auroc, "auroc": auroc}
+
+
 def bootstrap_metrics(
     y_true: np.ndarray,
     probs: np.ndarray,
@@ -225,11 +265,12 @@ def bootstrap_metrics(
     if keys is None:
         keys = ["mean_auroc", "mean_auprc", "mean_f1"] if task == "multilabel" else ["accuracy", "balanced_accuracy", "kappa", "macro_auroc"]
     point = evaluate(y_true, probs, task)
+    fast = task != "multilabel" and set(keys) <= set(_FAST_KEYS)
     rng = np.random.default_rng(seed)
     samples: dict[str, list[float]] = {k: [] for k in keys}
     for _ in range(n_boot):
         idx = rng.integers(0, len(y_true), len(y_true))
-        m = evaluate(y_true[idx], probs[idx], task)
+        m = _single_label_fast(y_true[idx], probs[idx]) if fast else evaluate(y_true[idx], probs[idx], task)
         for k in keys:
             v = m.get(k, NAN)
             if not math.isnan(v):

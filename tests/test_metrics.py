@@ -96,6 +96,18 @@ def test_bootstrap_is_seeded_and_brackets_the_value():
     assert many["accuracy"]["low"] <= many["accuracy"]["value"] <= many["accuracy"]["high"]
 
 
+@pytest.mark.parametrize("k", [2, 4])
+def test_fast_bootstrap_metrics_agree_with_scikit_learn(k):
+    rng = np.random.default_rng(k)
+    y = rng.integers(0, k, 300)
+    probs = rng.dirichlet(np.ones(k), 300)
+    probs[np.arange(300), y] += 0.3 * rng.random(300)  # some signal, some ties below
+    probs = np.round(probs / probs.sum(1, keepdims=True), 2)
+    full, fast = M.multiclass_metrics(y, probs), M._single_label_fast(y, probs)
+    for key in ("accuracy", "balanced_accuracy", "kappa", "macro_auroc"):
+        assert fast[key] == pytest.approx(full[key], abs=1e-9), key
+
+
 # ----------------------------------------------------------------------------- losses
 
 
