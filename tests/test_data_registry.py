@@ -194,3 +194,12 @@ def test_unknown_names_and_splits():
         load_dataset("imagenet")
     with pytest.raises(ValueError, match="split"):
         load_dataset("pbc", "training")
+
+
+@pytest.mark.parametrize("name, where", [("pbc", "$MEDVIT_DATA/pbc/PBC_dataset_normal_DIB"), ("nih", "$MEDVIT_DATA/nih/"),
+                                         ("cbis_ddsm", "$MEDVIT_DATA/cbis_ddsm/csv/dicom_info.csv"),
+                                         ("covid", "$MEDVIT_DATA/covid/metadata.csv")])
+def test_manual_datasets_explain_where_to_get_them(name, where):
+    with pytest.raises(dl.DownloadError) as err:
+        dl.download(name)
+    assert where in str(err.value) and "http" in str(err.value)

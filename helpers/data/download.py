@@ -34,6 +34,7 @@ __all__ = [
     "download_dir",
     "download_mias",
     "download_medmnist",
+    "download",
 ]
 
 
@@ -190,3 +191,20 @@ def download_medmnist(flag: str, dest: Path | None = None, size: int | None = No
         path.unlink(missing_ok=True)
         raise DownloadError(f"{flag}: checksum mismatch for {url} (MD5 {got}, published {md5}). {instructions(flag)}")
     return path
+
+
+def download(name: str, dest: Path | None = None) -> Path:
+    """Download ``name`` where that is automatic (MedMNIST flags, ``"mias"``); returns where it went.
+
+    Raises:
+        DownloadError: for the datasets that must be fetched by hand (PBC, ChestX-ray14, CBIS-DDSM,
+            COVID-19 collection), offline, or on a failed checksum; the message says what to
+            download and where to put it.
+    """
+    if name == "mias":
+        return download_mias(dest)
+    if name.endswith("mnist"):
+        return download_medmnist(name, dest)
+    if name in SOURCES_INFO:
+        raise DownloadError(f"{name} is not downloaded automatically (size or terms of use). {instructions(name)}")
+    raise DownloadError(f"unknown dataset {name!r}; known: {sorted(SOURCES_INFO)} and the MedMNIST flags")
