@@ -27,6 +27,10 @@ __all__ = [
     "results_by_task",
     "plot_accuracy_vs_time",
     "describe_runs",
+    "per_class_table",
+    "normalise_confusion",
+    "plot_confusion",
+    "top_losses",
 ]
 
 #: The metric columns of the tables, in the order printed (names of :data:`helpers.references.METRICS`).
@@ -344,3 +348,81 @@ def plot_accuracy_vs_time(
         ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     return ax
+
+
+# ----------------------------------------------------------------------------- one run in detail
+
+
+def per_class_table(metrics: dict[str, Any]) -> "Any":
+    """Precision, recall, F1 and support per class from a run's multi-class metrics (``record.metrics["test"]``)."""
+    import pandas as pd
+
+    per = metrics.get("per_class")
+    if not per:
+        raise ValueError("these metrics have no per-class table (multi-label runs report per_label instead)")
+    df = pd.DataFrame(per).T[["precision", "recall", "f1", "support"]]
+    df["support"] = df["support"].astype(int)
+    df.index.name = "class"
+    return df
+
+
+def normalise_confusion(cm: Sequence[Sequence[int]]) -> "Any":
+    """Row-normalised confusion matrix: entry (i, j) is the share of true class i predicted as j
+    (a class with no image gets a row of zeros)."""
+    import numpy as np
+
+    cm = np.asarray(cm, dtype=float)
+    totals = cm.sum(axis=1, keepdims=True)
+    return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
+
+
+def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], normalize: bool = False, ax: Any = None,
+                   title: str | None = None) -> Any:
+    """Draw a confusion matrix (rows: true class, columns: predicted), counts or row shares."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    raw = np.asarray(cm)
+    values = normalise_confusion(raw) if normalize else raw
+    if ax is None:
+        side = 1.0 + 0.55 * len(classes)
+        _, ax = plt.subplots(figsize=(side, side))
+    ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else max(1, values.max()))
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            text = f"{values[i, j]:.2f}" if normalize else str(int(values[i, j]))
+            dark = values[i, j] > (0.5 if normalize else values.max() / 2)
+            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+    ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(classes)), classes, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(title or ("confusion matrix, row-normalised" if normalize else "confusion matrix (counts)"), fontsize=9)
+    return ax
+
+
+def top_losses(y_true: Sequence[int], probs: Any, classes: Sequence[str], k: int = 9) -> "Any":
+    """The ``k`` images with the largest cross-entropy loss :math:`-\\log p_{y}` (single-label tasks).
+
+    Returns a DataFrame with the image ``index``, ``true`` and ``predicted`` class, the probability
+    given to the true class and to the predicted one, and the ``loss``, largest first.
+    """
+    import numpy as np
+    import pandas as pd
+
+    y = np.asarray(y_true).astype(int)
+    p = np.asarray(probs, dtype=float)
+    if p.ndim != 2 or len(p) != len(y):
+        raise ValueError(f"probs must be (N, K) with N = {len(y)}, got {p.shape}")
+    p_true = p[np.arange(len(y)), y]
+    loss = -np.log(np.clip(p_true, 1e-12, 1.0))
+    pred = p.argmax(axis=1)
+    order = np.argsort(-loss, kind="stable")[:k]
+    return pd.DataFrame({
+        "index": order,
+        "true": [classes[i] for i in y[order]],
+        "predicted": [classes[i] for i in pred[order]],
+        "p_true": p_true[order],
+        "p_predicted": p[order, pred[order]],
+        "loss": loss[order],
+    })

@@ -132,3 +132,25 @@ def test_a_real_training_run_is_read_back(tmp_workdirs):
     run = df[df.kind == "run"].iloc[0]
     assert run.who == rec.run_id and run.status == "smoke run + synthetic data (not a result)"
     assert 0.0 <= run.accuracy <= 1.0 and run.train_time_s > 0 and run.resolution == 16
+
+
+def test_top_losses_per_class_and_confusion():
+    classes = ["a", "b", "c"]
+    y = np.array([0, 1, 2, 2])
+    probs = np.array([[0.9, 0.05, 0.05], [0.6, 0.3, 0.1], [0.1, 0.1, 0.8], [0.7, 0.2, 0.1]])
+    top = results.top_losses(y, probs, classes, k=2)
+    assert list(top["index"]) == [3, 1]  # p_true 0.1 then 0.3
+    assert top.iloc[0].true == "c" and top.iloc[0].predicted == "a"
+    assert top.iloc[0].loss == pytest.approx(-math.log(0.1))
+    with pytest.raises(ValueError):
+        results.top_losses(y, probs[:2], classes)
+    cm = [[2, 0], [1, 3]]
+    norm = results.normalise_confusion(cm)
+    assert norm.tolist() == [[1.0, 0.0], [0.25, 0.75]]
+    assert results.normalise_confusion([[0, 0], [1, 1]])[0].tolist() == [0.0, 0.0]
+    ax = results.plot_confusion(cm, ["x", "y"], normalize=True)
+    assert [t.get_text() for t in ax.texts] == ["1.00", "0.00", "0.25", "0.75"]
+    table = results.per_class_table({"per_class": {"x": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 4}}})
+    assert table.loc["x", "support"] == 4 and table.loc["x", "recall"] == 0.5
+    with pytest.raises(ValueError, match="per-class"):
+        results.per_class_table({"mean_auroc": 0.8})
