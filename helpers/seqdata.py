@@ -153,6 +153,37 @@ In medicine the same ideas read images. A picture of a blood smear, a chest radi
 mammogram is cut into small patches, each patch becomes a token, and the network learns which \
 patches to attend to before it names a finding. A doctor can then look at the attention maps and \
 ask whether the model looked at the right place.
+
+A blood smear is a thin film of blood spread on a glass slide and stained, so that the cells take on \
+colours a microscope can tell apart. Red cells are small, round and pale in the middle. White cells \
+are larger and fewer, and their nuclei have shapes that name them: the neutrophil has a nucleus in \
+several lobes, the lymphocyte a round nucleus that fills most of the cell, the monocyte a folded one, \
+and the eosinophil is full of bright orange grains. Platelets are tiny fragments with no nucleus at \
+all. Counting each kind by eye is slow work, and a network that sorts the cells can save the \
+specialist many hours.
+
+A chest radiograph is a shadow picture. The x-rays pass through the body and are stopped more by bone \
+than by soft tissue, and more by soft tissue than by air, so the lungs look dark, the ribs and the \
+spine look white, and the heart is a grey shape between the lungs. A pneumonia shows as a white patch \
+where there should be dark lung; fluid around the lung blunts the sharp angle at its base; an enlarged \
+heart takes up more than half of the width of the chest. One image may show several findings at once, \
+so a model must give a separate answer for each of them.
+
+A mammogram is an x-ray of the breast taken from two directions. A radiologist looks for masses, for \
+small bright specks of calcium, and for places where the two breasts differ. Most of what is found is \
+benign, and the hard part is to say which small change is not. The images are large and the lesions \
+are small, so a model is usually shown a crop around each lesion rather than the whole picture.
+
+To train a network is to change its weights a little at a time so that its answers on the training \
+examples get better. The loss measures how wrong the answers are, the gradient says in which direction \
+each weight should move to lower it, and the learning rate says how far to move. If the steps are too \
+large the loss jumps about; if they are too small, training takes forever. A model that does well on \
+the examples it was trained on but badly on new ones has memorised rather than learned, and the only \
+honest test is on data it has never seen.
+
+A small model trained for a few seconds shows that the code runs. A larger model trained for hours on \
+the full data shows whether the idea works. Both have their place, and each number in this book says \
+which of the two produced it, on which machine, and how long it took.
 """
 
 

@@ -151,9 +151,12 @@ def test_char_lm_learns_and_generates():
     ids = vocab.encode(seqdata.CORPUS)
     model = seq.CharLM(len(vocab), 16, 32, cell="gru", impl="torch")
     before = seq.evaluate_char_lm(model, ids[:300])
-    losses = seq.train_char_lm(model, ids, steps=30, seq_len=32, batch_size=16, lr=1e-2)
-    assert losses[-1] < losses[0]
-    assert seq.evaluate_char_lm(model, ids[:300]) < before
+    hist = seq.train_char_lm(model, ids, steps=30, seq_len=32, batch_size=16, lr=1e-2, eval_ids=ids[:300],
+                             eval_every=10)
+    assert len(hist["train"]) == 30 and hist["train"][-1] < hist["train"][0]
+    assert hist["eval_step"] == [10, 20, 30]
+    assert hist["eval"][-1] == pytest.approx(seq.evaluate_char_lm(model, ids[:300]))
+    assert hist["eval"][-1] < before
     text = seq.generate(model, vocab, "The ", n=20)
     assert text.startswith("The ") and len(text) >= 20
     # the scratch implementation gives the same logits once weights are shared

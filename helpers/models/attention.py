@@ -387,7 +387,7 @@ class Seq2Seq(nn.Module):
         self.eval()
         H, mask, s = self.encode(src)
         K_proj = self.score.W_k(H) if self.attention == "bahdanau" else None
-        y = torch.full((src.shape[0],), bos_id, dtype=torch.long, device=src.device)
+        y = torch.full((src.shape[0],), bos_id, dtype=torch.long, device=src.device)  # <bos>
         ids, weights = [], []
         for _ in range(max_len):
             lg, s, w = self.step(y, s, H, mask, K_proj)
@@ -429,12 +429,13 @@ def train_seq2seq(model: Seq2Seq, src: Tensor, tgt: Tensor, steps: int, batch_si
 
 def evaluate_seq2seq(model: Seq2Seq, src: Tensor, tgt: Tensor) -> dict[str, float]:
     """Greedy-decode ``src`` and compare with ``tgt[:, 1:]``: token accuracy and exact-match accuracy."""
-    from ..seqdata import sequence_accuracy
+    from ..seqdata import EOS, PAD, SPECIALS, sequence_accuracy
 
+    eos_id, pad_id = SPECIALS.index(EOS), SPECIALS.index(PAD)
     target = tgt[:, 1:]
     pred, _ = model.greedy_decode(src, max_len=target.shape[1])
     # everything after the first predicted <eos> counts as padding
-    eos = (pred == 2).int().cumsum(1)
-    pred = pred.masked_fill((eos > 0) & (pred != 2) | (eos > 1), 0)
-    token, exact = sequence_accuracy(pred, target, pad_id=0)
+    seen = (pred == eos_id).int().cumsum(1)
+    pred = pred.masked_fill(((seen > 0) & (pred != eos_id)) | (seen > 1), pad_id)
+    token, exact = sequence_accuracy(pred, target, pad_id=pad_id)
     return {"token_accuracy": token, "exact_match": exact}

@@ -408,20 +408,24 @@ class CharLM(nn.Module):
 
 
 def train_char_lm(model: CharLM, ids: Sequence[int] | Tensor, steps: int, seq_len: int = 64,
-                  batch_size: int = 32, lr: float = 3e-3, clip: float = 1.0,
-                  seed: int = 0) -> list[float]:
-    """Train with Adam on random windows of ``ids``; returns the loss (nats/char) per step.
+                  batch_size: int = 32, lr: float = 3e-3, clip: float = 1.0, seed: int = 0,
+                  eval_ids: Sequence[int] | Tensor | None = None,
+                  eval_every: int = 50) -> dict[str, list[float]]:
+    """Train with Adam on random windows of ``ids``; gradients clipped to norm ``clip``
+    (Pascanu et al., 2013).
 
-    Gradients are clipped to norm ``clip`` (Pascanu et al., 2013).
+    Returns ``{"train": loss per step, "eval_step": [...], "eval": [...]}`` in nats per character;
+    ``eval`` is :func:`evaluate_char_lm` on ``eval_ids`` every ``eval_every`` steps and at the end
+    (empty without ``eval_ids``).
     """
     from ..seqdata import lm_batches
 
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     device = next(model.parameters()).device
-    losses = []
-    model.train()
-    for _ in range(steps):
+    hist: dict[str, list[float]] = {"train": [], "eval_step": [], "eval": []}
+    for step in range(1, steps + 1):
+        model.train()
         x, y = lm_batches(ids, seq_len, batch_size, generator=g)
         logits, _ = model(x.to(device))
         loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.to(device).reshape(-1))
@@ -429,8 +433,11 @@ def train_char_lm(model: CharLM, ids: Sequence[int] | Tensor, steps: int, seq_le
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)
         opt.step()
-        losses.append(loss.item())
-    return losses
+        hist["train"].append(loss.item())
+        if eval_ids is not None and (step % eval_every == 0 or step == steps):
+            hist["eval_step"].append(step)
+            hist["eval"].append(evaluate_char_lm(model, eval_ids, seq_len))
+    return hist
 
 
 @torch.no_grad()
