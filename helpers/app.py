@@ -318,7 +318,7 @@ def card_html(card: dict[str, Any], folder: str | os.PathLike | None = None) -> 
     body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return (
         f"<div class='medvit-card'><h4 style='margin:0.2em 0'>Model card</h4>{warn}<table>{body}</table>"
-        f"<b>Reported test metrics</b><table>{metric_rows}</table></div>"
+        f"<b>Reported metrics</b> (on the held-out splits of its training data)<table>{metric_rows}</table></div>"
     )
 
 
@@ -639,8 +639,11 @@ def result_html(r: Result, k: int = 3) -> str:
     """One file's result as HTML: thumbnail, heatmap, probabilities (all labels for multi-label), notes, time."""
     name = html.escape(r.name)
     if not r.ok:
+        message = r.error or ""
+        if message.startswith(r.name + ": "):  # the decoder names the file; the heading already does
+            message = message[len(r.name) + 2:]
         return (f"<div class='medvit-result medvit-error' style='border-left:4px solid #c00;padding:0.3em 0.6em;margin:0.4em 0'>"
-                f"<b>{name}</b>: not classified. <span class='medvit-message'>{html.escape(r.error or '')}</span></div>")
+                f"<b>{name}</b> was not classified: <span class='medvit-message'>{html.escape(message)}</span></div>")
     ranked = r.top(None if r.multilabel else k)
     what = "labels (independent sigmoids; ≥ 0.5 counts as present)" if r.multilabel else f"top {len(ranked)} classes"
     rows = "".join(f"<tr><td>{html.escape(c)}</td><td>{_bar(p)}</td><td style='text-align:right'>{p:.3f}</td></tr>"
@@ -732,8 +735,8 @@ class ClassifierApp:
         self.button.on_click(lambda _: self.run())
         parts = [self.header]
         if in_voila():
-            # Served by Voila the page is the app: hide the book's narrative (markdown) cells.
-            parts.insert(0, w.HTML("<style>.jp-MarkdownCell { display: none; }</style>"))
+            # Served by Voila the page is the app: hide the book's narrative and the other cells' outputs.
+            parts.insert(0, w.HTML("<style>.jp-MarkdownCell, .jp-Cell:not(:has(.medvit-app)) { display: none; }</style>"))
         self.widget = w.VBox(parts + [
             w.HBox([self.task]),
             self.model,
@@ -746,6 +749,7 @@ class ClassifierApp:
             self.download,
             guard,
         ])
+        self.widget.add_class("medvit-app")
         self.refresh_models()
 
     # -- model choice
