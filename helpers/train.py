@@ -188,14 +188,8 @@ def _load_splits(data: Any, profile: config.Profile, image_size: int | None, see
         from .data import load_dataset
 
         size = image_size or profile.image_size
-        splits = []
-        for split in ("train", "valid", "test"):
-            try:
-                ds = load_dataset(data, split=split, size=size, profile=profile)
-            except TypeError:  # a registry without size/profile arguments
-                ds = load_dataset(data, split=split)
-            splits.append(ds)
-        train_ds, valid_ds, test_ds = (_ensure_size(ds, size) for ds in splits)
+        train_ds, valid_ds, test_ds = (load_dataset(data, split=split, size=size, profile=profile, seed=seed)
+                                       for split in ("train", "valid", "test"))
     else:
         try:
             train_ds, valid_ds, test_ds = data
@@ -223,24 +217,6 @@ def _loader_for(dls: Any, ds: Any) -> Any:
     from .data.loaders import make_eval_loader
 
     return make_eval_loader(ds, dls)
-
-
-def _ensure_size(ds: Any, size: int) -> Any:
-    """``ds`` with square images of side ``size`` (antialiased bilinear resize in memory) when the
-    registry returned another size; a no-op otherwise."""
-    if ds.images.shape[1] == size and ds.images.shape[2] == size:
-        return ds
-    import dataclasses
-
-    import torch.nn.functional as F
-
-    out = []
-    for start in range(0, len(ds), 512):
-        x = torch.from_numpy(np.ascontiguousarray(ds.images[start:start + 512])).permute(0, 3, 1, 2).float()
-        x = F.interpolate(x, size=(size, size), mode="bilinear", antialias=True, align_corners=False)
-        out.append(x.round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy())
-    meta = {**ds.meta, "resized_from": list(ds.images.shape[1:3]), "resized_to": [size, size]}
-    return dataclasses.replace(ds, images=np.concatenate(out), meta=meta)
 
 
 # ----------------------------------------------------------------------------- prediction
