@@ -409,3 +409,34 @@ def test_stray_non_image_in_the_real_data(real_data, blood):
         pytest.skip("the stray .DS_ file is not in this copy of the PBC sample")
     res = classify1(stray.name, stray.read_bytes(), blood)
     assert not res.ok and stray.name in res.error
+
+
+# ----------------------------------------------------------------------------- app-models
+
+
+def test_app_models_prefer_real_data(real_data, tmp_workdirs):
+    assert app.choose_dataset("blood", download=False)[:2] == ("pbc", "real")
+    assert app.choose_dataset("chest", download=False)[:2] == ("pneumoniamnist", "real")
+    assert app.choose_dataset("mammo", download=False)[:2] == ("mias", "real")
+
+
+def test_app_models_say_when_only_synthetic(tmp_workdirs, monkeypatch):
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_workdirs / "no_data"))
+    name, source, why = app.choose_dataset("mammo", download=False)
+    assert (name, source) == ("cbis_ddsm", "synthetic") and "no_data" in why
+
+
+@pytest.mark.slow
+def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, capsys):
+    (summary,) = app.train_app_models(["mammo"], profile="smoke", epochs=1, download=False)
+    assert summary["dataset"] == "mias" and summary["source"] == "real"
+    out = capsys.readouterr().out
+    assert "training resnet18 on mias (source: real" in out
+    (entry,) = app.find_models("mammo")
+    assert Path(entry["path"]) == Path(summary["checkpoint"])
+    model, card = app.load_model(entry)
+    assert card["data_source"] == "real" and card["profile"] == "smoke"
+    (res,) = app.classify([app.find_sample("mammo", real_data)], model, card)
+    assert res.ok and set(res.probabilities) == set(card["classes"])
+    again = app.train_app_models(["mammo"], profile="smoke", epochs=1, if_missing=True)
+    assert again == [] and "skipped" in capsys.readouterr().out
