@@ -324,7 +324,8 @@ def train(
         mixed_precision: ``"auto"`` (bf16/fp16 on CUDA, off on CPU), ``"bf16"``, ``"fp16"`` or False.
         channels_last: ``"auto"`` (on CUDA), True or False.
         augment: passed to the data loaders (batch augmentation).
-        pretrained: ImageNet weights for a model given by name (default: the profile's).
+        pretrained: ImageNet weights for a model given by name (default: the profile's, for
+            models that have published weights; thesis 002's networks never do).
         image_size: side in pixels (default: the profile's).
         model_kwargs: extra :func:`create_model` arguments.
         bootstrap: resamples for the test metrics' confidence intervals (0: none).
@@ -354,7 +355,11 @@ def train(
     freeze_epochs = int(_resolve(freeze_epochs, rc, "freeze_epochs", 0))
     optimizer = _resolve(optimizer, rc, "optimizer", "adamw")
     weight_decay = float(_resolve(weight_decay, rc, "weight_decay", 0.0))
-    pretrained = prof.pretrained if pretrained is None else bool(pretrained)
+    if pretrained is None:  # the profile's choice, for models that have weights to load
+        from .models.vision import has_pretrained_weights
+
+        pretrained = prof.pretrained and isinstance(model, str) and has_pretrained_weights(model)
+    pretrained = bool(pretrained)
     if epochs < 1 and freeze_epochs < 1:
         raise ValueError("nothing to train: epochs and freeze_epochs are both 0")
     if grad_accum < 1:

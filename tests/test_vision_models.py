@@ -119,6 +119,14 @@ def test_pretrained_offline_says_what_to_do(monkeypatch):
         create_model("thesis002_cnn", num_classes=2, pretrained=True)
 
 
+def test_which_models_have_pretrained_weights():
+    from helpers.models.vision import has_pretrained_weights
+
+    assert has_pretrained_weights("resnet18") and has_pretrained_weights("resnet18.tv_in1k")
+    assert has_pretrained_weights("thesis000_resnet50")
+    assert not has_pretrained_weights("thesis002_cnn") and not has_pretrained_weights("vit_scratch_tiny_patch8_32")
+
+
 def test_stages_and_param_groups_of_a_resnet():
     model = create_model("resnet18", num_classes=2)
     stages = model_stages(model)

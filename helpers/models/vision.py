@@ -29,6 +29,7 @@ from torch import nn
 
 __all__ = [
     "create_model",
+    "has_pretrained_weights",
     "list_own_models",
     "count_parameters",
     "model_stages",
@@ -312,6 +313,18 @@ def _thesis000_resnet50(num_classes: int, in_chans: int, pretrained: bool, img_s
 def list_own_models() -> list[str]:
     """The names :func:`create_model` builds itself (all other names go to timm)."""
     return sorted(_OWN_MODELS) + ["vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]"]
+
+
+def has_pretrained_weights(name: str) -> bool:
+    """Whether ``create_model(name, pretrained=True)`` has weights to fetch: timm models with a
+    published checkpoint and thesis 000's ResNet-50 do; thesis 002's networks and the
+    from-scratch ViTs are trained from random initialisation by design."""
+    if name in ("thesis002_cnn", "thesis002_vit") or name.startswith("vit_scratch"):
+        return False
+    import timm
+
+    cfg = timm.models.get_pretrained_cfg("resnet50" if name == "thesis000_resnet50" else name)
+    return cfg is not None and bool(cfg.hf_hub_id or cfg.url or cfg.file)
 
 
 def _with_pretrained_message(name: str, pretrained: bool, build: Callable[[], nn.Module]) -> nn.Module:
