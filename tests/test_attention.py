@@ -9,6 +9,15 @@ import torch
 from helpers import seqdata
 from helpers.models import attention as A
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run fastest (and least disturbed by a busy machine) on one thread."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 # one query and two keys, small enough to work by hand
 Q = torch.tensor([[1.0, 2.0]])
 K = torch.tensor([[[3.0, 0.0], [1.0, 1.0]]])
@@ -216,7 +225,7 @@ def test_seq2seq_shapes_and_learning(attention, score):
     assert logits.shape == (4, tgt.shape[1] - 1, len(sv)) and w.shape == (4, tgt.shape[1] - 1, src.shape[1])
     assert torch.allclose(w.sum(-1), torch.ones(4, tgt.shape[1] - 1), atol=1e-5)
     assert (w[src[:4].unsqueeze(1).expand_as(w) == 0] == 0).all()   # no weight on padding
-    hist = A.train_seq2seq(model, src, tgt, steps=25, batch_size=32, lr=1e-2)
+    hist = A.train_seq2seq(model, src, tgt, steps=12, batch_size=32, lr=1e-2)
     assert hist["loss"][-1] < hist["loss"][0]
     ids, weights = model.greedy_decode(src[:3], max_len=6)
     assert ids.shape == (3, 6) and weights.shape == (3, 6, src.shape[1])
