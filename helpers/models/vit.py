@@ -191,8 +191,8 @@ class Attention(nn.Module):
         if self.variant == "flexible":
             if distance is None:
                 raise ValueError("the flexible attention variant needs the patch distance matrix")
-            q = q * self.log_temperature.exp().view(1, -1, 1, 1)  # tau_h q
-            bias = -self.span_decay.view(-1, 1, 1) * distance.to(q.dtype)  # -lambda_h delta_ij, (heads, N, N)
+            q = q * self.log_temperature.exp().view(1, -1, 1, 1).to(q.dtype)  # tau_h q
+            bias = (-self.span_decay.view(-1, 1, 1) * distance).to(q.dtype)  # -lambda_h delta_ij, (heads, N, N)
         if self.fused_attn and not self.store_attn:
             x = F.scaled_dot_product_attention(
                 q, k, v, attn_mask=bias, dropout_p=self.attn_drop.p if self.training else 0.0
