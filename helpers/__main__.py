@@ -24,8 +24,8 @@ def _new_chapter(args: argparse.Namespace) -> int:
 def _app_models(args: argparse.Namespace) -> int:
     from .app import train_app_models
 
-    train_app_models(args.tasks, profile=args.profile, epochs=args.epochs, if_missing=args.if_missing,
-                     download=not args.no_download)
+    train_app_models(args.tasks, profile=args.profile, epochs=args.epochs, max_train=args.max_train,
+                     if_missing=args.if_missing, download=not args.no_download)
     return 0
 
 
@@ -64,7 +64,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("app-models", help="train one small model per app task (blood cells, chest X-ray, mammogram)")
     p.add_argument("--tasks", nargs="+", default=None, help="tasks to train (default: all): blood chest mammo")
     p.add_argument("--profile", default="quick", help="profile for image size and data caps (default: quick)")
-    p.add_argument("--epochs", type=int, default=5, help="training epochs per model (default: 5)")
+    p.add_argument("--epochs", type=int, default=4, help="training epochs per model (default: 4)")
+    p.add_argument("--max-train", type=int, default=1500, help="at most this many training images per model (default: 1500)")
     p.add_argument("--if-missing", action="store_true", help="only tasks without a checkpoint")
     p.add_argument("--no-download", action="store_true", help="never try to download a dataset")
     p.set_defaults(func=_app_models)

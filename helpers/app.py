@@ -942,16 +942,24 @@ def choose_dataset(task: str, download: bool = True) -> tuple[str, str, str]:
     return names[0], source, why
 
 
-def train_app_models(tasks: Sequence[str] | None = None, *, profile: str = "quick", epochs: int | None = 5,
-                     if_missing: bool = False, download: bool = True) -> list[dict[str, Any]]:
+def train_app_models(tasks: Sequence[str] | None = None, *, profile: str = "quick", epochs: int | None = 4,
+                     max_train: int | None = 1500, if_missing: bool = False, download: bool = True) -> list[dict[str, Any]]:
     """Train one small model per task on whatever data is present and save checkpoints the app finds.
 
     Uses :func:`helpers.train.train` (so each model gets a run record and a checkpoint under the
-    runs folder), at the ``profile``'s image size and data caps, random initialisation unless the
-    profile says pretrained. ``if_missing`` skips tasks that already have a checkpoint. Returns
-    one summary per task (dataset, source, model, wall time, test metrics, checkpoint folder).
+    runs folder) at the ``profile``'s image size, with at most ``max_train`` training images (and
+    a third of that for validation and test) so that each model takes minutes on a CPU; random
+    initialisation unless the profile says pretrained. ``if_missing`` skips tasks that already have
+    a checkpoint. Returns one summary per task (dataset, source, model, wall time, test metrics,
+    checkpoint folder).
     """
+    from . import config
     from .train import train
+
+    prof = config.get_profile(profile)
+    if max_train is not None:
+        prof = prof.replace(max_train=min(max_train, prof.max_train or max_train),
+                            max_eval=min(max(max_train // 3, 1), prof.max_eval or max_train))
 
     summaries = []
     for task in tasks or list(TASKS):
@@ -962,14 +970,15 @@ def train_app_models(tasks: Sequence[str] | None = None, *, profile: str = "quic
             continue
         name, source, why = choose_dataset(task, download=download)
         arch = APP_MODELS[task][1]
-        print(f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {profile}", flush=True)
+        print(f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
+              f"({prof.image_size} px, at most {prof.max_train} training images, {epochs} epochs)", flush=True)
         if source == "synthetic":
             print(f"[app-models] {task}: NO REAL DATA for {', '.join(APP_MODELS[task][0])}: the model learns synthetic "
                   "shapes and the app will say so. Put a dataset under MEDVIT_DATA for a meaningful model.")
-        record = train(arch, name, profile=profile, epochs=epochs, bootstrap=0, name=f"app-{task}-{arch}", progress=False)
+        record = train(arch, name, profile=prof, epochs=epochs, bootstrap=0, name=f"app-{task}-{arch}", progress=False)
         test = (record.metrics or {}).get("test", {})
         summary = {
-            "task": task, "dataset": name, "source": source, "model": arch, "profile": profile,
+            "task": task, "dataset": name, "source": source, "model": arch, "profile": prof.name,
             "wall_time_s": round(record.wall_time_s, 1), "checkpoint": record.checkpoint,
             "test": {k: v for k, v in test.items() if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)},
         }
