@@ -337,6 +337,8 @@ def train(
     """
     from fastai.callback.mixup import MixUp
     from fastai.callback.progress import ProgressCallback
+    import fastai.callback.channelslast  # noqa: F401  (adds Learner.to_channelslast)
+    import fastai.callback.fp16  # noqa: F401  (adds Learner.to_fp16 / to_bf16)
     import fastai.callback.schedule  # noqa: F401  (adds Learner.fit_one_cycle)
     from fastai.callback.tracker import ReduceLROnPlateau as Plateau
     from fastai.learner import Learner

@@ -91,8 +91,12 @@ def test_split_epochs_follows_the_thesis_proportions():
 
 
 def test_run_record_checkpoint_and_tables(tmp_workdirs, monkeypatch):
-    record = train("thesis002_cnn", _toy(), profile="smoke", recipe="adamw", epochs=2, progress=False, bootstrap=20,
-                   early_stopping=5, monitor="valid_auroc")
+    with pytest.warns(UserWarning, match="only used on CUDA"):
+        record = train("thesis002_cnn", _toy(), profile="smoke", recipe="adamw", epochs=2, progress=False, bootstrap=20,
+                       early_stopping=5, monitor="valid_auroc", grad_accum=2, channels_last=True, mixed_precision="bf16")
+    assert record.config["grad_accum"] == 2 and record.config["channels_last"] is True
+    assert record.config["mixed_precision"] is None  # no autocast on the CPU
+    assert record.config["best_epoch"] in (0, 1)
     saved = json.loads((record.folder / "run.json").read_text())
     for key in ("config", "profile", "data", "environment", "history", "epoch_times_s", "wall_time_s", "metrics", "checkpoint"):
         assert key in saved
