@@ -489,14 +489,15 @@ def fit_seq2seq(model: Transformer, src: Tensor, tgt: Tensor, *, epochs: int = 1
                 lr: float = 5e-4, betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-9,
                 lr_lambda: Callable[[int], float] | None = None, label_smoothing: float = 0.0,
                 clip_norm: float | None = 1.0, seed: int = 0, device: torch.device | str | None = None,
-                max_seconds: float | None = None) -> dict[str, list[float]]:
+                max_steps: int | None = None, max_seconds: float | None = None) -> dict[str, list[float]]:
     """Train with teacher forcing and Adam; returns ``{"loss": [...], "lr": [...]}`` per step.
 
     ``src`` ``(N, S)`` and ``tgt`` ``(N, T)`` come from :func:`helpers.seqdata.encode_pairs`
     (target rows ``<bos> ... <eos> <pad>...``). The decoder reads ``tgt[:, :-1]`` and the loss is
     the cross-entropy against ``tgt[:, 1:]``, ignoring ``<pad>``. ``lr_lambda(step)`` (step
     starting at 1) multiplies ``lr``, e.g. a warmup from :mod:`helpers.schedules`; ``None`` means a
-    constant rate. ``max_seconds`` stops early (the history says how far it got).
+    constant rate. ``max_steps`` caps the number of optimiser steps and ``max_seconds`` the wall
+    time (the history says how far it got).
     """
     if src.shape[0] != tgt.shape[0]:
         raise ValueError(f"src has {src.shape[0]} rows, tgt has {tgt.shape[0]}")
@@ -526,6 +527,8 @@ def fit_seq2seq(model: Transformer, src: Tensor, tgt: Tensor, *, epochs: int = 1
             opt.step()
             history["loss"].append(loss.item())
             history["lr"].append(cur_lr)
+            if max_steps is not None and step >= max_steps:
+                return history
             if max_seconds is not None and time.perf_counter() - start > max_seconds:
                 return history
     return history
