@@ -400,20 +400,23 @@ class Seq2Seq(nn.Module):
 def train_seq2seq(model: Seq2Seq, src: Tensor, tgt: Tensor, steps: int, batch_size: int = 64,
                   lr: float = 3e-3, clip: float = 1.0, seed: int = 0,
                   time_limit: float | None = None) -> dict[str, list[float]]:
-    """Teacher-forced training with Adam on random batches of ``(src, tgt)`` from :func:`encode_pairs`.
+    """Teacher-forced training with Adam on random batches of ``(src, tgt)`` from :func:`encode_pairs`
+    (batches are moved to the model's device).
 
     The decoder reads ``tgt[:, :-1]`` and is scored on ``tgt[:, 1:]`` (padding ignored). Stops
     early after ``time_limit`` seconds if given. Returns ``{"step", "loss", "seconds"}``.
     """
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    device = next(model.parameters()).device
     hist: dict[str, list[float]] = {"step": [], "loss": [], "seconds": []}
     start = time.perf_counter()
     for step in range(steps):
         model.train()
         idx = torch.randint(0, src.shape[0], (batch_size,), generator=g)
-        logits, _ = model(src[idx], tgt[idx, :-1])
-        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt[idx, 1:].reshape(-1),
+        s_b, t_b = src[idx].to(device), tgt[idx].to(device)
+        logits, _ = model(s_b, t_b[:, :-1])
+        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), t_b[:, 1:].reshape(-1),
                                            ignore_index=0)
         opt.zero_grad()
         loss.backward()
@@ -432,8 +435,9 @@ def evaluate_seq2seq(model: Seq2Seq, src: Tensor, tgt: Tensor) -> dict[str, floa
     from ..seqdata import EOS, PAD, SPECIALS, sequence_accuracy
 
     eos_id, pad_id = SPECIALS.index(EOS), SPECIALS.index(PAD)
-    target = tgt[:, 1:]
-    pred, _ = model.greedy_decode(src, max_len=target.shape[1])
+    device = next(model.parameters()).device
+    target = tgt[:, 1:].to(device)
+    pred, _ = model.greedy_decode(src.to(device), max_len=target.shape[1])
     # everything after the first predicted <eos> counts as padding
     seen = (pred == eos_id).int().cumsum(1)
     pred = pred.masked_fill(((seen > 0) & (pred != eos_id)) | (seen > 1), pad_id)

@@ -520,18 +520,21 @@ def train_memory_model(model: MemoryModel, make_batch: Callable[[int], tuple[Ten
                        steps: int, lr: float = 1e-2, clip: float = 1.0,
                        eval_batch: tuple[Tensor, Tensor] | None = None,
                        eval_every: int = 25) -> dict[str, list[float]]:
-    """Adam with gradient clipping on fresh batches ``make_batch(step)``.
+    """Adam with gradient clipping on fresh batches ``make_batch(step)`` (moved to the model's device).
 
     Returns ``{"step": [...], "train": [...], "eval": [...], "seconds": [...]}``; ``eval`` is the
     loss on ``eval_batch`` every ``eval_every`` steps (and at the last step).
     """
     opt = torch.optim.Adam(model.parameters(), lr=lr)
+    device = next(model.parameters()).device
+    if eval_batch is not None:
+        eval_batch = (eval_batch[0].to(device), eval_batch[1].to(device))
     hist: dict[str, list[float]] = {"step": [], "train": [], "eval": [], "seconds": []}
     start = time.perf_counter()
     for step in range(steps):
         model.train()
         x, y = make_batch(step)
-        loss = model.loss(x, y)
+        loss = model.loss(x.to(device), y.to(device))
         opt.zero_grad()
         loss.backward()
         nn.utils.clip_grad_norm_(model.parameters(), clip)
