@@ -203,3 +203,13 @@ def test_manual_datasets_explain_where_to_get_them(name, where):
     with pytest.raises(dl.DownloadError) as err:
         dl.download(name)
     assert where in str(err.value) and "http" in str(err.value)
+
+
+def test_medmnist_channel_conversion(tmp_path, tmp_workdirs, monkeypatch):
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "data"))
+    write_synthetic("bloodmnist", tmp_path / "data" / "medmnist", flag="bloodmnist", counts=(8, 4, 4))
+    rgb = load_dataset("bloodmnist", "test", verbose=False)
+    grey = load_dataset("bloodmnist", "test", channels=1, verbose=False)
+    assert rgb.source == "real" and rgb.channels == 3 and grey.channels == 1
+    expected = np.asarray([np.asarray(Image.fromarray(i).convert("L")) for i in rgb.images])
+    np.testing.assert_array_equal(grey.images[..., 0], expected)

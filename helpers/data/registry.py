@@ -311,8 +311,11 @@ def load_dataset(
         ds = ds.subset(keep) if len(keep) < len(ds) else ds
         images = ds.images
         if channels and images.shape[-1] != channels:
-            images = np.repeat(images, 3, axis=-1) if channels == 3 else np.asarray(
-                [prepare_image(i, i.shape[0])[..., :1] for i in images])
+            if channels == 3:
+                images = np.repeat(images, 3, axis=-1)
+            else:  # ITU-R 601 luma, as helpers.imageio converts RGB to grey
+                weights = np.array([299, 587, 114], dtype=np.uint32)
+                images = ((images.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)[..., None]
         if size_req:
             images = _resize_arrays(images, size_req)
         meta = {**ds.meta, "source_path": str(path), "why": why, "split_rule": "official MedMNIST split",
