@@ -50,6 +50,30 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace) -> int:
+    from .data import DATASETS, describe_source, load_dataset
+    from .data.download import DownloadError, download
+
+    names = args.names or list(DATASETS)
+    if args.action == "describe":
+        for name in names:
+            print(f"{name:<15} {describe_source(name)}")
+        return 0
+    if args.action == "download":
+        status = 0
+        for name in names:
+            try:
+                print(f"{name}: {download(name)}")
+            except DownloadError as err:
+                print(f"{name}: {err}")
+                status = 1
+        return status
+    for name in names:  # "cache": decode every split once at the profile's size
+        for split in ("train", "valid", "test"):
+            load_dataset(name, split, profile=args.profile)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -88,6 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-save", action="store_true", help="do not write a run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)
+
+    p = sub.add_parser("data", help="datasets: where each is read from, download the free ones, fill the cache")
+    p.add_argument("action", choices=["describe", "download", "cache"])
+    p.add_argument("names", nargs="*", help="registry names (default: pbc nih covid mias cbis_ddsm)")
+    p.add_argument("--profile", default=None, help="for 'cache': the profile whose size and caps to use")
+    p.set_defaults(func=_data)
 
     # Other commands (training a model, listing app models, ...) add their sub-parser here.
     return parser

@@ -213,3 +213,13 @@ def test_medmnist_channel_conversion(tmp_path, tmp_workdirs, monkeypatch):
     assert rgb.source == "real" and rgb.channels == 3 and grey.channels == 1
     expected = np.asarray([np.asarray(Image.fromarray(i).convert("L")) for i in rgb.images])
     np.testing.assert_array_equal(grey.images[..., 0], expected)
+
+
+def test_cli_data_describe_and_download(real_data, capsys, offline_fetch):
+    from helpers.__main__ import main
+
+    assert main(["data", "describe", "pbc", "cbis_ddsm"]) == 0
+    out = capsys.readouterr().out
+    assert "pbc             real (" in out and "cbis_ddsm       synthetic stand-in" in out
+    assert main(["data", "download", "nih"]) == 1
+    assert "$MEDVIT_DATA/nih/" in capsys.readouterr().out

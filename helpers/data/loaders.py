@@ -273,9 +273,11 @@ class ArrayDataLoader(DataLoader):
         if self.channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if self.augment is not None:
-            if self._gen is None or self._gen.device != x.device:
+            if self._gen is None or self._gen.device.type != x.device.type:
+                # the batch landed on another device than announced: a generator there, seeded from
+                # this loader's stream so that epochs still differ
                 self._gen = torch.Generator(device=x.device)
-                self._gen.manual_seed(self.seed)
+                self._gen.manual_seed(self.rng.randint(0, 2**31 - 1))
             x = augment_batch(x, self.augment, self._gen)
         if self.stats is not None:
             mean = torch.tensor(self.stats[0], dtype=x.dtype, device=x.device)
