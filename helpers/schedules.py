@@ -124,63 +124,61 @@ def measure_effective_warmup(optimizer: Literal["adam", "radam"] = "radam", step
 
     ``schedules`` maps a name to a warmup function of the step (called once on the array of all
     steps, like the functions of this module) or to ``None`` for a constant rate; the default is
-    ``{optimizer: None}``. Each schedule gets its own parameter group: a ``dim``-vector (float64)
-    trained on a noisy quadratic, ``grad = theta - c + noise``, by one ``torch.optim.Adam`` or
-    ``torch.optim.RAdam`` at the rate ``lr * schedule(t)``. After the run, each step's actual
-    parameter change is divided (least squares over the coordinates) by the step plain Adam would
-    have taken at the base ``lr`` with the optimiser's own moment estimates
-    ``m_hat = m_t / (1 - beta1^t)`` and ``v_t``, written as PyTorch writes each optimiser:
+    ``{optimizer: None}``. Each schedule gets its own parameter group, a ``dim``-vector (float64)
+    fed noisy gradients ``g_t = mu + noise`` (a stochastic linear objective), and one
+    ``torch.optim.Adam`` or ``torch.optim.RAdam`` steps all groups at the rates
+    ``lr * schedule(t)``. After the run each step's actual parameter change is divided (least
+    squares over the coordinates) by the step plain Adam would take at the base ``lr``, with the
+    moment estimates ``m_t``, ``v_t`` of the same gradients written as PyTorch writes each optimiser:
 
     * Adam: ``lr * m_hat / (sqrt(v_t / (1 - beta2^t)) + eps)``; the factor is the schedule's;
-    * RAdam: ``lr * m_hat * sqrt(1 - beta2^t) / (sqrt(v_t) + eps)``; the factor is
-      the schedule's times ``r_t``. Steps where RAdam does not adapt (``rho_t <= 5``, a plain
-      momentum step) are NaN.
+    * RAdam: ``lr * m_hat * sqrt(1 - beta2^t) / (sqrt(v_t) + eps)``; the factor is the schedule's
+      times ``r_t``. Steps where RAdam does not adapt (``rho_t <= 5``, a plain momentum step) are NaN.
 
-    Returns ``{name: array of length steps}`` (index 0 is step 1).
+    (``m_hat = m_t / (1 - beta1^t)``.) Returns ``{name: array of length steps}`` (index 0 is step 1).
     """
+    from scipy.signal import lfilter
+
     if steps < 1:
         raise ValueError(f"steps must be positive, got {steps}")
     if optimizer not in ("adam", "radam"):
         raise ValueError(f"optimizer must be 'adam' or 'radam', got {optimizer!r}")
     schedules = dict(schedules) if schedules else {optimizer: None}
-    gen = torch.Generator().manual_seed(seed)
     names = list(schedules)
-    params = [torch.nn.Parameter(torch.randn(dim, generator=gen, dtype=torch.float64)) for _ in names]
-    target = torch.randn(dim, generator=gen, dtype=torch.float64)
-    noise = torch.randn(steps, len(names), dim, generator=gen, dtype=torch.float64)
-    groups = [{"params": [p]} for p in params]
+    gen = torch.Generator().manual_seed(seed)
+    params = [torch.nn.Parameter(torch.zeros(dim, dtype=torch.float64)) for _ in names]
+    mean = torch.randn(dim, generator=gen, dtype=torch.float64)
+    grads = mean + torch.randn(steps, len(names), dim, generator=gen, dtype=torch.float64)
     cls = torch.optim.Adam if optimizer == "adam" else torch.optim.RAdam
-    opt = cls(groups, lr=lr, betas=betas, eps=eps, foreach=False)
-    # history[t, g] = (theta after step t, m_t, v_t) for group g; row 0 holds the start.
-    history = torch.empty(steps + 1, len(names), 3, dim, dtype=torch.float64)
-    for g, p in enumerate(params):
-        history[0, g, 0] = p.detach()
+    opt = cls([{"params": [p]} for p in params], lr=lr, betas=betas, eps=eps, foreach=False)
     all_steps = np.arange(1, steps + 1)
     rates = np.ones((steps, len(names)))
     for g, name in enumerate(names):
         if schedules[name] is not None:
             rates[:, g] = np.broadcast_to(np.asarray(schedules[name](all_steps), dtype=np.float64), (steps,))
     rates = (lr * rates).tolist()
-    for t in range(1, steps + 1):
+    history = torch.zeros(steps + 1, len(names), dim, dtype=torch.float64)   # parameters after each step
+    groups = opt.param_groups
+    for t in range(steps):
         for g, p in enumerate(params):
-            opt.param_groups[g]["lr"] = rates[t - 1][g]
-            p.grad = p.detach() - target + noise[t - 1, g]
+            groups[g]["lr"] = rates[t][g]
+            p.grad = grads[t, g]
         opt.step()
         for g, p in enumerate(params):
-            state = opt.state[p]
-            history[t, g, 0].copy_(p.detach())
-            history[t, g, 1].copy_(state["exp_avg"])
-            history[t, g, 2].copy_(state["exp_avg_sq"])
+            history[t + 1, g] = p.detach()
     beta1, beta2 = betas
-    t = torch.arange(1, steps + 1, dtype=torch.float64)[:, None, None]
-    bc1, bc2 = 1.0 - beta1 ** t, 1.0 - beta2 ** t
-    delta = history[:-1, :, 0] - history[1:, :, 0]
-    m_hat, v = history[1:, :, 1] / bc1, history[1:, :, 2]
+    g_np = grads.numpy()
+    m = lfilter([1 - beta1], [1, -beta1], g_np, axis=0)            # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+    v = lfilter([1 - beta2], [1, -beta2], g_np ** 2, axis=0)       # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+    t_col = all_steps[:, None, None].astype(np.float64)
+    bc1, bc2 = 1.0 - beta1 ** t_col, 1.0 - beta2 ** t_col
+    m_hat = m / bc1
     if optimizer == "adam":
-        reference = lr * m_hat / ((v / bc2).sqrt() + eps)
+        reference = lr * m_hat / (np.sqrt(v / bc2) + eps)
     else:
-        reference = lr * m_hat * bc2.sqrt() / (v.sqrt() + eps)
-    factor = ((delta * reference).sum(-1) / (reference * reference).sum(-1)).numpy()
+        reference = lr * m_hat * np.sqrt(bc2) / (np.sqrt(v) + eps)
+    delta = (history[:-1] - history[1:]).numpy()
+    factor = (delta * reference).sum(-1) / (reference * reference).sum(-1)
     if optimizer == "radam":
-        factor[radam_rho(np.arange(1, steps + 1), beta2) <= 5.0] = np.nan
+        factor[radam_rho(all_steps, beta2) <= 5.0] = np.nan
     return {name: factor[:, g].copy() for g, name in enumerate(names)}

@@ -370,7 +370,8 @@ class TransformerConfig:
 
 class Transformer(nn.Module):
     """Encoder-decoder Transformer: embeddings (times ``sqrt(d_model)``) + sinusoidal positions,
-    a stack of :class:`EncoderLayer`, a stack of :class:`DecoderLayer`, and a linear generator.
+    a stack of :class:`EncoderLayer`, a stack of :class:`DecoderLayer`, and a linear generator
+    (initialised by :meth:`reset_parameters`).
 
     With ``norm_first=True`` each stack ends with a LayerNorm (Pre-LN needs it); with
     ``layer_norm=False`` there is no normalisation anywhere (use :func:`t_fixup_init_`).
@@ -390,6 +391,22 @@ class Transformer(nn.Module):
         self.enc_norm = nn.LayerNorm(c.d_model) if final else nn.Identity()
         self.dec_norm = nn.LayerNorm(c.d_model) if final else nn.Identity()
         self.generator = nn.Linear(c.d_model, c.tgt_vocab)
+        self.reset_parameters()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """Default initialisation: Xavier-uniform linear weights (zero biases) and token embeddings
+        ``~ N(0, d_model^-1/2)``, so that after the ``sqrt(d_model)`` scaling they have unit
+        variance like the positional encodings (PyTorch's ``N(0, 1)`` embeddings times
+        ``sqrt(d_model)`` would drown the positions and every sub-layer's output)."""
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.xavier_uniform_(module.weight)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+        for emb in (self.src_embed, self.tgt_embed):
+            nn.init.normal_(emb.weight, mean=0.0, std=self.config.d_model ** -0.5)
+            emb.weight[self.config.pad_id].zero_()
 
     def encode(self, src: Tensor) -> tuple[Tensor, Tensor]:
         """``src`` ``(B, S)`` ids -> (memory ``(B, S, d)``, source padding mask)."""
