@@ -274,3 +274,11 @@ def test_fit_rejects_mismatched_rows():
     model = T.Transformer(T.TransformerConfig(len(v), len(v), d_model=16, num_heads=2, d_ff=32))
     with pytest.raises(ValueError, match="rows"):
         T.fit_seq2seq(model, src, tgt[:4], epochs=1)
+
+
+def test_default_init_scales_embeddings_like_positions():
+    torch.manual_seed(9)
+    model = T.Transformer(T.TransformerConfig(300, 200, d_model=128, num_heads=4, d_ff=256))
+    emb = model.src_embed.weight[1:] * math.sqrt(128)      # what the encoder adds to the positions
+    assert emb.std().item() == pytest.approx(1.0, rel=0.05)
+    assert model.src_embed.weight[0].abs().max() == 0 and model.generator.bias.abs().max() == 0
