@@ -27,6 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from ..seqdata import sequence_accuracy
+
 __all__ = [
     "scaled_dot_product_attention",
     "MultiHeadAttention",
@@ -567,11 +569,11 @@ def evaluate_seq2seq(model: Transformer, src: Tensor, tgt: Tensor, bos_id: int, 
         pred = model.greedy_decode(s, t.shape[1], bos_id, eos_id)[:, 1:]
         if pred.shape[1] < t.shape[1]:
             pred = F.pad(pred, (0, t.shape[1] - pred.shape[1]), value=pad)
-        mask = t != pad
-        hit = (pred == t) & mask
-        correct += hit.sum().item()
-        total += mask.sum().item()
-        exact += (hit | ~mask).all(dim=1).sum().item()
+        n_tokens = (t != pad).sum().item()
+        token_acc, exact_acc = sequence_accuracy(pred, t, pad)
+        correct += token_acc * n_tokens
+        total += n_tokens
+        exact += exact_acc * t.shape[0]
     return {"token_accuracy": correct / max(total, 1), "exact_match": exact / src.shape[0]}
 
 
