@@ -87,6 +87,12 @@ def collect(profile: config.Profile | str | None = None, datasets: Iterable[str]
     return info
 
 
+def _wrapped(label: str, items: list[str], per_line: int = 4) -> list[str]:
+    """``label`` then the items, ``per_line`` to a line, continuation lines indented under the first."""
+    chunks = [", ".join(items[i : i + per_line]) for i in range(0, len(items), per_line)] or [""]
+    return [label + chunks[0]] + [" " * len(label) + c for c in chunks[1:]]
+
+
 def show(profile: config.Profile | str | None = None, datasets: Iterable[str] = ()) -> dict[str, Any]:
     """Print the run-info block at the top of a chapter and return it as a dict."""
     info = collect(profile, datasets)
@@ -96,7 +102,7 @@ def show(profile: config.Profile | str | None = None, datasets: Iterable[str] = 
         f"profile     : {prof.name} — {prof.description}",
         f"device      : {hw['device']}" + (f" ({hw['gpu']})" if "gpu" in hw else ""),
         f"hardware    : {hw['cpu']}, {hw['cpu_cores']} cores, {hw.get('memory_gb', '?')} GB RAM",
-        "versions    : " + ", ".join(f"{k} {v}" for k, v in info["versions"].items()),
+        *_wrapped("versions    : ", [f"{k} {v}" for k, v in info["versions"].items()]),
         f"data root   : {info['data_root']}",
     ]
     for name, source in info.get("data_sources", {}).items():
