@@ -555,6 +555,8 @@ def train(
                 "normalization": _normalization(dls, in_chans),
                 "dataset": train_ds.name,
                 "data_source": train_ds.source,
+                # the data's own preprocessing (e.g. "equalize"), so the app prepares uploads the same way
+                "preprocess": train_ds.meta.get("preprocess"),
                 "profile": prof.name,
                 "metrics": {k: M.headline(v) for k, v in results.items() if k in ("valid", "test")},
                 "run_id": run_id,

@@ -110,6 +110,8 @@ def test_run_record_checkpoint_and_tables(tmp_workdirs, monkeypatch):
     model, card = load_checkpoint(record.checkpoint)
     assert card["architecture"] == "thesis002_cnn" and card["input_size"] == 32 and card["in_chans"] == 1
     assert len(card["normalization"]["mean"]) == 1
+    assert "preprocess" in card and card["preprocess"] is None  # the toy data was not equalised
+
     from helpers.data.loaders import make_eval_loader
 
     _, test = _toy()[0], _toy()[2]
@@ -122,6 +124,13 @@ def test_run_record_checkpoint_and_tables(tmp_workdirs, monkeypatch):
     assert len(table) == 1 and table.loc[0, "model"] == "thesis002_cnn" and table.loc[0, "source"] == "synthetic"
     assert "test_auroc" in table.columns
     assert len(runs.runs_table(profile="quick")) == 0
+
+    # the data's preprocessing travels with the card, so the app prepares uploads the same way
+    eq = tuple(d.subset(range(len(d))) for d in _toy())
+    for d in eq:
+        d.meta["preprocess"] = "equalize"
+    rec_eq = train("thesis002_cnn", eq, profile="smoke", epochs=1, progress=False, bootstrap=0)
+    assert load_checkpoint(rec_eq.checkpoint)[1]["preprocess"] == "equalize"
 
 
 def test_multilabel_with_chexnet_weights(tmp_workdirs):
