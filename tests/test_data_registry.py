@@ -50,6 +50,24 @@ def test_pbc_real_smoke_profile(real_data, tmp_workdirs, capsys):
     np.testing.assert_array_equal(np.asarray(again.images), np.asarray(ds.images))
 
 
+def test_pbc_subtype_relabelling(real_data, tmp_workdirs):
+    from helpers.data.pbc import PBC_SUBTYPES, by_subtype
+
+    ds = load_dataset("pbc", "all", size=16, verbose=False)
+    fine = by_subtype(ds)
+    assert fine.name == "pbc_subtypes" and len(fine) == len(ds) and np.array_equal(fine.images, ds.images)
+    assert set(fine.classes) <= {sub for _, sub in PBC_SUBTYPES.values()}
+    assert len(fine.classes) > len(set(ds.labels.tolist())), "sub-types must split some of the 8 classes"
+    # every sub-type belongs to exactly one of the eight classes
+    parent = {sub: cls for cls, sub in PBC_SUBTYPES.values()}
+    for y8, y_fine in zip(ds.labels, fine.labels):
+        assert parent[fine.classes[y_fine]] == ds.classes[y8]
+    with pytest.raises(ValueError, match="not in the class list"):
+        by_subtype(ds, fine.classes[:1])
+    with pytest.raises(ValueError, match="no per-image sub-types"):
+        by_subtype(load_dataset("breastmnist", "test", verbose=False))
+
+
 def test_nih_real_with_covid_and_equalisation(real_data, tmp_workdirs):
     ds = load_dataset("nih", "all", size=32, covid=True, preprocess="equalize", channels=3, verbose=False)
     assert ds.source == "real" and ds.task == "multilabel" and ds.classes[-1] == "COVID-19"

@@ -14,14 +14,16 @@ split (thesis 004 holds out 20 % at random), so splits are stratified by class.
 """
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
 import numpy as np
 
+from .base import ImageDataset
 from .catalog import IMAGE_SUFFIXES, Catalog
 
-__all__ = ["PBC_CLASSES", "PBC_SUBTYPES", "PBC_COUNTS", "find_pbc_root", "read_pbc", "pbc_subtype"]
+__all__ = ["PBC_CLASSES", "PBC_SUBTYPES", "PBC_COUNTS", "find_pbc_root", "read_pbc", "pbc_subtype", "by_subtype"]
 
 PBC_CLASSES = ["basophil", "eosinophil", "erythroblast", "ig", "lymphocyte", "monocyte", "neutrophil", "platelet"]
 
@@ -53,6 +55,26 @@ def pbc_subtype(filename: str) -> str:
     """The sub-type a PBC file name gives (``"MY_123.jpg"`` → ``"myelocyte"``), ``"unknown"`` otherwise."""
     m = _PREFIX.match(Path(filename).name)
     return PBC_SUBTYPES.get(m.group(1).upper(), ("", "unknown"))[1] if m else "unknown"
+
+
+def by_subtype(ds: ImageDataset, subtypes: list[str] | None = None) -> ImageDataset:
+    """The same PBC images labelled by their file-name sub-type (thesis 004's finer task).
+
+    ``subtypes`` fixes the class list (pass the same list for every split); by default it is the
+    sorted sub-types present in ``ds``.
+
+    Raises:
+        ValueError: when ``ds`` carries no per-image sub-type annotations (not PBC), or an image's
+            sub-type is not in ``subtypes``.
+    """
+    if not ds.annotations or any("subtype" not in a for a in ds.annotations):
+        raise ValueError(f"{ds.name!r} has no per-image sub-types: only PBC file names carry them")
+    names = list(subtypes) if subtypes is not None else sorted({a["subtype"] for a in ds.annotations})
+    missing = sorted({a["subtype"] for a in ds.annotations} - set(names))
+    if missing:
+        raise ValueError(f"sub-types {missing} are not in the class list {names}")
+    labels = np.array([names.index(a["subtype"]) for a in ds.annotations], dtype=np.int64)
+    return dataclasses.replace(ds, name=f"{ds.name}_subtypes", task="multiclass", classes=names, labels=labels)
 
 
 def find_pbc_root(folder: Path) -> Path | None:
