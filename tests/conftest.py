@@ -36,3 +36,14 @@ def tmp_workdirs(tmp_path, monkeypatch) -> Path:
     monkeypatch.setenv("MEDVIT_CACHE", str(tmp_path / "cache"))
     monkeypatch.setenv("MEDVIT_RUNS", str(tmp_path / "runs"))
     return tmp_path
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test on one torch thread (tiny models are fastest so), then restore the setting."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -10,13 +10,8 @@ from helpers import seqdata
 from helpers.models import attention as A
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest (and least disturbed by a busy machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models run fastest (and least disturbed by a busy machine) on one thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 # one query and two keys, small enough to work by hand
 Q = torch.tensor([[1.0, 2.0]])

@@ -11,13 +11,8 @@ from helpers.models import seq
 TOL = 1e-5  # float32; measured differences are around 1e-7
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models run fastest (and least disturbed by a busy machine) on one thread."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models run fastest (and least disturbed by a busy machine) on one thread.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _max_diff(a, b) -> float:
