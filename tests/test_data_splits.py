@@ -114,4 +114,4 @@ def test_real_nih_and_mias_splits_have_no_patient_overlap(real_data, tmp_workdir
     for name in ("nih", "mias"):
         parts = {s: load_dataset(name, s, size=16, verbose=False) for s in ("train", "valid", "test")}
         assert_no_patient_overlap({s: ds.patient_ids for s, ds in parts.items()})
-        assert sum(len(ds) for ds in parts.values()) == {"nih": 40, "mias": 24}[name]
+        assert sum(len(ds) for ds in parts.values()) == {"nih": 40, "mias": 162}[name]
