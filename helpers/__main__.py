@@ -22,7 +22,7 @@ def _new_chapter(args: argparse.Namespace) -> int:
 
 
 def _app_models(args: argparse.Namespace) -> int:
-    from .app import train_app_models
+    from .app_models import train_app_models
 
     train_app_models(args.tasks, profile=args.profile, epochs=args.epochs, max_train=args.max_train,
                      if_missing=args.if_missing, download=not args.no_download)

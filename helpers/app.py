@@ -80,9 +80,6 @@ __all__ = [
     "TASK_CLASSES",
     "make_untrained_checkpoint",
     "find_sample",
-    "APP_MODELS",
-    "choose_dataset",
-    "train_app_models",
 ]
 
 # ----------------------------------------------------------------------------- tasks and limits
@@ -914,78 +911,6 @@ def find_sample(task: str, root: str | os.PathLike | None = None) -> Path | None
                 continue
             return path
     return None
-
-
-#: What ``python -m helpers app-models`` trains for each task: datasets in order of preference and a model.
-APP_MODELS: dict[str, tuple[tuple[str, ...], str]] = {
-    "blood": (("pbc", "bloodmnist"), "resnet18"),
-    "chest": (("pneumoniamnist", "nih"), "vit_tiny_patch16_224"),
-    "mammo": (("cbis_ddsm", "mias"), "resnet18"),
-}
-
-
-def choose_dataset(task: str, download: bool = True) -> tuple[str, str, str]:
-    """The dataset to train ``task``'s app model on: ``(name, source, why)``.
-
-    The first of :data:`APP_MODELS` found as real data under ``$MEDVIT_DATA`` wins; then one that
-    can be (or was) downloaded; only when neither exists, the first one's synthetic stand-in.
-    """
-    from .data.registry import resolve
-
-    names = APP_MODELS[task][0]
-    for allow_download in ((False, True) if download else (False,)):
-        for name in names:
-            source, _, why = resolve(name, download=allow_download, verbose=False)
-            if source != "synthetic":
-                return name, source, why
-    source, _, why = resolve(names[0], download=False, verbose=False)
-    return names[0], source, why
-
-
-def train_app_models(tasks: Sequence[str] | None = None, *, profile: str = "quick", epochs: int | None = 4,
-                     max_train: int | None = 1500, if_missing: bool = False, download: bool = True) -> list[dict[str, Any]]:
-    """Train one small model per task on whatever data is present and save checkpoints the app finds.
-
-    Uses :func:`helpers.train.train` (so each model gets a run record and a checkpoint under the
-    runs folder) at the ``profile``'s image size, with at most ``max_train`` training images (and
-    a third of that for validation and test) so that each model takes minutes on a CPU; random
-    initialisation unless the profile says pretrained. ``if_missing`` skips tasks that already have
-    a checkpoint. Returns one summary per task (dataset, source, model, wall time, test metrics,
-    checkpoint folder).
-    """
-    from . import config
-    from .train import train
-
-    prof = config.get_profile(profile)
-    if max_train is not None:
-        prof = prof.replace(max_train=min(max_train, prof.max_train or max_train),
-                            max_eval=min(max(max_train // 3, 1), prof.max_eval or max_train))
-
-    summaries = []
-    for task in tasks or list(TASKS):
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
-        if if_missing and find_models(task):
-            print(f"[app-models] {task}: a checkpoint exists already; skipped")
-            continue
-        name, source, why = choose_dataset(task, download=download)
-        arch = APP_MODELS[task][1]
-        print(f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
-              f"({prof.image_size} px, at most {prof.max_train} training images, {epochs} epochs)", flush=True)
-        if source == "synthetic":
-            print(f"[app-models] {task}: NO REAL DATA for {', '.join(APP_MODELS[task][0])}: the model learns synthetic "
-                  "shapes and the app will say so. Put a dataset under MEDVIT_DATA for a meaningful model.")
-        record = train(arch, name, profile=prof, epochs=epochs, bootstrap=0, name=f"app-{task}-{arch}", progress=False)
-        test = (record.metrics or {}).get("test", {})
-        summary = {
-            "task": task, "dataset": name, "source": source, "model": arch, "profile": prof.name,
-            "wall_time_s": round(record.wall_time_s, 1), "checkpoint": record.checkpoint,
-            "test": {k: v for k, v in test.items() if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)},
-        }
-        headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
-        print(f"[app-models] {task}: done in {record.wall_time_s:.0f} s; test {headline}; checkpoint {record.checkpoint}")
-        summaries.append(summary)
-    return summaries
 
 
 def _checkpoints_root(root: str | os.PathLike | None) -> Path:
