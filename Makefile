@@ -10,11 +10,12 @@ PROFILE ?= quick
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
-.PHONY: install book test unit nbval book-strict browser dashboard app-models clean help
+.PHONY: install book test lint format unit nbval book-strict browser dashboard app-models clean help
 
 help:
 	@echo "make book       build the book (PROFILE=smoke|quick|full, default quick) into _build/html"
-	@echo "make test       all tests: unit, nbval (smoke), strict book build, browser test of the app"
+	@echo "make test       all tests: lint, unit, nbval (smoke), strict book build, browser test of the app"
+	@echo "make lint       ruff check + ruff format --check (seconds; make format rewrites the files)"
 	@echo "make dashboard  serve the classifier app with Voila on localhost (trains small models first if none exist)"
 	@echo "make app-models train one small model per task for the app (minutes on a CPU)"
 
@@ -33,6 +34,15 @@ book: install
 # The strict build CI runs: smoke profile, warnings are errors, a failing cell fails the build.
 book-strict: install
 	MEDVIT_PROFILE=smoke $(BIN)/jupyter-book build . --builder html -W -n --keep-going --path-output _build/strict
+
+# ruff (config in pyproject.toml) over helpers, tests, benchmarks, scripts and the chapters: seconds.
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
 
 unit: install
 	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests -q
@@ -62,7 +72,7 @@ dashboard: install
 app-models: install
 	$(BIN)/python -m helpers app-models
 
-test: install browser book-strict
+test: install lint browser book-strict
 	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider
 
 clean:

@@ -4,4 +4,5 @@ Everything a chapter would otherwise copy from another chapter lives here: profi
 (:mod:`helpers.config`), the run-info cell (:mod:`helpers.runinfo`), datasets (:mod:`helpers.data`),
 models (:mod:`helpers.models`), training, metrics, explanations and the classifier app.
 """
+
 __version__ = "0.1.0"

@@ -4,6 +4,7 @@ Used by authors while writing chapters:  python scripts/nbcells.py NOTEBOOK SPEC
 where SPEC.py defines CELLS = [("md", "..."), ("code", "..."), ...] and optionally INTRO (markdown
 that replaces the title cell's body) — everything after the three template cells is replaced.
 """
+
 from __future__ import annotations
 
 import json
@@ -24,8 +25,12 @@ def main(nb_path: str, spec_path: str) -> None:
         head[0]["source"] = spec["INTRO"].strip() + "\n"
     body = []
     for kind, src in spec["CELLS"]:
-        cell = {"cell_type": "markdown" if kind == "md" else "code", "id": uuid.uuid4().hex[:8],
-                "metadata": {}, "source": src.strip("\n")}
+        cell = {
+            "cell_type": "markdown" if kind == "md" else "code",
+            "id": uuid.uuid4().hex[:8],
+            "metadata": {},
+            "source": src.strip("\n"),
+        }
         if kind != "md":
             cell["execution_count"] = None
             cell["outputs"] = []

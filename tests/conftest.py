@@ -1,4 +1,5 @@
 """Shared fixtures: where the real data samples are, and a clean environment per test."""
+
 from __future__ import annotations
 
 import os

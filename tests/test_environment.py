@@ -1,10 +1,11 @@
 """pyproject.toml and environment.yml must ask for the same packages."""
+
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 
+import tomllib
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
