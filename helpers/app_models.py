@@ -8,9 +8,10 @@ the app that trains, and so the only one that imports the training code and the 
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
-from .app import TASKS, find_models
+from .app.core import APP_TASKS, find_models
 
 __all__ = ["APP_MODELS", "choose_dataset", "train_app_models"]
 
@@ -32,7 +33,7 @@ def choose_dataset(task: str, download: bool = True) -> tuple[str, str, str]:
     from .data.registry import resolve
 
     names = APP_MODELS[task][0]
-    for allow_download in ((False, True) if download else (False,)):
+    for allow_download in (False, True) if download else (False,):
         for name in names:
             source, _, why = resolve(name, download=allow_download, verbose=False)
             if source != "synthetic":
@@ -41,8 +42,15 @@ def choose_dataset(task: str, download: bool = True) -> tuple[str, str, str]:
     return names[0], source, why
 
 
-def train_app_models(tasks: Sequence[str] | None = None, *, profile: str = "quick", epochs: int | None = 4,
-                     max_train: int | None = 1500, if_missing: bool = False, download: bool = True) -> list[dict[str, Any]]:
+def train_app_models(
+    tasks: Sequence[str] | None = None,
+    *,
+    profile: str = "quick",
+    epochs: int | None = 4,
+    max_train: int | None = 1500,
+    if_missing: bool = False,
+    download: bool = True,
+) -> list[dict[str, Any]]:
     """Train one small model per task on whatever data is present and save checkpoints the app finds.
 
     Uses :func:`helpers.train.train` (so each model gets a run record and a checkpoint under the
@@ -57,31 +65,47 @@ def train_app_models(tasks: Sequence[str] | None = None, *, profile: str = "quic
 
     prof = config.get_profile(profile)
     if max_train is not None:
-        prof = prof.replace(max_train=min(max_train, prof.max_train or max_train),
-                            max_eval=min(max(max_train // 3, 1), prof.max_eval or max_train))
+        prof = prof.replace(
+            max_train=min(max_train, prof.max_train or max_train),
+            max_eval=min(max(max_train // 3, 1), prof.max_eval or max_train),
+        )
 
     summaries = []
-    for task in tasks or list(TASKS):
-        if task not in TASKS:
-            raise ValueError(f"unknown task {task!r}; choose from {list(TASKS)}")
+    for task in tasks or list(APP_TASKS):
+        if task not in APP_TASKS:
+            raise ValueError(f"unknown task {task!r}; choose from {list(APP_TASKS)}")
         if if_missing and find_models(task):
             print(f"[app-models] {task}: a checkpoint exists already; skipped")
             continue
         name, source, why = choose_dataset(task, download=download)
         arch = APP_MODELS[task][1]
-        print(f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
-              f"({prof.image_size} px, at most {prof.max_train} training images, {epochs} epochs)", flush=True)
+        print(
+            f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
+            f"({prof.image_size} px, at most {prof.max_train} training images, {epochs} epochs)",
+            flush=True,
+        )
         if source == "synthetic":
-            print(f"[app-models] {task}: NO REAL DATA for {', '.join(APP_MODELS[task][0])}: the model learns synthetic "
-                  "shapes and the app will say so. Put a dataset under MEDVIT_DATA for a meaningful model.")
+            print(
+                f"[app-models] {task}: NO REAL DATA for {', '.join(APP_MODELS[task][0])}: the model learns synthetic "
+                "shapes and the app will say so. Put a dataset under MEDVIT_DATA for a meaningful model."
+            )
         record = train(arch, name, profile=prof, epochs=epochs, bootstrap=0, name=f"app-{task}-{arch}", progress=False)
         test = (record.metrics or {}).get("test", {})
         summary = {
-            "task": task, "dataset": name, "source": source, "model": arch, "profile": prof.name,
-            "wall_time_s": round(record.wall_time_s, 1), "checkpoint": record.checkpoint,
-            "test": {k: v for k, v in test.items() if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)},
+            "task": task,
+            "dataset": name,
+            "source": source,
+            "model": arch,
+            "profile": prof.name,
+            "wall_time_s": round(record.wall_time_s, 1),
+            "checkpoint": record.checkpoint,
+            "test": {
+                k: v for k, v in test.items() if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)
+            },
         }
         headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
-        print(f"[app-models] {task}: done in {record.wall_time_s:.0f} s; test {headline}; checkpoint {record.checkpoint}")
+        print(
+            f"[app-models] {task}: done in {record.wall_time_s:.0f} s; test {headline}; checkpoint {record.checkpoint}"
+        )
         summaries.append(summary)
     return summaries

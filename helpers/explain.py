@@ -14,10 +14,11 @@
 
 Works for timm CNNs and ViTs and for :class:`helpers.models.vit.VisionTransformer`.
 """
+
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -212,9 +213,7 @@ def attention_maps(model: nn.Module, x: torch.Tensor) -> list[torch.Tensor]:
     return list(store)
 
 
-def rollout(
-    attentions: Sequence[torch.Tensor], head_fusion: str = "mean", discard_ratio: float = 0.0
-) -> torch.Tensor:
+def rollout(attentions: Sequence[torch.Tensor], head_fusion: str = "mean", discard_ratio: float = 0.0) -> torch.Tensor:
     """Attention rollout: ``R = Â_L ··· Â_1`` with ``Â = rownorm(0.5 fuse(A) + 0.5 I)``.
 
     Args:
@@ -263,9 +262,7 @@ def _normalise(maps: torch.Tensor) -> torch.Tensor:
     return scaled.reshape(maps.shape)
 
 
-def rollout_map(
-    model: nn.Module, x: torch.Tensor, head_fusion: str = "mean", discard_ratio: float = 0.0
-) -> np.ndarray:
+def rollout_map(model: nn.Module, x: torch.Tensor, head_fusion: str = "mean", discard_ratio: float = 0.0) -> np.ndarray:
     """Rollout heatmaps ``(B, H, W)`` in ``[0, 1]``: the class token's rolled-out attention over
     the patches, upsampled (bilinear) to the input's size."""
     x = _as_batch(model, x)

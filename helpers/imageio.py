@@ -28,6 +28,7 @@ The result has ``C == 1`` for grey images and ``C == 3`` for colour; ``channels=
 forces one (grey → RGB repeats the channel; RGB → grey uses the ITU-R 601 luma weights, as
 Pillow's ``convert("L")`` does).
 """
+
 from __future__ import annotations
 
 import io
@@ -35,7 +36,7 @@ import os
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any, Union
+from typing import IO, Any
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
@@ -47,11 +48,12 @@ __all__ = [
     "DEFAULT_MAX_PIXELS",
     "decode_image",
     "read_image",
+    "to_channels",
     "describe_image",
     "is_dicom",
 ]
 
-Source = Union[str, os.PathLike, bytes, bytearray, IO[bytes]]
+Source = str | os.PathLike | bytes | bytearray | IO[bytes]
 
 #: Largest image (width × height, one frame) decoded by default: 16,384 × 16,384 pixels.
 DEFAULT_MAX_PIXELS = 16384 * 16384
@@ -146,7 +148,13 @@ def _composite(rgb: np.ndarray, alpha: np.ndarray, background: int) -> np.ndarra
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _to_channels(arr: np.ndarray, channels: int | None) -> np.ndarray:
+def to_channels(arr: np.ndarray, channels: int | None) -> np.ndarray:
+    """``uint8`` ``(H, W)`` or ``(H, W, C)`` as ``(H, W, channels)`` by the module's rule.
+
+    Grey → RGB repeats the channel; RGB → grey uses the ITU-R 601 luma weights with rounding, as
+    Pillow's ``convert("L")`` does (so grey → RGB → grey gives the grey image back exactly).
+    ``channels=None`` keeps the image's own channels.
+    """
     if arr.ndim == 2:
         arr = arr[..., None]
     if channels is None or arr.shape[-1] == channels:
@@ -239,7 +247,11 @@ def _decode_pil(data: bytes, name: str, max_pixels: int, background: int) -> Dec
         ) from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:
         msg = str(exc)
-        why = "the file is truncated or damaged" if "truncat" in msg.lower() or isinstance(exc, EOFError) else "it could not be decoded"
+        why = (
+            "the file is truncated or damaged"
+            if "truncat" in msg.lower() or isinstance(exc, EOFError)
+            else "it could not be decoded"
+        )
         raise ImageReadError(f"{name}: {why} ({type(exc).__name__}: {msg})") from exc
     if frames > 1:
         notes.append(f"first of {frames} frames")
@@ -318,7 +330,7 @@ def decode_image(
         out = _decode_dicom(data, name, max_pixels)
     else:
         out = _decode_pil(data, name, max_pixels, background)
-    out.array = _to_channels(out.array, channels)
+    out.array = to_channels(out.array, channels)
     return out
 
 
@@ -341,7 +353,9 @@ def read_image(
     """
     out = decode_image(source, max_pixels=max_pixels, channels=channels, background=background)
     if out.frames > 1:
-        warnings.warn(f"{_name_of(source)}: {out.frames} frames, only the first was read", MultiFrameWarning, stacklevel=2)
+        warnings.warn(
+            f"{_name_of(source)}: {out.frames} frames, only the first was read", MultiFrameWarning, stacklevel=2
+        )
     return out.array
 
 

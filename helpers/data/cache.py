@@ -20,6 +20,7 @@ Rules:
   ``.json`` report) through a temporary name and an atomic rename; they are read back with
   ``np.load(mmap_mode="r")``.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -27,19 +28,18 @@ import json
 import os
 import time
 from collections import Counter
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
-from PIL import Image, ImageOps
 
-from ..imageio import ImageReadError, decode_image
+from ..imageio import ImageReadError
+from ..preprocessing import PREPROCESS, decode_resize, prepare_image
 
 __all__ = ["PREPROCESS", "CacheResult", "fingerprint", "prepare_image", "cached_images", "decode_resize"]
-
-PREPROCESS = (None, "equalize")
 
 
 @dataclass
@@ -73,43 +73,6 @@ def fingerprint(files: Sequence[str | Path], extra: str = "") -> str:
     return h.hexdigest()[:12]
 
 
-def prepare_image(arr: np.ndarray, size: int, preprocess: str | None = None) -> np.ndarray:
-    """Apply the cache's rule to one decoded image: [equalise] → pad to square with black → resize.
-
-    ``arr`` is ``uint8`` ``(H, W, C)``; the result is ``(size, size, C)``.
-    """
-    if preprocess not in PREPROCESS:
-        raise ValueError(f"preprocess must be one of {PREPROCESS}, got {preprocess!r}")
-    c = arr.shape[-1]
-    img = Image.fromarray(arr[..., 0] if c == 1 else arr)
-    if preprocess == "equalize":
-        img = ImageOps.equalize(img.convert("L") if c == 1 else img)
-    w, h = img.size
-    side = max(w, h)
-    if w != h:
-        square = Image.new(img.mode, (side, side), 0)
-        square.paste(img, ((side - w) // 2, (side - h) // 2))
-        img = square
-    if side != size:
-        img = img.resize((size, size), Image.Resampling.BILINEAR, reducing_gap=None)
-    out = np.asarray(img)
-    return out[..., None] if out.ndim == 2 else out
-
-
-def decode_resize(path: str | Path, size: int, channels: int, preprocess: str | None = None) -> tuple[np.ndarray, list[str]]:
-    """Decode one file and apply :func:`prepare_image`; returns the array and the conversion notes.
-
-    With ``preprocess="equalize"`` the image is read as grey, equalised and resized, then repeated
-    to ``channels`` (thesis 000: three identical channels).
-    """
-    if preprocess == "equalize":
-        decoded = decode_image(path, channels=1)
-        out = prepare_image(decoded.array, size, preprocess)
-        return (np.repeat(out, channels, axis=-1) if channels != 1 else out), decoded.notes
-    decoded = decode_image(path, channels=channels)
-    return prepare_image(decoded.array, size, preprocess), decoded.notes
-
-
 def _key_name(split: str, size: int, channels: int, preprocess: str | None, source: str, digest: str) -> str:
     return f"{split}-{size}px-c{channels}-{preprocess or 'none'}-{source}-{digest}"
 
@@ -129,13 +92,15 @@ def cached_images(
 ) -> CacheResult:
     """Decoded, resized images of ``files`` from the cache, building it first when needed.
 
+    Each file goes through :func:`helpers.preprocessing.prepare_file`, the rule the classifier app
+    applies to an upload.
+
     Raises:
         ValueError: when not a single file could be decoded (the report lists why).
     """
     from .. import config
 
-    root = Path(cache_root) if cache_root is not None else config.cache_dir()
-    folder = root / name
+    folder = (Path(cache_root) if cache_root is not None else config.cache_dir()) / name
     folder.mkdir(parents=True, exist_ok=True)
     files = [str(f) for f in files]
     if not files:  # an empty split (a tiny partial copy): an empty array, not an error
@@ -143,80 +108,121 @@ def cached_images(
         report = {"requested": 0, "kept": 0, "skipped": [], "conversions": {}, "seconds": 0.0}
         return CacheResult(empty, np.zeros(0, dtype=np.int64), folder / "empty", report, built=False)
     digest = fingerprint(files, extra=f"{size}|{channels}|{preprocess}|v1")
-    stem = _key_name(split, size, channels, preprocess, source, digest)
-    npy, meta = folder / f"{stem}.npy", folder / f"{stem}.json"
-    if npy.exists() and meta.exists():
-        info = json.loads(meta.read_text())
+    npy = folder / f"{_key_name(split, size, channels, preprocess, source, digest)}.npy"
+    if npy.exists() and npy.with_suffix(".json").exists():
+        info = json.loads(npy.with_suffix(".json").read_text())
         images = np.load(npy, mmap_mode="r")
         return CacheResult(images, np.asarray(info["kept"], dtype=np.int64), npy, info["report"], built=False)
-
     # stale caches of the same dataset/split/size/source: the sources changed, so remove them
-    prefix = _key_name(split, size, channels, preprocess, source, "")
-    for old in folder.glob(f"{prefix}*"):
+    for old in folder.glob(f"{_key_name(split, size, channels, preprocess, source, '')}*"):
         old.unlink(missing_ok=True)
+    return _build(f"{name}/{split}", files, npy, size, channels, preprocess, progress=progress, workers=workers)
 
-    t0 = time.perf_counter()
-    n = len(files)
-    tmp = folder / f".{stem}.{os.getpid()}.npy"
-    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(max(n, 1), size, size, channels))
-    ok = np.zeros(n, dtype=bool)
-    skipped: list[dict[str, str]] = []
-    conversions: Counter[str] = Counter()
+
+@dataclass
+class _Decoded:
+    """What decoding the files into the array gave: which worked, why the others did not."""
+
+    ok: np.ndarray
+    skipped: list[dict[str, str]]
+    conversions: Counter[str]
+
+
+def _decode_one(path: str, size: int, channels: int, preprocess: str | None):
+    """``(array, notes, None)`` for a file that decodes, ``(None, [], reason)`` for one that does not."""
+    try:
+        arr, notes = decode_resize(path, size, channels, preprocess)
+        return arr, notes, None
+    except ImageReadError as exc:
+        return None, [], str(exc)
+    except Exception as exc:  # never let one file stop the build; say what happened
+        return None, [], f"{path}: unexpected {type(exc).__name__}: {exc}"
+
+
+def _decode_into(
+    out: np.ndarray, files: list[str], size: int, channels: int, preprocess: str | None, bar: Any, workers: int
+) -> _Decoded:
+    """Decode every file into ``out[i]`` on a thread pool, counting conversions and skips."""
+    result = _Decoded(np.zeros(len(files), dtype=bool), [], Counter())
 
     def work(i: int):
-        try:
-            arr, notes = decode_resize(files[i], size, channels, preprocess)
-            return i, arr, notes, None
-        except ImageReadError as exc:
-            return i, None, [], str(exc)
-        except Exception as exc:  # never let one file stop the build; say what happened
-            return i, None, [], f"{files[i]}: unexpected {type(exc).__name__}: {exc}"
+        return (i, *_decode_one(files[i], size, channels, preprocess))
 
-    bar = None
-    if progress and n:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=n, desc=f"decoding {name}/{split} at {size}px", unit="img", leave=False)
-    workers = workers or min(8, max(1, (os.cpu_count() or 1)))
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for i, arr, notes, err in pool.map(work, range(n)):
+        for i, arr, notes, err in pool.map(work, range(len(files))):
             if err is None:
                 out[i] = arr
-                ok[i] = True
+                result.ok[i] = True
                 for note in notes:
-                    conversions[note.split(" by its range")[0].split(" (")[0]] += 1
+                    result.conversions[note.split(" by its range")[0].split(" (")[0]] += 1
             else:
-                skipped.append({"file": files[i], "reason": err})
+                result.skipped.append({"file": files[i], "reason": err})
             if bar is not None:
                 bar.update(1)
+    return result
+
+
+def _progress_bar(total: int, what: str, size: int, progress: bool) -> Any:
+    if not (progress and total):
+        return None
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=f"decoding {what} at {size}px", unit="img", leave=False)
+
+
+def _compact(tmp: Path, out: np.ndarray, kept: np.ndarray) -> Path:
+    """Copy the rows ``kept`` of ``out`` (the memory map of ``tmp``) into a new file; return its path."""
+    part = tmp.with_suffix(".part.npy")
+    compact = np.lib.format.open_memmap(part, mode="w+", dtype=np.uint8, shape=(len(kept), *out.shape[1:]))
+    for start in range(0, len(kept), 1024):
+        compact[start : start + 1024] = out[kept[start : start + 1024]]
+    compact.flush()
+    del compact
+    return part
+
+
+def _build(
+    what: str,
+    files: list[str],
+    npy: Path,
+    size: int,
+    channels: int,
+    preprocess: str | None,
+    *,
+    progress: bool,
+    workers: int | None,
+) -> CacheResult:
+    """Decode ``files`` into a new cache file ``npy`` (+ its ``.json`` report), atomically."""
+    t0 = time.perf_counter()
+    n = len(files)
+    tmp = npy.with_name(f".{npy.stem}.{os.getpid()}.npy")
+    out = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(max(n, 1), size, size, channels))
+    bar = _progress_bar(n, what, size, progress)
+    workers = workers or min(8, max(1, (os.cpu_count() or 1)))
+    decoded = _decode_into(out, files, size, channels, preprocess, bar, workers)
     if bar is not None:
         bar.close()
-    kept = np.flatnonzero(ok)
+    kept = np.flatnonzero(decoded.ok)
     if len(kept) == 0:
         del out
         tmp.unlink(missing_ok=True)
-        reasons = "; ".join(s["reason"] for s in skipped[:3])
-        raise ValueError(f"{name}/{split}: none of the {n} files could be decoded ({reasons})")
-    if len(kept) < n:  # compact: keep only the decoded images
-        compact = np.lib.format.open_memmap(tmp.with_suffix(".part.npy"), mode="w+", dtype=np.uint8,
-                                            shape=(len(kept), size, size, channels))
-        for start in range(0, len(kept), 1024):
-            compact[start:start + 1024] = out[kept[start:start + 1024]]
-        compact.flush()
-        del out, compact
+        reasons = "; ".join(s["reason"] for s in decoded.skipped[:3])
+        raise ValueError(f"{what}: none of the {n} files could be decoded ({reasons})")
+    part = _compact(tmp, out, kept) if len(kept) < n else None  # compact: keep only the decoded images
+    out.flush()
+    del out
+    if part is not None:
         tmp.unlink()
-        tmp.with_suffix(".part.npy").rename(tmp)
-    else:
-        out.flush()
-        del out
+        part.rename(tmp)
     report = {
         "requested": n,
         "kept": int(len(kept)),
-        "skipped": skipped,
-        "conversions": dict(conversions),
+        "skipped": decoded.skipped,
+        "conversions": dict(decoded.conversions),
         "seconds": round(time.perf_counter() - t0, 2),
         "rule": "pad to square with black, then antialiased bilinear resize",
     }
+    meta = npy.with_suffix(".json")
     meta_tmp = meta.with_name(f".{meta.name}.{os.getpid()}")
     meta_tmp.write_text(json.dumps({"kept": kept.tolist(), "report": report, "files": n}))
     os.replace(tmp, npy)

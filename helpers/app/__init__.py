@@ -1,0 +1,114 @@
+"""The classifier app: upload images, pick a trained model, read the classes and see where it looked.
+
+This is the book's version of the graphical interface that closes thesis 004 (§3.5): upload a
+blood-cell image, choose a network, press *Classify*, read the predicted class and its
+probability. It grows that interface to the three tasks of the book (blood cells, chest X-rays,
+mammograms), to batches of files with a results table exported as CSV (the thesis's own future
+work), to heatmaps of where the model looked, and to hostile input.
+
+The app is a thin shell over :mod:`helpers.inference`, in three modules:
+
+* :mod:`helpers.app.core`: the tasks (:data:`APP_TASKS`), the limits, finding and loading
+  checkpoints, uploads and the classification of one file (:func:`classify_one`);
+* :mod:`helpers.app.render`: the model card panel, a file's result, the batch table and its CSV;
+* :mod:`helpers.app.widgets`: the ipywidgets (:func:`build_app`), the browser's upload guard and
+  the Voila settings.
+
+Everything but the widgets is plain Python that the tests call without a browser;
+``book/tools/app.ipynb`` served by Voila (``make dashboard``) shows the app. The app never trains
+and never imports the training code or the dataset downloaders; its models come from the chapters
+or from ``python -m helpers app-models`` (:mod:`helpers.app_models`).
+
+The pipeline for one uploaded file (:func:`classify_one`), each step timed:
+
+1. **Size check**: a file over :data:`MAX_FILE_MB` (or a batch over :data:`MAX_UPLOAD_MB`) is
+   refused with a message. In the browser a guard (:data:`UPLOAD_GUARD_JS`) keeps such files from
+   being sent at all, so an oversized upload cannot break the page's connection.
+2. **Decode and preprocess exactly as in training** (:func:`helpers.inference.model_input`): the
+   function the decode-once cache applies to every training image,
+   :func:`helpers.preprocessing.prepare_file`, decodes the bytes with
+   :func:`helpers.imageio.decode_image` (PNG, JPEG, TIFF, PGM, BMP, DICOM with its window and
+   photometric interpretation; 16-bit, RGBA, palette and CMYK converted; first frame of a
+   multi-frame file; a decompression-bomb limit of :data:`MAX_PIXELS`) to the card's channels,
+   applies the card's preprocessing (equalising the grey image), pads to a square with black and
+   resizes (antialiased bilinear) to the card's input size; then ``x = (u / 255 - mean) / std``
+   with the training split's per-channel statistics from the card.
+3. **Predict** with :func:`helpers.inference.probabilities`: softmax over the classes, or one
+   sigmoid per label for a multi-label model.
+4. **Explain**: a heatmap (Grad-CAM for CNNs, attention rollout for ViTs, through
+   :func:`helpers.explain.explain`) laid over the image the model saw.
+
+Any failure of one file becomes that file's message; the batch and the app carry on.
+"""
+
+from __future__ import annotations
+
+from .core import (
+    ACCEPT,
+    APP_TASKS,
+    DISCLAIMER,
+    HOW_TO_GET_MODELS,
+    MAX_FILE_MB,
+    MAX_PIXELS,
+    MAX_UPLOAD_MB,
+    MIN_SIDE,
+    AppError,
+    AppTask,
+    Result,
+    Upload,
+    as_uploads,
+    check_upload,
+    checkpoints_root,
+    classify,
+    classify_one,
+    find_models,
+    load_model,
+    task_of,
+)
+from .render import batch_table, card_html, csv_download_html, model_label, png_data_uri, result_html, results_csv
+from .widgets import (
+    UPLOAD_GUARD_JS,
+    ClassifierApp,
+    build_app,
+    in_voila,
+    tornado_settings,
+    voila_command,
+    websocket_max_message_size,
+)
+
+__all__ = [
+    "AppTask",
+    "APP_TASKS",
+    "ACCEPT",
+    "MAX_FILE_MB",
+    "MAX_UPLOAD_MB",
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "DISCLAIMER",
+    "HOW_TO_GET_MODELS",
+    "AppError",
+    "Upload",
+    "Result",
+    "task_of",
+    "find_models",
+    "load_model",
+    "checkpoints_root",
+    "as_uploads",
+    "check_upload",
+    "classify_one",
+    "classify",
+    "card_html",
+    "model_label",
+    "result_html",
+    "batch_table",
+    "results_csv",
+    "csv_download_html",
+    "png_data_uri",
+    "UPLOAD_GUARD_JS",
+    "websocket_max_message_size",
+    "tornado_settings",
+    "voila_command",
+    "in_voila",
+    "ClassifierApp",
+    "build_app",
+]

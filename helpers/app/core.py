@@ -1,0 +1,369 @@
+"""The app's tasks, limits, checkpoints, uploads and the classification of one file.
+
+Plain Python the tests call without a browser or widgets; it runs a model only through
+:mod:`helpers.inference` and reads a model card only as a :class:`~helpers.cards.ModelCard`.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import config, inference
+from ..cards import ModelCard
+from ..checkpoints import Checkpoint, list_checkpoints
+from ..explain import overlay
+from ..imageio import ImageReadError, MultiFrameWarning
+
+__all__ = [
+    "AppTask",
+    "APP_TASKS",
+    "ACCEPT",
+    "MAX_FILE_MB",
+    "MAX_UPLOAD_MB",
+    "MAX_PIXELS",
+    "MIN_SIDE",
+    "DISCLAIMER",
+    "HOW_TO_GET_MODELS",
+    "AppError",
+    "Upload",
+    "Result",
+    "task_of",
+    "find_models",
+    "load_model",
+    "checkpoints_root",
+    "as_uploads",
+    "check_upload",
+    "classify_one",
+    "classify",
+]
+
+# ----------------------------------------------------------------------------- tasks and limits
+
+
+@dataclass(frozen=True)
+class AppTask:
+    """One task the app offers and the datasets whose models belong to it."""
+
+    key: str
+    title: str
+    datasets: tuple[str, ...]
+    what: str
+
+
+APP_TASKS: dict[str, AppTask] = {
+    "blood": AppTask(
+        "blood",
+        "Blood cells",
+        ("pbc", "bloodmnist"),
+        "a single peripheral blood cell, cropped as in the PBC dataset (eight normal cell types)",
+    ),
+    "chest": AppTask(
+        "chest",
+        "Chest X-ray",
+        ("nih", "chestxray14", "chestmnist", "pneumoniamnist", "covid", "tb"),
+        "a frontal chest radiograph (ChestX-ray14 findings, or pneumonia vs normal)",
+    ),
+    "mammo": AppTask(
+        "mammo",
+        "Mammogram",
+        ("cbis_ddsm", "mias"),
+        "a mammogram or a cropped lesion (benign vs malignant, or normal/benign/malignant)",
+    ),
+}
+
+#: What the upload button offers (anything else is still tried, and refused with a message if it is no image).
+ACCEPT = ".png,.jpg,.jpeg,.tif,.tiff,.pgm,.ppm,.pnm,.bmp,.dcm,.dicom"
+#: Largest single file the app takes, in MB (10^6 bytes). A 50 MB DICOM mammogram fits.
+MAX_FILE_MB = 64
+#: Largest total of one upload (all files picked at once), in MB.
+MAX_UPLOAD_MB = 128
+#: Largest image (pixels of one frame) decoded; above it a file is refused as a possible decompression bomb.
+MAX_PIXELS = 8192 * 8192
+#: Smallest side, in pixels, of an image the app will classify.
+MIN_SIDE = 8
+
+DISCLAIMER = (
+    "A teaching tool, not a diagnostic device. The models were trained for a book chapter, on small "
+    "or public data, and are reported here with their own test metrics and data source. Do not use "
+    "these outputs for any clinical decision."
+)
+
+HOW_TO_GET_MODELS = (
+    "No trained model for this task was found in {root}. To get one, run the task's chapter "
+    "(it saves a checkpoint), or train a small model per task in a few minutes on a CPU with "
+    "<code>make app-models</code> (or <code>python -m helpers app-models</code>), then reload this page."
+)
+
+
+class AppError(RuntimeError):
+    """A problem the app reports to the user as a message (never as a traceback)."""
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+
+def task_of(card: ModelCard) -> str | None:
+    """The app task a model card belongs to: an explicit ``app_task``, else its dataset's task."""
+    if card.app_task in APP_TASKS:
+        return card.app_task
+    dataset = card.dataset.lower()
+    for key, task in APP_TASKS.items():
+        if dataset in task.datasets or any(dataset.startswith(d) for d in task.datasets):
+            return key
+    return None
+
+
+def checkpoints_root(root: str | os.PathLike | None = None) -> Path:
+    """Where the app looks for checkpoints: ``root``, else the runs folder."""
+    return Path(root) if root is not None else config.runs_dir(create=False)
+
+
+def find_models(task: str, root: str | os.PathLike | None = None) -> list[Checkpoint]:
+    """Checkpoints under ``root`` (default: the runs folder) whose model card belongs to ``task``, newest first."""
+    if task not in APP_TASKS:
+        raise ValueError(f"unknown task {task!r}; choose one of {list(APP_TASKS)}")
+    return [c for c in list_checkpoints(checkpoints_root(root)) if task_of(c.card) == task]
+
+
+def load_model(entry: Checkpoint | str | os.PathLike) -> tuple[Any, ModelCard]:
+    """Load a checkpoint (safetensors weights + JSON card; nothing is unpickled) for the CPU.
+
+    Raises:
+        AppError: when the folder is incomplete or the card does not match the weights, with the reason.
+    """
+    folder = entry.folder if isinstance(entry, Checkpoint) else Path(entry)
+    try:
+        return inference.load_model(folder, device="cpu")
+    except Exception as exc:  # a broken checkpoint is a message, never a crash of the app
+        raise AppError(f"the checkpoint in {folder} cannot be used: {exc}") from exc
+
+
+# ----------------------------------------------------------------------------- uploads
+
+
+@dataclass
+class Upload:
+    """One uploaded file: its name, the bytes that arrived and the size the browser reported."""
+
+    name: str
+    data: bytes
+    size: int
+
+
+def _as_upload(f: Any) -> Upload:
+    if isinstance(f, Upload):
+        return f
+    if isinstance(f, dict):
+        data = bytes(f.get("content") or b"")
+        return Upload(str(f.get("name", "upload")), data, int(f.get("size", len(data)) or len(data)))
+    if isinstance(f, (str, os.PathLike)):
+        p = Path(f)
+        data = p.read_bytes() if p.is_file() else b""
+        return Upload(p.name, data, len(data))
+    name, data = f
+    data = bytes(data)
+    return Upload(str(name), data, len(data))
+
+
+def as_uploads(files: Any) -> list[Upload]:
+    """Normalise what the caller has into :class:`Upload` objects.
+
+    Accepts the value of an ipywidgets 8 ``FileUpload`` (dicts with ``name``, ``size``,
+    ``content``), ``(name, bytes)`` pairs, paths, or a single one of these.
+    """
+    if files is None:
+        return []
+    if isinstance(files, (dict, str, os.PathLike, Upload)) or (
+        isinstance(files, tuple) and len(files) == 2 and isinstance(files[1], (bytes, bytearray, memoryview))
+    ):
+        files = [files]
+    return [_as_upload(f) for f in files]
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1e6:.1f} MB"
+
+
+def check_upload(upload: Upload) -> str | None:
+    """A message when ``upload`` is over the size limit or did not arrive whole, else ``None``."""
+    limit = MAX_FILE_MB * 1_000_000
+    if upload.size > limit or len(upload.data) > limit:
+        return (
+            f"{upload.name}: {_mb(max(upload.size, len(upload.data)))} is over the upload limit of "
+            f"{MAX_FILE_MB} MB per file, so it was not classified. Reduce the image (or export one "
+            "frame) and upload it again."
+        )
+    if upload.size and len(upload.data) != upload.size:
+        return (
+            f"{upload.name}: only {len(upload.data):,} of {upload.size:,} bytes arrived (an upload "
+            f"holds at most {MAX_UPLOAD_MB} MB in all); upload this file on its own."
+        )
+    return None
+
+
+# ----------------------------------------------------------------------------- classification
+
+
+@dataclass
+class Result:
+    """The outcome for one file: either probabilities (and a heatmap) or an error message.
+
+    Attributes:
+        name: the file name.
+        error: a message for the user when the file could not be classified, else ``None``.
+        probabilities: class → probability (softmax; for multi-label one sigmoid per label).
+        multilabel: whether the probabilities are independent labels.
+        notes: what was converted or worth knowing (16-bit scaled, first of 3 frames, resized ×0.06, ...).
+        original_shape: ``(H, W, C)`` of the decoded image.
+        thumbnail: ``uint8`` image for display (the image the model saw, enlarged).
+        overlay: ``uint8`` RGB heatmap over the thumbnail, or ``None``.
+        heatmap_method: how the heatmap was made.
+        seconds: time per step (``decode``, ``preprocess``, ``predict``, ``heatmap``, ``total``).
+    """
+
+    name: str
+    error: str | None = None
+    probabilities: dict[str, float] = field(default_factory=dict)
+    multilabel: bool = False
+    notes: list[str] = field(default_factory=list)
+    original_shape: tuple[int, ...] | None = None
+    thumbnail: np.ndarray | None = None
+    overlay: np.ndarray | None = None
+    heatmap_method: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def top(self, k: int | None = 3) -> list[tuple[str, float]]:
+        """The ``k`` most probable classes (all of them when ``k`` is ``None``)."""
+        ranked = sorted(self.probabilities.items(), key=lambda kv: -kv[1])
+        return ranked if k is None else ranked[:k]
+
+    @property
+    def label(self) -> str | None:
+        """The predicted class (multi-label: the labels at or above 0.5, joined by ``|``, or ``none``)."""
+        if not self.ok or not self.probabilities:
+            return None
+        if self.multilabel:
+            pos = [c for c, p in self.top(None) if p >= 0.5]
+            return "|".join(pos) if pos else "none"
+        return self.top(1)[0][0]
+
+
+def _size_notes(shape: tuple[int, ...], size: int) -> list[str]:
+    h, w = shape[:2]
+    scale = size / max(h, w)
+    notes = [f"resized from {w}×{h} to {size}×{size}"] if (h, w) != (size, size) else []
+    if scale < 1 / 32:
+        notes.append(f"{w}×{h} shrunk to the model's {size}×{size} (×{scale:.3g}): fine detail is lost")
+    elif size / min(h, w) > 2:
+        notes.append(
+            f"{w}×{h} enlarged to the model's {size}×{size} (×{size / min(h, w):.3g}): "
+            "the model sees interpolated pixels"
+        )
+    if max(h, w) / min(h, w) > 1.5:
+        notes.append(f"aspect ratio {w / h:.2f}: padded with black to a square, as in training")
+    return notes
+
+
+def _display_size(size: int) -> int:
+    """Side of the thumbnail: the model input enlarged by a whole factor to at least 192 px."""
+    return size * max(1, math.ceil(192 / size))
+
+
+def _enlarge(image: np.ndarray, side: int) -> np.ndarray:
+    """A square ``uint8`` image as RGB, enlarged (bilinear) to ``side`` pixels, for display only."""
+    from PIL import Image
+
+    rgb = image if image.shape[-1] == 3 else np.repeat(image, 3, axis=-1)
+    if rgb.shape[0] == side:
+        return rgb
+    return np.asarray(Image.fromarray(rgb).resize((side, side), Image.BILINEAR))
+
+
+def _decode(upload: Upload, card: ModelCard, res: Result) -> inference.ModelInput | None:
+    """The model's input for ``upload`` (the training cache's own rule), or ``None`` with ``res.error`` set."""
+    stream = io.BytesIO(upload.data)
+    stream.name = upload.name  # the decoder names the file in its messages
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MultiFrameWarning)
+        prepared = inference.model_input(stream, card, max_pixels=MAX_PIXELS)
+    decoded = prepared.decoded
+    shape = decoded.array.shape
+    res.original_shape = tuple(int(v) for v in shape)
+    res.notes += [f"{decoded.format} {decoded.mode}", *decoded.notes]
+    res.seconds.update(prepared.seconds)
+    if min(shape[:2]) < MIN_SIDE:
+        res.error = (
+            f"{upload.name}: {shape[1]}×{shape[0]} pixels is too small to classify "
+            f"(at least {MIN_SIDE} px a side; the model was trained on {card.input_size} px images)"
+        )
+        return None
+    res.notes += _size_notes(shape, card.input_size)
+    return prepared
+
+
+def _explain_into(res: Result, model: Any, x: Any, target: int) -> None:
+    """Add the heatmap over the thumbnail to ``res``; a failure becomes a note (the prediction stands)."""
+    t0 = time.perf_counter()
+    try:
+        heat = inference.explain(model, x, target=target)
+        res.overlay, res.heatmap_method = overlay(res.thumbnail, heat), inference.heatmap_method(model)
+    except Exception as exc:
+        res.notes.append(f"no heatmap: {type(exc).__name__}: {exc}")
+    res.seconds["heatmap"] = time.perf_counter() - t0
+
+
+def _classify_into(res: Result, upload: Upload, model: Any, card: ModelCard, heatmap: bool) -> None:
+    res.error = check_upload(upload)
+    if res.error:
+        return
+    prepared = _decode(upload, card, res)
+    if prepared is None:
+        return
+    t0 = time.perf_counter()
+    probs = inference.predict(model, prepared.x, card)[0]
+    res.probabilities = {c: float(p) for c, p in zip(card.classes, probs)}
+    res.seconds["predict"] = time.perf_counter() - t0
+    res.thumbnail = _enlarge(prepared.image, _display_size(card.input_size))
+    if heatmap:
+        _explain_into(res, model, prepared.x, int(np.argmax(probs)))
+
+
+def classify_one(upload: Upload, model: Any, card: ModelCard, *, heatmap: bool = True) -> Result:
+    """Classify one uploaded file. Never raises: every failure becomes ``Result.error``."""
+    t0 = time.perf_counter()
+    res = Result(name=upload.name, multilabel=card.task == "multilabel")
+    try:
+        _classify_into(res, upload, model, card, heatmap)
+    except ImageReadError as exc:
+        res.error = str(exc)
+    except (AppError, inference.InferenceError) as exc:
+        res.error = f"{upload.name}: {exc}"
+    except MemoryError:
+        res.error = f"{upload.name}: the image is too large to decode in the memory available"
+    except Exception as exc:  # anything else is still a message, never a traceback in the UI
+        res.error = f"{upload.name}: could not be classified ({type(exc).__name__}: {exc})"
+    finally:
+        res.seconds["total"] = time.perf_counter() - t0
+    return res
+
+
+def classify(files: Any, model: Any, card: ModelCard, *, heatmap: bool = True) -> list[Result]:
+    """Classify every file (see :func:`as_uploads` for what ``files`` may be); one :class:`Result` each.
+
+    A batch over :data:`MAX_UPLOAD_MB` in total is still classified file by file; files that did
+    not arrive whole get their message.
+    """
+    return [classify_one(u, model, card, heatmap=heatmap) for u in as_uploads(files)]
