@@ -2,6 +2,7 @@
 
 The models here are untrained (random weights): these tests check the app's behaviour, not accuracy.
 """
+
 from __future__ import annotations
 
 import base64
@@ -15,10 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from PIL import Image
 
-from helpers import app
+from helpers import app, inference
+from helpers.app_models import choose_dataset, train_app_models
+from helpers.cards import ModelCard
+from helpers.testing import find_sample, make_untrained_checkpoint
 
 SIZE = 32
 
@@ -41,9 +44,9 @@ def ckroot(tmp_path_factory) -> Path:
     """One untrained checkpoint per task: a ResNet-18 for blood cells (RGB), a grey ResNet-18 for
     chest X-rays (multi-label) and a grey ViT-Tiny for mammograms (binary)."""
     root = tmp_path_factory.mktemp("runs")
-    app.make_untrained_checkpoint(root / "blood", "blood", "resnet18", SIZE, 3)
-    app.make_untrained_checkpoint(root / "chest", "chest", "resnet18", SIZE, 1)
-    app.make_untrained_checkpoint(root / "mammo", "mammo", "vit_tiny_patch16_224", SIZE, 1)
+    make_untrained_checkpoint(root / "blood", "blood", "resnet18", SIZE, 3)
+    make_untrained_checkpoint(root / "chest", "chest", "resnet18", SIZE, 1)
+    make_untrained_checkpoint(root / "mammo", "mammo", "vit_tiny_patch16_224", SIZE, 1)
     return root
 
 
@@ -85,19 +88,25 @@ def test_makefile_dashboard_uses_the_same_settings():
 
 
 def test_models_are_found_per_task(ckroot):
-    for task in app.TASKS:
+    for task in app.APP_TASKS:
         found = app.find_models(task, ckroot)
-        assert [Path(e["path"]).name for e in found] == [task]
+        assert [e.folder.name for e in found] == [task]
+        assert found[0].card.app_task == task
     with pytest.raises(ValueError):
         app.find_models("dermatology", ckroot)
 
 
+def _card(**fields) -> ModelCard:
+    base = dict(architecture="resnet18", task="multiclass", classes=("a", "b"), input_size=SIZE, in_chans=1)
+    return ModelCard(**{**base, "mean": (0.5,), "std": (0.25,), **fields})
+
+
 def test_task_of_follows_the_dataset():
-    assert app.task_of({"dataset": "pbc"}) == "blood"
-    assert app.task_of({"dataset": "pneumoniamnist"}) == "chest"
-    assert app.task_of({"dataset": "cbis_ddsm"}) == "mammo"
-    assert app.task_of({"dataset": "pbc", "app_task": "chest"}) == "chest"
-    assert app.task_of({"dataset": "pose"}) is None
+    assert app.task_of(_card(dataset="pbc")) == "blood"
+    assert app.task_of(_card(dataset="pneumoniamnist")) == "chest"
+    assert app.task_of(_card(dataset="cbis_ddsm")) == "mammo"
+    assert app.task_of(_card(dataset="pbc", app_task="chest")) == "chest"
+    assert app.task_of(_card(dataset="pose")) is None
 
 
 def test_card_panel_shows_what_the_model_is(ckroot, blood):
@@ -139,11 +148,19 @@ def test_card_that_does_not_match_its_weights_is_refused(tmp_path, ckroot):
     assert res.ok
 
 
-def test_card_missing_normalisation_is_a_message(blood):
-    model, card = blood
-    broken = {k: v for k, v in card.items() if k not in ("normalization", "normalisation", "mean", "std")}
-    res = classify1("cell.png", png(cell_image()), (model, broken))
-    assert not res.ok and "normalisation" in res.error
+def test_card_missing_normalisation_is_a_message(tmp_path, ckroot):
+    """A card without the normalisation cannot prepare an input: loading says which field is missing."""
+    import shutil
+
+    bad = tmp_path / "runs" / "no_norm"
+    shutil.copytree(ckroot / "blood", bad)
+    card = json.loads((bad / "model_card.json").read_text())
+    del card["mean"], card["std"]
+    (bad / "model_card.json").write_text(json.dumps(card))
+    with pytest.raises(app.AppError, match="cannot be used: .*lacks the field.*mean, std"):
+        app.load_model(bad)
+    with pytest.warns(UserWarning, match="skipping checkpoint"):
+        assert app.find_models("blood", tmp_path / "runs") == []  # the app does not offer it
 
 
 # ----------------------------------------------------------------------------- preprocessing
@@ -153,12 +170,12 @@ def test_preprocess_matches_the_training_pipeline(blood):
     """Pad to square with black, bilinear resize, then (u/255 - mean)/std with the card's statistics."""
     _, card = blood
     image = cell_image(70, 50)
-    x, small = app.preprocess(image, card)
+    x, small = inference.prepare(image, card)
     assert x.shape == (1, 3, SIZE, SIZE) and small.shape == (SIZE, SIZE, 3)
     square = np.zeros((70, 70, 3), np.uint8)
     square[:, 10:60] = image
     ref = np.asarray(Image.fromarray(square).resize((SIZE, SIZE), Image.BILINEAR)).astype(np.float32) / 255
-    mean, std = np.array(card["normalization"]["mean"]), np.array(card["normalization"]["std"])
+    mean, std = np.array(card.mean), np.array(card.std)
     expected = ((ref - mean) / std).transpose(2, 0, 1)[None]
     assert np.allclose(x.numpy(), expected, atol=1e-5)
 
@@ -170,10 +187,15 @@ def test_resize_rule_is_the_data_cache_rule(blood):
     _, card = blood
     for shape in [(91, 67), (40, 300), (SIZE, SIZE), (1000, 1000)]:
         image = cell_image(*shape)
-        assert np.array_equal(app.preprocess(image, card)[1], prepare_image(image, SIZE))
+        assert np.array_equal(inference.prepare(image, card)[1], prepare_image(image, SIZE))
     grey = cell_image(50, 80)[..., :1]
-    eq = {**card, "in_chans": 1, "normalization": {"mean": [0.5], "std": [0.25]}, "preprocess": "equalize"}
-    assert np.array_equal(app.preprocess(grey, eq)[1], prepare_image(grey, SIZE, preprocess="equalize"))
+    eq = card.replace(in_chans=1, mean=(0.5,), std=(0.25,), preprocess="equalize")
+    assert np.array_equal(inference.prepare(grey, eq)[1], prepare_image(grey, SIZE, preprocess="equalize"))
+    # three channels: the grey image is equalised, then repeated (not each colour channel on its own)
+    eq3 = card.replace(preprocess="equalize")
+    three = inference.prepare(np.repeat(grey, 3, axis=-1), eq3)[1]
+    assert three.shape == (SIZE, SIZE, 3)
+    assert np.array_equal(three, np.repeat(prepare_image(grey, SIZE, preprocess="equalize"), 3, axis=-1))
 
 
 def test_multilabel_gives_every_label_a_sigmoid(ckroot):
@@ -227,11 +249,14 @@ def test_zero_byte_file(blood):
 
 def _png_header_only(width: int, height: int) -> bytes:
     """A tiny PNG that claims ``width × height`` pixels: a decompression bomb's header."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body) & 0xFFFFFFFF)
 
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+    )
 
 
 def test_decompression_bomb(blood):
@@ -245,8 +270,16 @@ def test_decompression_bomb(blood):
     "name, make, note",
     [
         ("sixteen.png", lambda: Image.fromarray((np.arange(64 * 64).reshape(64, 64) * 16).astype(np.uint16)), "16-bit"),
-        ("rgba.png", lambda: Image.fromarray(np.dstack([cell_image(64, 64), np.full((64, 64), 128, np.uint8)])), "RGBA"),
-        ("palette.png", lambda: Image.fromarray(cell_image(64, 64)).convert("P", palette=Image.ADAPTIVE, colors=16), "palette"),
+        (
+            "rgba.png",
+            lambda: Image.fromarray(np.dstack([cell_image(64, 64), np.full((64, 64), 128, np.uint8)])),
+            "RGBA",
+        ),
+        (
+            "palette.png",
+            lambda: Image.fromarray(cell_image(64, 64)).convert("P", palette=Image.ADAPTIVE, colors=16),
+            "palette",
+        ),
     ],
 )
 def test_converted_modes_are_classified_with_a_note(blood, name, make, note):
@@ -264,7 +297,11 @@ def test_cmyk_jpeg(blood):
 
 
 def test_multi_frame_file_uses_the_first_frame(blood):
-    frames = [Image.fromarray(cell_image(64, 64)), Image.new("RGB", (64, 64), "black"), Image.new("RGB", (64, 64), "white")]
+    frames = [
+        Image.fromarray(cell_image(64, 64)),
+        Image.new("RGB", (64, 64), "black"),
+        Image.new("RGB", (64, 64), "white"),
+    ]
     buf = io.BytesIO()
     frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:])
     res = classify1("stack.tif", buf.getvalue(), blood)
@@ -347,9 +384,19 @@ def test_batch_results_table_and_csv(blood):
     model, card = blood
     files = [("a.png", png(cell_image())), ("b.jpg", png(cell_image(80, 120), format="JPEG")), ("c.txt", b"no")]
     results = app.classify(files, model, card)
-    table = app.results_table(results, card)
+    table = app.batch_table(results, card)
     assert list(table["file"]) == ["a.png", "b.jpg", "c.txt"]
-    assert {"prediction", "probability", "p(basophil)", "p(platelet)", "seconds", "notes", "error", "model", "run"} <= set(table.columns)
+    assert {
+        "prediction",
+        "probability",
+        "p(basophil)",
+        "p(platelet)",
+        "seconds",
+        "notes",
+        "error",
+        "model",
+        "run",
+    } <= set(table.columns)
     assert table.loc[2, "error"] and pd.isna(table.loc[2, "prediction"])
     assert np.allclose(table.loc[:1, [c for c in table.columns if c.startswith("p(")]].sum(axis=1), 1, atol=1e-3)
     csv = app.results_csv(results, card)
@@ -364,7 +411,9 @@ def test_file_upload_value_is_accepted(blood):
     """The value of an ipywidgets 8 FileUpload (dicts with memoryview content) goes straight in."""
     model, card = blood
     data = png(cell_image())
-    value = ({"name": "cell.png", "type": "image/png", "size": len(data), "content": memoryview(data), "last_modified": 0},)
+    value = (
+        {"name": "cell.png", "type": "image/png", "size": len(data), "content": memoryview(data), "last_modified": 0},
+    )
     (res,) = app.classify(value, model, card)
     assert res.ok and res.name == "cell.png"
 
@@ -393,7 +442,7 @@ def test_build_app_widget():
 
 @pytest.mark.parametrize("task, in_chans", [("blood", 3), ("chest", 1), ("mammo", 1)])
 def test_real_sample_of_each_task(real_data, ckroot, task, in_chans):
-    sample = app.find_sample(task, real_data)
+    sample = find_sample(task, real_data)
     assert sample is not None, f"no {task} sample under {real_data}"
     model, card = app.load_model(ckroot / task)
     (res,) = app.classify([sample], model, card)
@@ -415,28 +464,28 @@ def test_stray_non_image_in_the_real_data(real_data, blood):
 
 
 def test_app_models_prefer_real_data(real_data, tmp_workdirs):
-    assert app.choose_dataset("blood", download=False)[:2] == ("pbc", "real")
-    assert app.choose_dataset("chest", download=False)[:2] == ("pneumoniamnist", "real")
-    assert app.choose_dataset("mammo", download=False)[:2] == ("mias", "real")
+    assert choose_dataset("blood", download=False)[:2] == ("pbc", "real")
+    assert choose_dataset("chest", download=False)[:2] == ("pneumoniamnist", "real")
+    assert choose_dataset("mammo", download=False)[:2] == ("mias", "real")
 
 
 def test_app_models_say_when_only_synthetic(tmp_workdirs, monkeypatch):
     monkeypatch.setenv("MEDVIT_DATA", str(tmp_workdirs / "no_data"))
-    name, source, why = app.choose_dataset("mammo", download=False)
+    name, source, why = choose_dataset("mammo", download=False)
     assert (name, source) == ("cbis_ddsm", "synthetic") and "no_data" in why
 
 
 @pytest.mark.slow
 def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, capsys):
-    (summary,) = app.train_app_models(["mammo"], profile="smoke", epochs=1, download=False)
+    (summary,) = train_app_models(["mammo"], profile="smoke", epochs=1, download=False)
     assert summary["dataset"] == "mias" and summary["source"] == "real"
     out = capsys.readouterr().out
     assert "training resnet18 on mias (source: real" in out
     (entry,) = app.find_models("mammo")
-    assert Path(entry["path"]) == Path(summary["checkpoint"])
+    assert entry.folder == Path(summary["checkpoint"])
     model, card = app.load_model(entry)
-    assert card["data_source"] == "real" and card["profile"] == "smoke"
-    (res,) = app.classify([app.find_sample("mammo", real_data)], model, card)
-    assert res.ok and set(res.probabilities) == set(card["classes"])
-    again = app.train_app_models(["mammo"], profile="smoke", epochs=1, if_missing=True)
+    assert card.data_source == "real" and card.profile == "smoke"
+    (res,) = app.classify([find_sample("mammo", real_data)], model, card)
+    assert res.ok and set(res.probabilities) == set(card.classes)
+    again = train_app_models(["mammo"], profile="smoke", epochs=1, if_missing=True)
     assert again == [] and "skipped" in capsys.readouterr().out
