@@ -1,9 +1,10 @@
 """App latency: from the uploaded file's bytes to the answer, on the CPU, heatmap included.
 
 What is timed is :func:`helpers.app.classify_one` on an :class:`~helpers.app.Upload` holding the
-file's bytes, i.e. everything the kernel does after the browser has sent the file: decode,
-preprocess (the cache's pad-and-resize, normalisation), predict (softmax), heatmap (Grad-CAM for
-the ResNet, attention rollout for the ViT) and the overlay. Network transfer and the browser's
+file's bytes, i.e. everything the kernel does after the browser has sent the file: decode and
+preprocess (:func:`helpers.preprocessing.prepare_file`, the training cache's own function: pad,
+resize; then the normalisation), predict (softmax), heatmap (Grad-CAM for the ResNet, attention
+rollout for the ViT) and the overlay. Network transfer and the browser's
 drawing are not included.
 
 Two models the size of those the book trains, at 224 px and 3 channels: ResNet-18 (11.2 M
@@ -17,6 +18,7 @@ a 1024×1024 MIAS PGM), else synthetic PNGs of the same sizes.
 It prints the median and 90th percentile per step and in total; ``--check`` exits with status 1
 when a median total is above the 0.5 s target.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -33,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers import app, runinfo  # noqa: E402
+from helpers.testing import find_sample, make_untrained_checkpoint  # noqa: E402
 
 TARGET_S = 0.5
 MODELS = ("resnet18", "vit_tiny_patch16_224")
@@ -44,7 +47,7 @@ def sample_files() -> list[tuple[str, bytes, str]]:
 
     out = []
     for task, shape in (("blood", (363, 360, 3)), ("chest", (1024, 1024)), ("mammo", (1024, 1024))):
-        path = app.find_sample(task)
+        path = find_sample(task)
         if path is not None:
             out.append((path.name, path.read_bytes(), f"real ({task})"))
             continue
@@ -58,7 +61,7 @@ def sample_files() -> list[tuple[str, bytes, str]]:
 
 def bench(model_name: str, files: list[tuple[str, bytes, str]], repeats: int, warmup: int) -> list[dict]:
     folder = Path(tempfile.mkdtemp()) / model_name
-    app.make_untrained_checkpoint(folder, "blood", model_name, input_size=224, in_chans=3)
+    make_untrained_checkpoint(folder, "blood", model_name, input_size=224, in_chans=3)
     model, card = app.load_model(folder)
     rows = []
     for name, data, origin in files:
@@ -71,15 +74,26 @@ def bench(model_name: str, files: list[tuple[str, bytes, str]], repeats: int, wa
             assert res.ok and res.overlay is not None, res.error or res.notes
             for k, v in res.seconds.items():
                 times.setdefault(k, []).append(v)
-        row = {"model": model_name, "file": name, "origin": origin, "bytes": len(data),
-               "shape": "×".join(map(str, res.original_shape)), "heatmap": res.heatmap_method}
+        row = {
+            "model": model_name,
+            "file": name,
+            "origin": origin,
+            "bytes": len(data),
+            "shape": "×".join(map(str, res.original_shape)),
+            "heatmap": res.heatmap_method,
+        }
         for k, v in times.items():
             row[f"{k}_median_s"] = float(np.median(v))
             row[f"{k}_p90_s"] = float(np.percentile(v, 90))
         rows.append(row)
-        print(f"{model_name:<22} {name:<18} {row['shape']:<14} "
-              + "  ".join(f"{k} {1000 * row[f'{k}_median_s']:6.1f}" for k in ("decode", "preprocess", "predict", "heatmap"))
-              + f"  | total median {row['total_median_s']:.3f} s, p90 {row['total_p90_s']:.3f} s", flush=True)
+        print(
+            f"{model_name:<22} {name:<18} {row['shape']:<14} "
+            + "  ".join(
+                f"{k} {1000 * row[f'{k}_median_s']:6.1f}" for k in ("decode", "preprocess", "predict", "heatmap")
+            )
+            + f"  | total median {row['total_median_s']:.3f} s, p90 {row['total_p90_s']:.3f} s",
+            flush=True,
+        )
     return rows
 
 
@@ -94,8 +108,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     hw = runinfo.hardware()
-    print(f"CPU: {hw['cpu']}, {hw['cpu_cores']} cores, torch threads {torch.get_num_threads()}, device cpu; "
-          f"{args.warmup} warm-up + {args.repeats} timed runs per case; times in ms (medians)")
+    print(
+        f"CPU: {hw['cpu']}, {hw['cpu_cores']} cores, torch threads {torch.get_num_threads()}, device cpu; "
+        f"{args.warmup} warm-up + {args.repeats} timed runs per case; times in ms (medians)"
+    )
     files = sample_files()
     t0 = time.perf_counter()
     rows = [r for m in MODELS for r in bench(m, files, args.repeats, args.warmup)]

@@ -11,11 +11,11 @@ over the app's limit gets a message and the page keeps working.
 Chromium is Debian's (``shutil.which("chromium")``); without it the test FAILS and says to run
 ``make browser``. Only the real-sample uploads skip (with the reason) when the shared data is absent.
 """
+
 from __future__ import annotations
 
 import base64
 import os
-import re
 import shutil
 import signal
 import socket
@@ -28,14 +28,20 @@ import numpy as np
 import pytest
 
 from helpers import app
+from helpers.testing import TASK_CLASSES, find_sample, make_untrained_checkpoint
 
 pytestmark = pytest.mark.browser
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOK = ROOT / "book" / "tools" / "app.ipynb"
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-    "--disable-sync", "--no-first-run", "--disable-dev-shm-usage",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-dev-shm-usage",
 ]
 LOAD_TIMEOUT_MS = 150_000  # the kernel imports torch and timm on a shared 2-core machine
 STEP_TIMEOUT_MS = 60_000
@@ -69,9 +75,9 @@ def server(tmp_path_factory):
     """Voila on a free localhost port with one untrained checkpoint per task; stopped afterwards."""
     tmp = tmp_path_factory.mktemp("app_browser")
     runs = tmp / "runs"
-    app.make_untrained_checkpoint(runs / "blood", "blood", "resnet18", 32, 3)
-    app.make_untrained_checkpoint(runs / "chest", "chest", "resnet18", 32, 1)
-    app.make_untrained_checkpoint(runs / "mammo", "mammo", "vit_tiny_patch16_224", 32, 1)
+    make_untrained_checkpoint(runs / "blood", "blood", "resnet18", 32, 3)
+    make_untrained_checkpoint(runs / "chest", "chest", "resnet18", 32, 1)
+    make_untrained_checkpoint(runs / "mammo", "mammo", "vit_tiny_patch16_224", 32, 1)
     env = dict(os.environ, MEDVIT_RUNS=str(runs), MEDVIT_PROFILE="smoke", MEDVIT_CACHE=str(tmp / "cache"))
     data = _shared_data()
     if data is not None:
@@ -79,8 +85,14 @@ def server(tmp_path_factory):
     port = _free_port()
     voila = str(Path(sys.executable).with_name("voila"))
     log = open(tmp / "voila.log", "w")
-    proc = subprocess.Popen(app.voila_command(NOTEBOOK, port=port, voila=voila), cwd=ROOT, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        app.voila_command(NOTEBOOK, port=port, voila=voila),
+        cwd=ROOT,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     deadline = time.time() + 90
     while True:
         if proc.poll() is not None:
@@ -130,7 +142,9 @@ class UI:
         self.runs = 0
 
     def choose_task(self, title: str, expect_in_card: str) -> None:
-        select = self.page.locator(".widget-dropdown", has=self.page.locator("label", has_text="Task")).locator("select")
+        select = self.page.locator(".widget-dropdown", has=self.page.locator("label", has_text="Task")).locator(
+            "select"
+        )
         select.select_option(label=title)
         self.page.locator(".medvit-card", has_text=expect_in_card).wait_for()
 
@@ -179,7 +193,7 @@ def test_page_shows_the_app_and_the_disclaimer(page):
 def _sample(server, task: str) -> Path:
     if server["data"] is None:
         pytest.skip("real data samples not found: set MEDVIT_DATA or put ../shared/data beside the repo")
-    path = app.find_sample(task, server["data"])
+    path = find_sample(task, server["data"])
     if path is None:
         pytest.skip(f"no {task} sample in {server['data']}")
     return path
@@ -191,7 +205,7 @@ def test_blood_cell(server, ui):
     ui.choose_task("Blood cells", "basophil")
     ui.upload(sample)
     ui.classify()
-    ui.check_prediction(sample.name, app.TASK_CLASSES["blood"][1])
+    ui.check_prediction(sample.name, TASK_CLASSES["blood"][1])
 
 
 def test_chest_xray_shows_every_label(server, ui):
@@ -200,9 +214,9 @@ def test_chest_xray_shows_every_label(server, ui):
     ui.choose_task("Chest X-ray", "Atelectasis")
     ui.upload(sample)
     ui.classify()
-    ui.check_prediction(sample.name, app.TASK_CLASSES["chest"][1])
+    ui.check_prediction(sample.name, TASK_CLASSES["chest"][1])
     result = ui.page.locator(".medvit-result", has_text=sample.name)
-    for label in app.TASK_CLASSES["chest"][1]:
+    for label in TASK_CLASSES["chest"][1]:
         assert label in result.inner_text()
 
 
@@ -212,7 +226,7 @@ def test_mammogram(server, ui):
     ui.choose_task("Mammogram", "malignant")
     ui.upload(sample)
     ui.classify()
-    ui.check_prediction(sample.name, app.TASK_CLASSES["mammo"][1])
+    ui.check_prediction(sample.name, TASK_CLASSES["mammo"][1])
 
 
 def _good_png(path: Path) -> Path:
@@ -238,7 +252,7 @@ def test_bad_files_get_messages_and_the_batch_goes_on(server, ui):
     assert errors.count() == 2
     assert "not a recognised image" in ui.page.locator(".medvit-error", has_text="notes.png").inner_text()
     assert "empty" in ui.page.locator(".medvit-error", has_text="empty.jpg").inner_text()
-    ui.check_prediction("cell.png", app.TASK_CLASSES["blood"][1])
+    ui.check_prediction("cell.png", TASK_CLASSES["blood"][1])
     csv = ui.csv()
     assert csv.count("\n") == 4 and "notes.png" in csv and "empty.jpg" in csv and "cell.png" in csv
 
@@ -249,7 +263,7 @@ def _big_dicom(path: Path, side: int, data: Path | None) -> Path:
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
-    sample = app.find_sample("mammo", data) if data is not None else None
+    sample = find_sample("mammo", data) if data is not None else None
     if sample is not None:
         img = Image.open(sample).convert("L").resize((side, side), Image.BILINEAR)
         pixels = np.asarray(img).astype(np.uint16) * 16
@@ -277,7 +291,7 @@ def test_a_50_mb_dicom_arrives_and_is_classified(server, ui):
     ui.choose_task("Mammogram", "malignant")
     ui.upload(big)
     ui.classify()
-    ui.check_prediction(big.name, app.TASK_CLASSES["mammo"][1])
+    ui.check_prediction(big.name, TASK_CLASSES["mammo"][1])
     text = ui.page.locator(".medvit-result", has_text=big.name).inner_text()
     assert "DICOM" in text and "5000×5000" in text
 
@@ -294,5 +308,5 @@ def test_an_oversized_upload_gets_a_message_and_the_page_lives(server, ui):
     ui.choose_task("Blood cells", "basophil")
     ui.upload(good)
     ui.classify()
-    ui.check_prediction("after.png", app.TASK_CLASSES["blood"][1])
+    ui.check_prediction("after.png", TASK_CLASSES["blood"][1])
     assert not [e for e in ui.page.errors if "medvit" in e.lower()], ui.page.errors
