@@ -1,4 +1,5 @@
 """Decode-once cache: same bytes back, rebuilt when the sources change, the resize rule, bad files."""
+
 from __future__ import annotations
 
 import io
@@ -71,6 +72,23 @@ def test_equalize_option():
         prepare_image(grad, 32, preprocess="clahe")
 
 
+def test_equalised_colour_files_are_equalised_as_grey_then_repeated(tmp_path):
+    """With ``equalize`` and three channels, each image holds the equalised grey image three times."""
+    from helpers.preprocessing import prepare_file
+
+    files = _write_images(tmp_path / "src", n=3)
+    res = cached_images(
+        "toy", "train", files, 16, source="real", channels=3, preprocess="equalize", cache_root=tmp_path / "c"
+    )
+    assert res.images.shape == (3, 16, 16, 3)
+    for img, f in zip(res.images, files):
+        assert (img[..., 0] == img[..., 1]).all() and (img[..., 1] == img[..., 2]).all()
+        grey, decoded = prepare_file(f, 16, 1, "equalize")
+        assert decoded.array.shape[-1] == 1  # decoded as grey, whatever the channels asked for
+        np.testing.assert_array_equal(img, np.repeat(grey, 3, axis=-1))
+        np.testing.assert_array_equal(img, prepare_file(f.read_bytes(), 16, 3, "equalize")[0])
+
+
 def test_bad_files_skipped_and_counted(tmp_path):
     src = tmp_path / "src"
     good = _write_images(src, n=3)
@@ -89,14 +107,16 @@ def test_bad_files_skipped_and_counted(tmp_path):
     exif = Image.Exif()
     exif[0x0112] = 8
     Image.fromarray(rng.integers(0, 255, (30, 40, 3), dtype=np.uint8)).save(src / "rotated.jpg", exif=exif)
-    files = good + [src / n for n in ("truncated.jpg", "empty.png", "text.jpg", "deep.png", "alpha.png", "palette.png", "rotated.jpg")]
+    names = ("truncated.jpg", "empty.png", "text.jpg", "deep.png", "alpha.png", "palette.png", "rotated.jpg")
+    files = good + [src / n for n in names]
     res = cached_images("bad", "train", files, 16, source="synthetic", cache_root=tmp_path / "c", progress=False)
     assert res.images.shape == (7, 16, 16, 3)
     assert res.kept.tolist() == [0, 1, 2, 6, 7, 8, 9]
     rep = res.report
     assert rep["requested"] == 10 and rep["kept"] == 7 and len(rep["skipped"]) == 3
     reasons = " ".join(s["reason"] for s in rep["skipped"])
-    assert "empty" in reasons and "not a recognised image" in reasons and ("truncated" in reasons or "decoded" in reasons)
+    assert "empty" in reasons and "not a recognised image" in reasons
+    assert "truncated" in reasons or "decoded" in reasons
     conv = " ".join(rep["conversions"])
     assert "16-bit" in conv and "RGBA" in conv and "palette" in conv and "EXIF" in conv
     # the 16-bit image was scaled by its range, so its grey levels span 0..255

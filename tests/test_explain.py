@@ -1,4 +1,5 @@
 """Grad-CAM, attention rollout and overlays (helpers.explain)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """helpers.imageio: every format and every bad file the cache and the app can meet."""
+
 from __future__ import annotations
 
 import io
@@ -170,7 +171,7 @@ def test_image_read_error_is_value_error():
 
 
 def _dicom_bytes(pixels: np.ndarray, photometric="MONOCHROME2", window=None, rescale=(1.0, 0.0), frames=1) -> bytes:
-    pydicom = pytest.importorskip("pydicom")
+    pytest.importorskip("pydicom")
     from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
 
