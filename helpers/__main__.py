@@ -1,4 +1,5 @@
 """Command line: ``python -m helpers <command> ...`` (``python -m helpers --help`` lists them)."""
+
 from __future__ import annotations
 
 import argparse
@@ -6,17 +7,22 @@ import ast
 import sys
 
 
+def _assignments(items: list[str]) -> dict[str, object]:
+    """``["NAME=VALUE", ...]`` as a dict; values are Python literals where they parse, else strings."""
+    out: dict[str, object] = {}
+    for item in items:
+        name, _, value = item.partition("=")
+        try:
+            out[name] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[name] = value
+    return out
+
+
 def _new_chapter(args: argparse.Namespace) -> int:
     from .chapter import new_chapter
 
-    params = {}
-    for item in args.param:
-        name, _, value = item.partition("=")
-        try:
-            params[name] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[name] = value
-    path = new_chapter(args.path, args.title, params=params, datasets=args.dataset)
+    path = new_chapter(args.path, args.title, params=_assignments(args.param), datasets=args.dataset)
     print(f"wrote {path}")
     return 0
 
@@ -24,25 +30,33 @@ def _new_chapter(args: argparse.Namespace) -> int:
 def _app_models(args: argparse.Namespace) -> int:
     from .app_models import train_app_models
 
-    train_app_models(args.tasks, profile=args.profile, epochs=args.epochs, max_train=args.max_train,
-                     if_missing=args.if_missing, download=not args.no_download)
+    train_app_models(
+        args.tasks,
+        profile=args.profile,
+        epochs=args.epochs,
+        max_train=args.max_train,
+        if_missing=args.if_missing,
+        download=not args.no_download,
+    )
     return 0
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .train import train
+    from .train import get_config, train
 
-    extra = {}
-    for item in args.set:
-        key, _, value = item.partition("=")
-        try:
-            extra[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            extra[key] = value
-    record = train(args.model, args.data, profile=args.profile, recipe=args.recipe, epochs=args.epochs, lr=args.lr,
-                   batch_size=args.batch_size, image_size=args.image_size, mixup=args.mixup,
-                   label_smoothing=args.label_smoothing, pretrained=args.pretrained, seed=args.seed,
-                   save=not args.no_save, progress=not args.quiet, **extra)
+    flags = {
+        "epochs": args.epochs,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "image_size": args.image_size,
+        "mixup": args.mixup,
+        "label_smoothing": args.label_smoothing,
+        "pretrained": args.pretrained,
+        "seed": args.seed,
+    }
+    changes = {**{k: v for k, v in flags.items() if v is not None}, **_assignments(args.set)}
+    config = get_config(args.config).replace(**changes)
+    record = train(args.model, args.data, config, profile=args.profile, save=not args.no_save, progress=not args.quiet)
     split = "test" if record.metrics.get("test") else "valid"
     shown = {k: round(v, 4) for k, v in record.metrics[split].items() if isinstance(v, float)}
     print(f"{split}: {shown}")
@@ -89,7 +103,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tasks", nargs="+", default=None, help="tasks to train (default: all): blood chest mammo")
     p.add_argument("--profile", default="quick", help="profile for image size and data caps (default: quick)")
     p.add_argument("--epochs", type=int, default=4, help="training epochs per model (default: 4)")
-    p.add_argument("--max-train", type=int, default=1500, help="at most this many training images per model (default: 1500)")
+    p.add_argument(
+        "--max-train", type=int, default=1500, help="at most this many training images per model (default: 1500)"
+    )
     p.add_argument("--if-missing", action="store_true", help="only tasks without a checkpoint")
     p.add_argument("--no-download", action="store_true", help="never try to download a dataset")
     p.set_defaults(func=_app_models)
@@ -98,17 +114,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="registry name (pneumoniamnist, pbc, nih, ...)")
     p.add_argument("--model", default="resnet18", help="timm name or one of the theses' models (default: resnet18)")
     p.add_argument("--profile", default=None, help="smoke | quick | full (default: $MEDVIT_PROFILE or quick)")
-    p.add_argument("--recipe", default="one_cycle", help="one_cycle | constant | fastai_fine_tune | three_stage | adamw")
+    p.add_argument(
+        "--config",
+        "--recipe",
+        dest="config",
+        default="one_cycle",
+        help="a named TrainConfig: one_cycle | constant | fastai_fine_tune | three_stage | adamw | ... "
+        "(helpers.configs.list_configs())",
+    )
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--lr", type=float, default=None)
     p.add_argument("--batch-size", type=int, default=None)
     p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--mixup", type=float, default=0.0, help="MixUp Beta alpha (0: off)")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--pretrained", action=argparse.BooleanOptionalAction, default=None,
-                   help="ImageNet weights (default: the profile's; needs internet the first time)")
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--set", action="append", default=[], help="KEY=VALUE for any other train() argument")
+    p.add_argument("--mixup", type=float, default=None, help="MixUp Beta alpha (0: off; default: the config's)")
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ImageNet weights (default: the profile's; needs internet the first time)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="default: the config's (42)")
+    p.add_argument("--set", action="append", default=[], help="KEY=VALUE for any other TrainConfig setting")
     p.add_argument("--no-save", action="store_true", help="do not write a run folder")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_train)

@@ -1,0 +1,282 @@
+"""Named training configurations: the theses' recipes and the chapters' settings, as :class:`TrainConfig`.
+
+:data:`RECIPES` are the theses' ways of training, one :class:`~helpers.training.config.TrainConfig`
+each; :data:`CONFIGS` adds the fixed settings of the chapters (the blood-cells chapter's CPU runs,
+thesis 004's protocol). :func:`get_config` looks a name up and :func:`list_configs` lists them;
+:func:`config_table` shows several side by side. A chapter takes one and changes what it varies::
+
+    config = get_config("one_cycle").replace(epochs=5, label_smoothing=0.1)
+    record = train("resnet18", "pneumoniamnist", config, profile="quick")
+
+Settings that depend on the profile or the model are functions: :func:`blood_cells_config` (and
+:func:`blood_cells_model`), :func:`cnn_regimes` for the CNN chapter, :func:`vit_chapter_experiments`
+for the Vision Transformer chapter. An :class:`Experiment` pairs a model name with its configuration.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from .config import Profile
+from .data.loaders import Augment
+from .references import THESIS004_PROTOCOL
+from .training.config import Plateau, TrainConfig
+
+__all__ = [
+    "RECIPES",
+    "CONFIGS",
+    "Experiment",
+    "get_config",
+    "list_configs",
+    "config_table",
+    "thesis004_config",
+    "BLOOD_CELLS_QUICK_MODEL",
+    "BLOOD_CELLS_CPU_AUGMENT",
+    "BLOOD_CELLS_IMAGE_PASSES",
+    "blood_cells_model",
+    "blood_cells_config",
+    "blood_cells_quick_epochs",
+    "cnn_chapter_epochs",
+    "cnn_regimes",
+    "VIT_CHAPTER_EPOCHS",
+    "VIT_CHAPTER_DEPTH",
+    "vit_chapter_experiments",
+]
+
+# ----------------------------------------------------------------------------- the theses' recipes
+
+#: The theses' ways of training, by name (``train(model, data, "three_stage")``).
+RECIPES: dict[str, TrainConfig] = {
+    # fastai's default: one cycle of the learning rate (warm-up then cosine annealing)
+    "one_cycle": TrainConfig(recipe="one_cycle", schedule="one_cycle", optimizer="adamw", lr=1e-3, weight_decay=1e-2),
+    # a fixed learning rate (Keras' default way of training)
+    "constant": TrainConfig(recipe="constant", schedule="constant", optimizer="adam", lr=1e-3, weight_decay=0.0),
+    # thesis 004: fastai's fine_tune — head only for `freeze_epochs` (3 in the thesis), then the
+    # whole network with discriminative learning rates (base_lr/2 spread over the groups)
+    "fastai_fine_tune": TrainConfig(
+        recipe="fastai_fine_tune", schedule="fine_tune", optimizer="adamw", lr=2e-3, weight_decay=1e-2, freeze_epochs=3
+    ),
+    # thesis 000: head only (35 epochs) → + last block conv5_block3 (25) → whole network (10);
+    # Adam lr 1e-4 (β 0.9/0.999), ×0.1 when the validation loss has not improved by 1e-4 for
+    # 10 epochs; the best epoch is kept
+    "three_stage": TrainConfig(
+        recipe="three_stage",
+        schedule="three_stage",
+        optimizer="adam",
+        lr=1e-4,
+        weight_decay=0.0,
+        stage_epochs=(35, 25, 10),
+        plateau=Plateau(factor=0.1, patience=10, min_delta=1e-4),
+    ),
+    # thesis 002's patch ViT (Keras example): AdamW, lr 1e-3, weight decay 1e-4, constant lr
+    "adamw": TrainConfig(recipe="adamw", schedule="constant", optimizer="adamw", lr=1e-3, weight_decay=1e-4),
+}
+
+
+def thesis004_config(key: str) -> TrainConfig:
+    """One run of thesis 004's protocol (:data:`helpers.references.THESIS004_PROTOCOL`) at the
+    thesis's size: 224 px, pretrained weights, fastai's augmentation with ``min_scale=0.75``.
+
+    Raises:
+        KeyError: for a key the protocol does not have (the message lists them).
+    """
+    if key not in THESIS004_PROTOCOL:
+        raise KeyError(f"thesis 004's protocol has no run {key!r}; choose one of {sorted(THESIS004_PROTOCOL)}")
+    run = THESIS004_PROTOCOL[key]
+    settings = {k: run[k] for k in ("freeze_epochs", "epochs", "batch_size", "mixup", "label_smoothing")}
+    return RECIPES[run["recipe"]].replace(
+        **settings, image_size=224, pretrained=True, augment=Augment.fastai(min_scale=0.75)
+    )
+
+
+# ----------------------------------------------------------------------------- blood cells (thesis 004)
+
+#: The blood-cells chapter's CPU model: timm's ResNet-10-T, the smallest ResNet of the family.
+BLOOD_CELLS_QUICK_MODEL = "resnet10t"
+#: Cells have no preferred orientation: flips both ways, light brightness/contrast changes, and no
+#: crops (at 32 px they cost more detail than they add variety).
+BLOOD_CELLS_CPU_AUGMENT = Augment(
+    flip=True, flip_vert=True, max_rotate=0.0, min_zoom=1.0, max_zoom=1.0, brightness=0.1, contrast=0.1
+)
+#: ``quick``'s budget: larger training sets get fewer epochs (12 for the 4,000 images of full PBC).
+BLOOD_CELLS_IMAGE_PASSES = 50_000
+
+_BLOOD_CELLS_QUICK = RECIPES["one_cycle"].replace(
+    image_size=32,
+    epochs=20,
+    batch_size=32,
+    lr=3e-3,
+    weight_decay=0.05,
+    freeze_epochs=0,
+    mixup=0.0,
+    label_smoothing=0.1,
+    pretrained=False,
+    augment=BLOOD_CELLS_CPU_AUGMENT,
+)
+
+#: Every named configuration: the recipes, the blood-cells chapter's CPU runs, thesis 004's protocol.
+CONFIGS: dict[str, TrainConfig] = {
+    **RECIPES,
+    "blood_cells_quick": _BLOOD_CELLS_QUICK,
+    "blood_cells_smoke": _BLOOD_CELLS_QUICK.replace(epochs=1, batch_size=16, bootstrap=0),
+    **{f"thesis004_{key}": thesis004_config(key) for key in THESIS004_PROTOCOL},
+}
+
+
+def _blood_cells_key(profile: Profile, model: str | None) -> str:
+    """The protocol run (``full``) or the profile name that names this configuration."""
+    if profile.name != "full":
+        return profile.name
+    if model in THESIS004_PROTOCOL:
+        return model
+    return "vit_base_mixup" if model and "vit" in model else "resnet18"
+
+
+def blood_cells_model(profile: Profile, model: str | None = None) -> str:
+    """The network the blood-cells chapter trains for ``MODEL`` (a thesis 004 key or a timm name).
+
+    ``full`` takes the protocol's pretrained model (default: the ResNet-18 of Table 2; a ViT name
+    without weights of its own gets ViT-Base's protocol). The CPU profiles train
+    :data:`BLOOD_CELLS_QUICK_MODEL`, or the thesis's architecture without its weights tag.
+    """
+    if profile.name == "full":
+        return (
+            model
+            if model and model not in THESIS004_PROTOCOL
+            else THESIS004_PROTOCOL[_blood_cells_key(profile, model)]["model"]
+        )
+    if model in THESIS004_PROTOCOL:  # the thesis's architecture, trained the CPU way
+        return THESIS004_PROTOCOL[model]["model"].split(".")[0]
+    return model or BLOOD_CELLS_QUICK_MODEL
+
+
+def blood_cells_config(
+    profile: Profile,
+    model: str | None = None,
+    *,
+    dataset: str = "pbc",
+    image_size: int | None = None,
+    mixup: bool | None = None,
+) -> TrainConfig:
+    """The blood-cells chapter's configuration for this profile and ``MODEL``.
+
+    ``full`` is thesis 004's run (:func:`thesis004_config`); ``quick`` and ``smoke`` are the CPU
+    runs (``blood_cells_quick``/``blood_cells_smoke``). MixUp is on for ViTs and off for CNNs, as in
+    the thesis, unless ``mixup`` says otherwise; BloodMNIST trains at its own 28 px on the CPU
+    unless ``image_size`` is given; a ViT trained from scratch on images of at most 64 px gets
+    patches of 4 px so the image still makes enough tokens.
+    """
+    name = blood_cells_model(profile, model)
+    key = _blood_cells_key(profile, model)
+    base = thesis004_config(key) if profile.name == "full" else CONFIGS[f"blood_cells_{key}"]
+    if image_size is None and dataset == "bloodmnist" and profile.name != "full":
+        image_size = 28  # MedMNIST's own size
+    size = int(image_size or base.image_size)
+    is_vit = "vit" in name
+    small_vit = is_vit and not base.pretrained and size <= 64
+    return base.replace(
+        image_size=size,
+        mixup=bool(mixup) if mixup is not None else (base.mixup > 0 or is_vit),
+        model_kwargs={"patch_size": 4} if small_vit else None,
+        name=f"{name}-{key}",
+    )
+
+
+def blood_cells_quick_epochs(n_train: int) -> int:
+    """``quick``'s epochs for ``n_train`` training images: about :data:`BLOOD_CELLS_IMAGE_PASSES`
+    image passes, at least 8 epochs and at most the configuration's 20."""
+    return max(8, min(_BLOOD_CELLS_QUICK.epochs, round(BLOOD_CELLS_IMAGE_PASSES / n_train)))
+
+
+# ----------------------------------------------------------------------------- models chapters
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A model (a :func:`~helpers.models.vision.create_model` name) and the configuration it trains with."""
+
+    model: str
+    config: TrainConfig
+
+
+def cnn_chapter_epochs(profile: Profile) -> int:
+    """The CNN chapter's epochs per regime: one in ``smoke``, three in ``quick``, else the profile's."""
+    return {"smoke": 1, "quick": 3}.get(profile.name, profile.epochs)
+
+
+def cnn_regimes(epochs: int) -> dict[str, Experiment]:
+    """The CNN chapter's comparison: a ResNet-18 with frozen features, fastai-fine-tuned and fully
+    tuned, each for ``epochs`` epochs in all, and thesis 002's small CNN at a constant rate."""
+    regimes = {
+        "frozen features": ("resnet18", RECIPES["one_cycle"].replace(freeze_epochs=epochs, epochs=0)),
+        "fine-tuning": ("resnet18", RECIPES["fastai_fine_tune"].replace(freeze_epochs=1, epochs=max(epochs - 1, 1))),
+        "full tuning": ("resnet18", RECIPES["one_cycle"].replace(epochs=epochs)),
+        "thesis 002 CNN": ("thesis002_cnn", RECIPES["constant"].replace(epochs=epochs)),
+    }
+    return {
+        regime: Experiment(model, config.replace(name=f"{model}-{regime.replace(' ', '_')}"))
+        for regime, (model, config) in regimes.items()
+    }
+
+
+#: The Vision Transformer chapter's epochs and ViT depth per profile.
+VIT_CHAPTER_EPOCHS = {"smoke": 1, "quick": 12, "full": 50}
+VIT_CHAPTER_DEPTH = {"smoke": 2, "quick": 6, "full": 12}
+
+
+def vit_chapter_experiments(
+    profile: Profile, vit: str, cnn: str, *, epochs: int | None = None, depth: int | None = None
+) -> dict[str, Experiment]:
+    """The Vision Transformer chapter's comparison from scratch: the CNN, the ViT and the ViT with
+    flexible heads, with one cycle of the learning rate and label smoothing 0.1 (the ViTs ``depth``
+    blocks deep; epochs and depth default to :data:`VIT_CHAPTER_EPOCHS`/:data:`VIT_CHAPTER_DEPTH`)."""
+    epochs = epochs or VIT_CHAPTER_EPOCHS[profile.name]
+    depth = depth or VIT_CHAPTER_DEPTH[profile.name]
+    base = RECIPES["one_cycle"].replace(
+        epochs=epochs, label_smoothing=0.1, bootstrap=0 if profile.name == "smoke" else 200, seed=42
+    )
+    deep = base.replace(model_kwargs={"depth": depth})
+    return {
+        "CNN": Experiment(cnn, base),
+        "ViT": Experiment(vit, deep),
+        "ViT, flexible heads": Experiment(vit + "_flexible", deep),
+    }
+
+
+# ----------------------------------------------------------------------------- look-up and tables
+
+
+def get_config(name: str) -> TrainConfig:
+    """The named configuration (a key of :data:`CONFIGS`).
+
+    Raises:
+        KeyError: for an unknown name; the message lists the known ones.
+    """
+    if name not in CONFIGS:
+        raise KeyError(f"unknown configuration {name!r}; choose one of {list_configs()}")
+    return CONFIGS[name]
+
+
+def list_configs() -> list[str]:
+    """The names :func:`get_config` knows: the recipes first, then the chapters' configurations."""
+    return list(CONFIGS)
+
+
+#: Settings every table shows; the others only where the configurations differ.
+_HEADLINE = ("recipe", "schedule", "optimizer", "lr", "weight_decay", "epochs", "batch_size")
+
+
+def config_table(configs: Mapping[str, TrainConfig], fields: Sequence[str] | None = None) -> Any:
+    """A DataFrame with one row per configuration: the headline settings (schedule, optimiser,
+    learning rate, ...) and every other setting that is not the same in all of them and the
+    default ``TrainConfig()`` (or exactly ``fields``)."""
+    import pandas as pd
+
+    if fields is None:
+        rows = [*configs.values(), TrainConfig()]
+        names = [f.name for f in dataclasses.fields(TrainConfig)]
+        fields = [n for n in names if n in _HEADLINE or any(getattr(c, n) != getattr(rows[0], n) for c in rows)]
+    return pd.DataFrame([{f: getattr(c, f) for f in fields} for c in configs.values()], index=list(configs))
