@@ -14,6 +14,7 @@ with ``--threads 1``, where CPU time is the single compute thread's).
     python benchmarks/bench_train_overhead.py            # ResNet-18, 32 px, batch 64
     python benchmarks/bench_train_overhead.py --size 64 --repeats 5
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from helpers import config  # noqa: E402
 from helpers.data.base import ImageDataset  # noqa: E402
 from helpers.models.vision import create_model  # noqa: E402
-from helpers.train import train  # noqa: E402
+from helpers.train import get_config, train  # noqa: E402
 
 
 def make_data(n: int, size: int, seed: int = 0) -> ImageDataset:
@@ -41,7 +42,9 @@ def make_data(n: int, size: int, seed: int = 0) -> ImageDataset:
     return ImageDataset("bench", "train", "binary", ["a", "b"], images, labels, "synthetic")
 
 
-def bare_loop(ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, epochs: int, lr: float, seed: int) -> tuple[list[float], list[float]]:
+def bare_loop(
+    ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, epochs: int, lr: float, seed: int
+) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds per epoch of a plain PyTorch loop (train steps + one validation batch)."""
     config.seed_everything(seed)
     x = torch.from_numpy(ds.images).permute(0, 3, 1, 2).float().div(255)
@@ -57,7 +60,7 @@ def bare_loop(ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, e
         model.train()
         perm = torch.randperm(len(x))
         for i in range(0, len(x) - bs + 1, bs):
-            idx = perm[i:i + bs]
+            idx = perm[i : i + bs]
             loss = F.cross_entropy(model(x[idx]), y[idx])
             loss.backward()
             opt.step()
@@ -70,7 +73,9 @@ def bare_loop(ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, e
     return times, cpu
 
 
-def helpers_loop(ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, epochs: int, lr: float, seed: int) -> tuple[list[float], list[float]]:
+def helpers_loop(
+    ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, epochs: int, lr: float, seed: int
+) -> tuple[list[float], list[float]]:
     """Wall and CPU seconds per epoch of ``helpers.train`` (constant learning rate, Adam, no extras)."""
     from fastai.callback.core import Callback
 
@@ -87,9 +92,13 @@ def helpers_loop(ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int
             self.cpu.append(time.process_time() - self.c0)
 
     clock = CPUTime()
-    record = train(model_name, (ds, valid, valid), recipe="constant", epochs=epochs, lr=lr, batch_size=bs,
-                   optimizer="adam", weight_decay=0.0, bootstrap=0, save=False, progress=False, seed=seed,
-                   profile=config.get_profile("smoke", max_train=None, max_eval=None), callbacks=[clock])
+    setup = get_config("constant").replace(
+        epochs=epochs, lr=lr, batch_size=bs, optimizer="adam", weight_decay=0.0, bootstrap=0, seed=seed
+    )
+    profile = config.get_profile("smoke", max_train=None, max_eval=None)
+    record = train(
+        model_name, (ds, valid, valid), setup, profile=profile, save=False, progress=False, callbacks=[clock]
+    )
     return record.epoch_times_s, clock.cpu
 
 
@@ -116,12 +125,15 @@ def main(argv: list[str] | None = None) -> int:
         wall, cpu = helpers_loop(ds, valid, args.model, args.batch_size, args.epochs, lr, seed=r)
         ours += wall[1:]
         ours_cpu += cpu[1:]
-    print(f"model {args.model}, {args.size} px, batch {args.batch_size}, {args.steps} steps + 1 validation batch per epoch, "
-          f"CPU threads {torch.get_num_threads()}, {args.repeats} runs x {args.epochs - 1} timed epochs each")
+    print(
+        f"model {args.model}, {args.size} px, batch {args.batch_size}, {args.steps} steps + 1 validation batch "
+        f"per epoch, CPU threads {torch.get_num_threads()}, {args.repeats} runs x {args.epochs - 1} timed epochs each"
+    )
     for label, b_list, o_list in (("wall", bare, ours), ("CPU", bare_cpu, ours_cpu)):
         b, o = statistics.median(b_list), statistics.median(o_list)
-        print(f"{label:>4} bare PyTorch loop : {b:7.3f} s/epoch ({b / args.steps * 1000:7.1f} ms/step)  all: {[round(t, 2) for t in b_list]}")
-        print(f"{label:>4} helpers.train     : {o:7.3f} s/epoch ({o / args.steps * 1000:7.1f} ms/step)  all: {[round(t, 2) for t in o_list]}")
+        for name, median, times in (("bare PyTorch loop", b, b_list), ("helpers.train", o, o_list)):
+            per_step, rounded = median / args.steps * 1000, [round(t, 2) for t in times]
+            print(f"{label:>4} {name:<18}: {median:7.3f} s/epoch ({per_step:7.1f} ms/step)  all: {rounded}")
         print(f"{label:>4} overhead          : {(o - b) / b * 100:+.1f} %  (target: at most +15 %)")
     b, o = statistics.median(bare_cpu), statistics.median(ours_cpu)
     overhead = (o - b) / b

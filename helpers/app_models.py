@@ -61,7 +61,7 @@ def train_app_models(
     checkpoint folder).
     """
     from . import config
-    from .train import train
+    from .train import get_config, train
 
     prof = config.get_profile(profile)
     if max_train is not None:
@@ -89,7 +89,8 @@ def train_app_models(
                 f"[app-models] {task}: NO REAL DATA for {', '.join(APP_MODELS[task][0])}: the model learns synthetic "
                 "shapes and the app will say so. Put a dataset under MEDVIT_DATA for a meaningful model."
             )
-        record = train(arch, name, profile=prof, epochs=epochs, bootstrap=0, name=f"app-{task}-{arch}", progress=False)
+        run_config = get_config("one_cycle").replace(epochs=epochs, bootstrap=0, name=f"app-{task}-{arch}")
+        record = train(arch, name, run_config, profile=prof, progress=False)
         test = (record.metrics or {}).get("test", {})
         summary = {
             "task": task,
