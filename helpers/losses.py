@@ -15,9 +15,10 @@ with :math:`n_c` the training images positive for finding :math:`c` among :math:
 :math:`\hat y_c = \sigma(z_c)` computed from the logits inside the loss (numerically stable).
 A batch's loss is the mean of the per-image sums.
 """
+
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -50,13 +51,21 @@ class WeightedBCEWithLogits(nn.Module):
     the CheXNet-style weights of thesis 000 from the training labels.
     """
 
-    def __init__(self, pos_weight: Sequence[float] | torch.Tensor | None = None, neg_weight: Sequence[float] | torch.Tensor | None = None) -> None:
+    def __init__(
+        self,
+        pos_weight: Sequence[float] | torch.Tensor | None = None,
+        neg_weight: Sequence[float] | torch.Tensor | None = None,
+    ) -> None:
         super().__init__()
-        self.register_buffer("pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32))
-        self.register_buffer("neg_weight", None if neg_weight is None else torch.as_tensor(neg_weight, dtype=torch.float32))
+        self.register_buffer(
+            "pos_weight", None if pos_weight is None else torch.as_tensor(pos_weight, dtype=torch.float32)
+        )
+        self.register_buffer(
+            "neg_weight", None if neg_weight is None else torch.as_tensor(neg_weight, dtype=torch.float32)
+        )
 
     @classmethod
-    def from_labels(cls, labels: np.ndarray | torch.Tensor) -> "WeightedBCEWithLogits":
+    def from_labels(cls, labels: np.ndarray | torch.Tensor) -> WeightedBCEWithLogits:
         """The thesis 000 loss with weights computed from the training labels."""
         return cls(*chexnet_weights(labels))
 
