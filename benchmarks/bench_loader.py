@@ -15,6 +15,7 @@ Run (on the PBC sample: ``MEDVIT_DATA=../shared/data``)::
 It prints images per second per epoch and the speed-up; ``--check`` exits with status 1 when the
 cache is not at least 5x faster from the second epoch on.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -58,15 +59,21 @@ class PILDataset(torch.utils.data.Dataset):
 
 
 def run_pil(files, labels, size, batch_size, epochs, stats, augment, seed) -> list[float]:
-    loader = torch.utils.data.DataLoader(PILDataset(files, labels, size), batch_size=batch_size, shuffle=True,
-                                         drop_last=True, num_workers=0, generator=torch.Generator().manual_seed(seed))
+    loader = torch.utils.data.DataLoader(
+        PILDataset(files, labels, size),
+        batch_size=batch_size,
+        shuffle=True,
+        drop_last=True,
+        num_workers=0,
+        generator=torch.Generator().manual_seed(seed),
+    )
     mean = torch.tensor(stats[0]).view(1, -1, 1, 1)
     std = torch.tensor(stats[1]).view(1, -1, 1, 1)
     gen = torch.Generator().manual_seed(seed)
     rates = []
     for _ in range(epochs):
         t0, n = time.perf_counter(), 0
-        for x, y in loader:
+        for x, _y in loader:
             x = x.permute(0, 3, 1, 2).float().div_(255.0)
             if augment is not None:
                 x = augment_batch(x, augment, gen)
@@ -84,7 +91,7 @@ def run_cache(size, batch_size, epochs, augment, seed) -> tuple[list[float], tup
     rates = []
     for epoch in range(epochs):
         t0, n = time.perf_counter(), 0
-        for x, y in dls.train:
+        for x, _y in dls.train:
             n += len(x)
         elapsed = time.perf_counter() - t0 + (build if epoch == 0 else 0.0)
         rates.append(n / elapsed)
@@ -97,8 +104,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads for both pipelines (1: one loader process, as a DataLoader worker)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads for both pipelines (1: one loader process, as a DataLoader worker)",
+    )
     parser.add_argument("--check", action="store_true", help="exit 1 unless the cache is >= 5x faster from epoch 2")
     args = parser.parse_args(argv)
 
@@ -110,10 +121,15 @@ def main(argv: list[str] | None = None) -> int:
     cat = read_pbc(root)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"PBC sample at {root}: {len(cat)} images, {args.size}px, batch {args.batch_size}, {cores} cores "
-          f"(load average {load:.1f}), torch {torch.__version__} with {args.threads} thread(s)")
+    print(
+        f"PBC sample at {root}: {len(cat)} images, {args.size}px, batch {args.batch_size}, {cores} cores "
+        f"(load average {load:.1f}), torch {torch.__version__} with {args.threads} thread(s)"
+    )
     worst = {}
-    for label, augment in (("resize + normalise only", None), ("plus batch augmentation (Augment.fastai)", Augment.fastai())):
+    for label, augment in (
+        ("resize + normalise only", None),
+        ("plus batch augmentation (Augment.fastai)", Augment.fastai()),
+    ):
         with tempfile.TemporaryDirectory() as tmp:
             os.environ["MEDVIT_CACHE"] = tmp  # a cold cache: epoch 1 includes decoding every file
             cache_rates, stats, build = run_cache(args.size, args.batch_size, args.epochs, augment, args.seed)

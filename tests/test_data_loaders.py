@@ -1,4 +1,5 @@
 """helpers.data.loaders: fastai DataLoaders from uint8 arrays, train-only statistics, batch augmentation."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -108,7 +109,9 @@ def test_augment_zoom_in_keeps_centre():
 
 
 def test_grey_to_three_channels():
-    dls = make_dataloaders(_ds(16, "train", channels=1), _ds(8, "valid", channels=1, seed=1), 8, device="cpu", channels=3)
+    dls = make_dataloaders(
+        _ds(16, "train", channels=1), _ds(8, "valid", channels=1, seed=1), 8, device="cpu", channels=3
+    )
     x, _ = dls.one_batch()
     assert x.shape == (8, 3, 12, 12) and torch.equal(x[:, 0], x[:, 2])
 

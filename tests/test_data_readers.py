@@ -1,4 +1,5 @@
 """Layout readers on the shared real samples and on generated copies of the layouts."""
+
 from __future__ import annotations
 
 from collections import Counter

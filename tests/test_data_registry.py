@@ -1,4 +1,5 @@
 """load_dataset end to end: real samples, generated layouts with bad files, synthetic fallback, downloads."""
+
 from __future__ import annotations
 
 import io
@@ -12,6 +13,7 @@ from helpers import config
 from helpers.data import describe_source, load_dataset
 from helpers.data import download as dl
 from helpers.data.registry import SyntheticDataWarning
+from helpers.data.specs import DATASETS
 from helpers.data.synthetic import write_synthetic
 
 
@@ -101,7 +103,9 @@ def test_generated_pbc_layout_with_bad_files(tmp_path, tmp_workdirs, monkeypatch
     (cls / "basophil" / "BA_truncated.jpg").write_bytes(buf.getvalue()[:600])
     (cls / "eosinophil" / "EO_empty.jpg").write_bytes(b"")
     Image.fromarray(np.full((48, 48, 4), 90, np.uint8), "RGBA").save(cls / "monocyte" / "MO_rgba.png")
-    Image.fromarray((np.arange(48 * 48).reshape(48, 48) * 20).astype(np.uint16)).save(cls / "platelet" / "PLATELET_16.png")
+    Image.fromarray((np.arange(48 * 48).reshape(48, 48) * 20).astype(np.uint16)).save(
+        cls / "platelet" / "PLATELET_16.png"
+    )
     monkeypatch.setenv("MEDVIT_DATA", str(data))
     ds = load_dataset("pbc", "all", size=24, verbose=False)
     assert ds.source == "real" and len(ds) == 48 + 2  # two bad files skipped, two converted
@@ -192,16 +196,15 @@ def test_registry_uses_a_download(tmp_path, tmp_workdirs, monkeypatch):
     """A successful (simulated) MedMNIST download is read with source='download'."""
     src = write_synthetic("pneumoniamnist", tmp_path / "zenodo", flag="pneumoniamnist")
 
-    def fake_download(flag, dest=None, size=None):
-        dest = dl.download_dir("medmnist")
+    def fake_download(dest):
         dest.mkdir(parents=True, exist_ok=True)
-        target = dest / f"{flag}.npz"
-        target.write_bytes((src / f"{flag}.npz").read_bytes())
+        target = dest / "pneumoniamnist.npz"
+        target.write_bytes((src / "pneumoniamnist.npz").read_bytes())
         return target
 
     monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
     monkeypatch.delenv("MEDVIT_OFFLINE", raising=False)
-    monkeypatch.setattr("helpers.data.registry.download_medmnist", fake_download)
+    monkeypatch.setitem(DATASETS, "pneumoniamnist", DATASETS["pneumoniamnist"].replace(downloader=fake_download))
     ds = load_dataset("pneumoniamnist", "test", verbose=False)
     assert ds.source == "download"
     assert describe_source("pneumoniamnist").startswith("download (fetched earlier")
@@ -214,9 +217,15 @@ def test_unknown_names_and_splits():
         load_dataset("pbc", "training")
 
 
-@pytest.mark.parametrize("name, where", [("pbc", "$MEDVIT_DATA/pbc/PBC_dataset_normal_DIB"), ("nih", "$MEDVIT_DATA/nih/"),
-                                         ("cbis_ddsm", "$MEDVIT_DATA/cbis_ddsm/csv/dicom_info.csv"),
-                                         ("covid", "$MEDVIT_DATA/covid/metadata.csv")])
+@pytest.mark.parametrize(
+    "name, where",
+    [
+        ("pbc", "$MEDVIT_DATA/pbc/PBC_dataset_normal_DIB"),
+        ("nih", "$MEDVIT_DATA/nih/"),
+        ("cbis_ddsm", "$MEDVIT_DATA/cbis_ddsm/csv/dicom_info.csv"),
+        ("covid", "$MEDVIT_DATA/covid/metadata.csv"),
+    ],
+)
 def test_manual_datasets_explain_where_to_get_them(name, where):
     with pytest.raises(dl.DownloadError) as err:
         dl.download(name)

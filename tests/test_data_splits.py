@@ -1,17 +1,18 @@
 """Split rules: no patient on two sides, class balance kept, seeded, caps stratified."""
+
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from helpers.data.catalog import Catalog
-from helpers.data.registry import split_indices
 from helpers.data.splits import (
     assert_no_patient_overlap,
     cap_stratified,
     patient_split,
-    stratified_split,
+    split_indices,
     strata_of,
+    stratified_split,
 )
 
 
@@ -79,8 +80,13 @@ def _catalog(official=None, patients=True, n=60, seed=0):
     rng = np.random.default_rng(seed)
     pids = np.array([f"p{i // 3}" for i in range(n)]) if patients else None
     return Catalog(
-        name="toy", task="multiclass", classes=["a", "b"], files=[f"f{i}.png" for i in range(n)],
-        labels=rng.integers(0, 2, n), ids=[f"f{i}" for i in range(n)], patient_ids=pids,
+        name="toy",
+        task="multiclass",
+        classes=["a", "b"],
+        files=[f"f{i}.png" for i in range(n)],
+        labels=rng.integers(0, 2, n),
+        ids=[f"f{i}" for i in range(n)],
+        patient_ids=pids,
         official_split=None if official is None else np.asarray(official, dtype=object),
     )
 

@@ -1,4 +1,5 @@
 """helpers.data.stats: prevalence, co-occurrence, image sizes and sample grids."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -22,7 +23,9 @@ def test_image_sizes_and_grid(tmp_path):
     root = write_synthetic("pbc", tmp_path / "pbc", per_class=2, size=40)
     cat = read_pbc(root)
     (root / "PBC_dataset_normal_DIB" / "platelet" / "PLATELET_bad.jpg").write_bytes(b"garbage")
-    sizes = stats.image_size_stats(list(cat.files) + [root / "PBC_dataset_normal_DIB" / "platelet" / "PLATELET_bad.jpg"])
+    sizes = stats.image_size_stats(
+        list(cat.files) + [root / "PBC_dataset_normal_DIB" / "platelet" / "PLATELET_bad.jpg"]
+    )
     assert sizes["n"] == 16 and sizes["unreadable"] == 1 and sizes["sizes"] == {(40, 40): 16}
     picks = stats.pick_per_class(cat, 1, seed=0)
     assert sorted(cat.labels[picks].tolist()) == list(range(8))

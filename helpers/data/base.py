@@ -4,16 +4,20 @@ An :class:`ImageDataset` holds decoded images as one ``uint8`` array (possibly m
 the decode-once cache) with their labels and everything a result must record about them: which
 dataset, which split, which task, which classes and where the data came from.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
-__all__ = ["TASKS", "SOURCES", "ImageDataset"]
+from ..cards import TASK_KINDS
 
-TASKS = ("multiclass", "binary", "multilabel")
+__all__ = ["TASK_KINDS", "SOURCES", "ImageDataset"]
+
+#: Where a dataset's images came from (see :mod:`helpers.data.registry`).
 SOURCES = ("real", "download", "synthetic")
 
 
@@ -50,8 +54,8 @@ class ImageDataset:
     annotations: list[dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
-        if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.task not in TASK_KINDS:
+            raise ValueError(f"task must be one of {TASK_KINDS}, got {self.task!r}")
         if self.source not in SOURCES:
             raise ValueError(f"source must be one of {SOURCES}, got {self.source!r}")
         if self.images.ndim != 4 or self.images.dtype != np.uint8:
@@ -81,7 +85,7 @@ class ImageDataset:
     def image_size(self) -> int:
         return int(self.images.shape[1])
 
-    def subset(self, indices: Sequence[int] | np.ndarray, split: str | None = None) -> "ImageDataset":
+    def subset(self, indices: Sequence[int] | np.ndarray, split: str | None = None) -> ImageDataset:
         """The images at ``indices`` (a copy in memory), optionally renamed to another split."""
         idx = np.asarray(indices, dtype=np.int64)
         return replace(

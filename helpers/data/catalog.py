@@ -5,11 +5,13 @@ one row per image file with its label, patient, official split (when the dataset
 annotations, plus a report of what was skipped. The registry then splits the catalog, caps it to
 the profile, and decodes the chosen files through the cache.
 """
+
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,7 +65,7 @@ class Catalog:
     def __len__(self) -> int:
         return len(self.files)
 
-    def take(self, indices: Sequence[int] | np.ndarray) -> "Catalog":
+    def take(self, indices: Sequence[int] | np.ndarray) -> Catalog:
         """The rows at ``indices``."""
         idx = np.asarray(indices, dtype=np.int64)
         return Catalog(
@@ -84,10 +86,12 @@ class Catalog:
 
     def class_counts(self) -> dict[str, int]:
         """Images per class (multi-label: positives per label)."""
-        counts = self.labels.sum(axis=0) if self.labels.ndim == 2 else np.bincount(self.labels, minlength=len(self.classes))
+        counts = (
+            self.labels.sum(axis=0) if self.labels.ndim == 2 else np.bincount(self.labels, minlength=len(self.classes))
+        )
         return {c: int(k) for c, k in zip(self.classes, counts)}
 
-    def frame(self) -> "Any":
+    def frame(self) -> Any:
         """One row per image as a pandas DataFrame (id, file, label, patient, split)."""
         import pandas as pd
 
@@ -95,7 +99,9 @@ class Catalog:
         if self.labels.ndim == 1:
             data["label"] = [self.classes[k] for k in self.labels]
         else:
-            data["labels"] = ["|".join(c for c, v in zip(self.classes, row) if v) or "No Finding" for row in self.labels]
+            data["labels"] = [
+                "|".join(c for c, v in zip(self.classes, row) if v) or "No Finding" for row in self.labels
+            ]
         if self.patient_ids is not None:
             data["patient"] = self.patient_ids
         if self.official_split is not None:

@@ -19,8 +19,10 @@ COVID-19 (thesis 000's 15th class) comes from the ieee8023 ``covid/metadata.csv`
 pneumonias (bacterial, viral, fungal) get ``Pneumonia``; ``No Finding`` is all zeros; any other
 finding is skipped and reported. These images have no official split and are split by patient.
 """
+
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +43,44 @@ __all__ = [
 
 #: The 14 findings in the column order of the CheXNet lists.
 NIH_FINDINGS = [
-    "Atelectasis", "Cardiomegaly", "Effusion", "Infiltration", "Mass", "Nodule", "Pneumonia",
-    "Pneumothorax", "Consolidation", "Edema", "Emphysema", "Fibrosis", "Pleural_Thickening", "Hernia",
+    "Atelectasis",
+    "Cardiomegaly",
+    "Effusion",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Pneumonia",
+    "Pneumothorax",
+    "Consolidation",
+    "Edema",
+    "Emphysema",
+    "Fibrosis",
+    "Pleural_Thickening",
+    "Hernia",
 ]
 COVID_LABEL = "COVID-19"
 _FRONTAL = {"PA", "AP", "AP SUPINE", "AP ERECT"}
-_PNEUMONIA_WORDS = ("pneumonia", "streptococcus", "sars", "pneumocystis", "klebsiella", "legionella", "e.coli",
-                    "chlamydophila", "mycoplasma", "influenza", "varicella", "mers", "staphylococcus", "aspergillosis",
-                    "nocardia", "lipoid", "bacterial", "viral", "fungal")
+_PNEUMONIA_WORDS = (
+    "pneumonia",
+    "streptococcus",
+    "sars",
+    "pneumocystis",
+    "klebsiella",
+    "legionella",
+    "e.coli",
+    "chlamydophila",
+    "mycoplasma",
+    "influenza",
+    "varicella",
+    "mers",
+    "staphylococcus",
+    "aspergillosis",
+    "nocardia",
+    "lipoid",
+    "bacterial",
+    "viral",
+    "fungal",
+)
 
 
 def parse_finding_labels(text: str, classes: list[str] = NIH_FINDINGS) -> np.ndarray:
@@ -78,7 +110,7 @@ def find_nih_images(folder: Path) -> dict[str, Path]:
     return found
 
 
-def read_chexnet_lists(folder: str | Path) -> "Any":
+def read_chexnet_lists(folder: str | Path) -> Any:
     """The CheXNet lists ``labels/{train,val,test}_list.txt`` as one DataFrame (all rows, no images needed).
 
     Columns: ``image``, ``split`` (train/valid/test), ``patient`` and the 14 findings (0/1).
@@ -117,6 +149,56 @@ def _read_name_list(path: Path) -> set[str]:
     return {line.split()[0] for line in path.read_text().splitlines() if line.strip()}
 
 
+@dataclass
+class _NihLabels:
+    """What the label source says per image name: findings, patient, annotations, and what it rejected."""
+
+    source: str
+    label_of: dict[str, np.ndarray] = field(default_factory=dict)
+    patient_of: dict[str, str] = field(default_factory=dict)
+    ann_of: dict[str, dict[str, Any]] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+
+def _nih_labels(folder: Path, chexnet: Any) -> _NihLabels:
+    """Labels from ``Data_Entry_2017.csv`` (or a variant), else from the CheXNet lists.
+
+    Raises:
+        FileNotFoundError: when neither is there.
+    """
+    df, csv_path = _read_entry_csv(folder)
+    if df is not None:
+        out = _NihLabels(csv_path.name)
+        for _, row in df.iterrows():
+            name = row["Image Index"]
+            try:
+                out.label_of[name] = parse_finding_labels(row["Finding Labels"])
+            except ValueError as exc:
+                out.skipped.append({"file": name, "reason": str(exc)})
+                continue
+            pid = str(row["Patient ID"])
+            out.patient_of[name] = str(int(pid)) if pid.isdigit() else pid
+            out.ann_of[name] = {"follow_up": int(row["Follow-up #"]) if "Follow-up #" in row else None}
+        return out
+    if chexnet is not None:
+        out = _NihLabels("labels/*_list.txt (CheXNet)")
+        for name, row in chexnet.iterrows():
+            out.label_of[name] = row[NIH_FINDINGS].to_numpy(dtype=np.float32)
+        return out
+    raise FileNotFoundError(f"no labels for ChestX-ray14 under {folder}: need Data_Entry_2017.csv or labels/*_list.txt")
+
+
+def _nih_splits(folder: Path, chexnet: Any) -> tuple[dict[str, str], str]:
+    """``(split per image name, where it comes from)``: the official lists, else the CheXNet lists, else none."""
+    if (folder / "train_val_list.txt").exists() and (folder / "test_list.txt").exists():
+        split_of = {n: "trainval" for n in _read_name_list(folder / "train_val_list.txt")}
+        split_of.update({n: "test" for n in _read_name_list(folder / "test_list.txt")})
+        return split_of, "official train_val_list.txt / test_list.txt"
+    if chexnet is not None:
+        return chexnet["split"].to_dict(), "CheXNet labels/{train,val,test}_list.txt"
+    return {}, "none (patient-level split)"
+
+
 def read_nih(folder: str | Path) -> Catalog:
     """Catalog of a ChestX-ray14 folder (see the module docstring for the layout and rules).
 
@@ -127,76 +209,44 @@ def read_nih(folder: str | Path) -> Catalog:
     images = find_nih_images(folder)
     if not images:
         raise FileNotFoundError(f"no ChestX-ray14 PNGs under {folder} (images/ or images_0NN/images/)")
-    df, csv_path = _read_entry_csv(folder)
-    chexnet = None
-    if (folder / "labels" / "train_list.txt").exists():
-        chexnet = read_chexnet_lists(folder).set_index("image")
-    skipped: list[dict[str, str]] = []
-    label_of: dict[str, np.ndarray] = {}
-    patient_of: dict[str, str] = {}
-    ann_of: dict[str, dict[str, Any]] = {}
-    if df is not None:
-        for _, row in df.iterrows():
-            name = row["Image Index"]
-            try:
-                label_of[name] = parse_finding_labels(row["Finding Labels"])
-            except ValueError as exc:
-                skipped.append({"file": name, "reason": str(exc)})
-                continue
-            patient_of[name] = str(int(row["Patient ID"])) if str(row["Patient ID"]).isdigit() else str(row["Patient ID"])
-            ann_of[name] = {"follow_up": int(row["Follow-up #"]) if "Follow-up #" in row else None}
-        label_source = csv_path.name
-    elif chexnet is not None:
-        for name, row in chexnet.iterrows():
-            label_of[name] = row[NIH_FINDINGS].to_numpy(dtype=np.float32)
-        label_source = "labels/*_list.txt (CheXNet)"
-    else:
-        raise FileNotFoundError(f"no labels for ChestX-ray14 under {folder}: need Data_Entry_2017.csv or labels/*_list.txt")
-
-    # split source: official lists, else CheXNet lists, else none (the registry splits by patient)
-    split_of: dict[str, str] = {}
-    if (folder / "train_val_list.txt").exists() and (folder / "test_list.txt").exists():
-        split_of.update({n: "trainval" for n in _read_name_list(folder / "train_val_list.txt")})
-        split_of.update({n: "test" for n in _read_name_list(folder / "test_list.txt")})
-        split_source = "official train_val_list.txt / test_list.txt"
-    elif chexnet is not None:
-        split_of = chexnet["split"].to_dict()
-        split_source = "CheXNet labels/{train,val,test}_list.txt"
-    else:
-        split_source = "none (patient-level split)"
-
-    files, labels, ids, patients, splits, ann = [], [], [], [], [], []
-    for name in sorted(images):
-        if name not in label_of:
-            skipped.append({"file": str(images[name]), "reason": f"image has no row in {label_source}"})
-            continue
-        files.append(images[name])
-        labels.append(label_of[name])
-        ids.append(name)
-        patients.append(patient_of.get(name) or str(int(name.split("_")[0])))
-        splits.append(split_of.get(name))
-        ann.append(ann_of.get(name, {}))
-    listed_without_image = len(set(label_of) - set(images))
-    has_split = bool(split_of) and all(s is not None for s in splits)
-    if split_of and not has_split:
+    chexnet = read_chexnet_lists(folder).set_index("image") if (folder / "labels" / "train_list.txt").exists() else None
+    found = _nih_labels(folder, chexnet)
+    split_of, split_source = _nih_splits(folder, chexnet)
+    skipped = found.skipped
+    names = [n for n in sorted(images) if n in found.label_of]
+    skipped += [
+        {"file": str(images[n]), "reason": f"image has no row in {found.source}"}
+        for n in sorted(images)
+        if n not in found.label_of
+    ]
+    splits = [split_of.get(n) for n in names]
+    if split_of and any(s is None for s in splits):
         unlisted = sum(s is None for s in splits)
-        skipped.append({"file": f"{unlisted} images", "reason": f"not in the split lists ({split_source}); split by patient instead"})
+        reason = f"not in the split lists ({split_source}); split by patient instead"
+        skipped.append({"file": f"{unlisted} images", "reason": reason})
     return Catalog(
         name="nih",
         task="multilabel",
         classes=list(NIH_FINDINGS),
-        files=files,
-        labels=np.asarray(labels, dtype=np.float32).reshape(len(files), len(NIH_FINDINGS)),
-        ids=ids,
-        patient_ids=np.asarray(patients),
+        files=[images[n] for n in names],
+        labels=np.asarray([found.label_of[n] for n in names], dtype=np.float32).reshape(len(names), len(NIH_FINDINGS)),
+        ids=names,
+        patient_ids=np.asarray([found.patient_of.get(n) or str(int(n.split("_")[0])) for n in names]),
         official_split=np.asarray(splits, dtype=object) if split_of else None,
-        annotations=ann,
+        annotations=[found.ann_of.get(n, {}) for n in names],
         root=folder,
         channels=1,
-        report={"skipped": skipped, "listed_without_image": listed_without_image, "labels_from": label_source,
-                "split_from": split_source},
-        meta={"citation": "wang2017chestx", "licence": "public (NIH Clinical Center); cite the paper",
-              "split_rule": split_source},
+        report={
+            "skipped": skipped,
+            "listed_without_image": len(set(found.label_of) - set(images)),
+            "labels_from": found.source,
+            "split_from": split_source,
+        },
+        meta={
+            "citation": "wang2017chestx",
+            "licence": "public (NIH Clinical Center); cite the paper",
+            "split_rule": split_source,
+        },
     )
 
 
@@ -296,8 +346,10 @@ def merge_catalogs(first: Catalog, second: Catalog, name: str) -> Catalog:
         annotations=(first.annotations or [{}] * len(first)) + (second.annotations or [{}] * len(second)),
         root=first.root,
         channels=1,
-        report={"skipped": first.report["skipped"] + second.report["skipped"], first.name: first.report,
-                second.name: second.report},
+        report={
+            "skipped": first.report["skipped"] + second.report["skipped"],
+            first.name: first.report,
+            second.name: second.report,
+        },
         meta={**second.meta, **first.meta, "citation": f"{first.meta.get('citation')}, {second.meta.get('citation')}"},
     )
-

@@ -1,4 +1,4 @@
-"""Where each dataset comes from, and downloading the ones that are small and free.
+"""Downloading the datasets that are small and free.
 
 Automatic downloads (used by the registry when ``$MEDVIT_DATA`` lacks the data):
 
@@ -7,12 +7,14 @@ Automatic downloads (used by the registry when ``$MEDVIT_DATA`` lacks the data):
 * mini-MIAS ``all-mias.tar.gz`` from PEIPA (no checksum is published: the SHA-256 of what was
   fetched is recorded beside it).
 
-The others are large or need an account, so :func:`instructions` says what to fetch and where to
-put it: PBC (Mendeley Data), ChestX-ray14 (NIH Box), CBIS-DDSM (Kaggle JPEG version or TCIA),
-the ieee8023 COVID-19 collection (GitHub). Every network access goes through :func:`fetch`;
-when it fails (offline, blocked, wrong checksum) a :class:`DownloadError` says what to download by
-hand and where to put it. Set ``MEDVIT_OFFLINE=1`` to skip network attempts altogether.
+The others are large or need an account: their :class:`~helpers.data.specs.DatasetSpec` says what
+to fetch and where to put it (:func:`instructions`): PBC (Mendeley Data), ChestX-ray14 (NIH Box),
+CBIS-DDSM (Kaggle JPEG version or TCIA), the ieee8023 COVID-19 collection (GitHub). Every network
+access goes through :func:`fetch`; when it fails (offline, blocked, wrong checksum) a
+:class:`DownloadError` says what to download by hand and where to put it. Set
+``MEDVIT_OFFLINE=1`` to skip network attempts altogether.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -21,13 +23,12 @@ import os
 import shutil
 import tarfile
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
+
+from .. import config
 
 __all__ = [
     "DownloadError",
-    "DatasetSource",
-    "SOURCES_INFO",
     "fetch",
     "offline",
     "instructions",
@@ -42,54 +43,6 @@ class DownloadError(RuntimeError):
     """A download that could not be done; the message says how to get the data by hand."""
 
 
-@dataclass(frozen=True)
-class DatasetSource:
-    """Where a dataset is published and how to lay it out under ``$MEDVIT_DATA``."""
-
-    title: str
-    url: str
-    licence: str
-    citation: str
-    layout: str
-    auto: bool = False
-
-
-SOURCES_INFO: dict[str, DatasetSource] = {
-    "pbc": DatasetSource(
-        "PBC normal peripheral blood cells (17,092 JPEGs, 268 MB)",
-        "https://data.mendeley.com/datasets/snkd93bnjr/1 (file PBC_dataset_normal_DIB.zip)",
-        "CC BY 4.0", "acevedo2020dataset",
-        "unzip so that $MEDVIT_DATA/pbc/PBC_dataset_normal_DIB/<class>/*.jpg exists"),
-    "nih": DatasetSource(
-        "NIH ChestX-ray14 (112,120 PNGs, 42 GB in 12 archives)",
-        "https://nihcc.app.box.com/v/ChestXray-NIHCC (images_001.tar.gz ... images_012.tar.gz, Data_Entry_2017.csv, "
-        "train_val_list.txt, test_list.txt)",
-        "public, cite Wang et al. 2017", "wang2017chestx",
-        "put Data_Entry_2017.csv and the lists in $MEDVIT_DATA/nih/ and extract the archives there "
-        "(images_0NN/images/*.png or images/*.png)"),
-    "covid": DatasetSource(
-        "COVID-19 image data collection (ieee8023)",
-        "https://github.com/ieee8023/covid-chestxray-dataset (metadata.csv + images/)",
-        "per image (metadata.csv 'license' column)", "cohen2020covid",
-        "clone or unzip so that $MEDVIT_DATA/covid/metadata.csv and $MEDVIT_DATA/covid/images/ exist"),
-    "cbis_ddsm": DatasetSource(
-        "CBIS-DDSM, JPEG version (6 GB) or DICOM (163 GB)",
-        "https://www.kaggle.com/datasets/awsaf49/cbis-ddsm-breast-cancer-image-dataset or "
-        "https://www.cancerimagingarchive.net/collection/cbis-ddsm/",
-        "CC BY 3.0 (TCIA)", "lee2017curated",
-        "unzip the Kaggle archive so that $MEDVIT_DATA/cbis_ddsm/csv/dicom_info.csv and $MEDVIT_DATA/cbis_ddsm/jpeg/ exist"),
-    "mias": DatasetSource(
-        "mini-MIAS (322 PGMs, 1024x1024)",
-        "http://peipa.essex.ac.uk/pix/mias/all-mias.tar.gz",
-        "research use only (Licence.txt)", "suckling1994mias",
-        "unpack so that $MEDVIT_DATA/mias/all-mias/Info.txt and the mdbNNN.pgm files exist", auto=True),
-    "medmnist": DatasetSource(
-        "MedMNIST v2 (.npz per dataset)",
-        "https://zenodo.org/records/10519652 (e.g. pneumoniamnist.npz)",
-        "CC BY 4.0", "yang2023medmnist",
-        "put <flag>.npz in $MEDVIT_DATA/medmnist/", auto=True),
-}
-
 MIAS_URL = "http://peipa.essex.ac.uk/pix/mias/all-mias.tar.gz"
 
 
@@ -99,19 +52,15 @@ def offline() -> bool:
 
 
 def instructions(name: str) -> str:
-    """How to get ``name`` by hand, in one paragraph."""
-    key = "medmnist" if name.endswith("mnist") else name
-    src = SOURCES_INFO.get(key)
-    if src is None:
-        return f"no download information for {name!r}"
-    return f"{src.title}: download from {src.url}; {src.layout}. Licence: {src.licence}."
+    """How to get ``name`` by hand, in one paragraph (from its :class:`~helpers.data.specs.DatasetSpec`)."""
+    from .specs import instructions as how_to  # the specs import this module's downloaders
+
+    return how_to(name)
 
 
 def download_dir(name: str) -> Path:
-    """Where automatic downloads of ``name`` go: ``<cache_dir>/downloads/<name>``."""
-    from .. import config
-
-    return config.cache_dir() / "downloads" / name
+    """Where automatic downloads of ``name`` go: ``<cache_dir>/downloads/<name>`` (created by the download)."""
+    return config.cache_dir(create=False) / "downloads" / name
 
 
 def fetch(url: str, dest: Path, timeout: float = 30.0) -> Path:
@@ -201,10 +150,11 @@ def download(name: str, dest: Path | None = None) -> Path:
             COVID-19 collection), offline, or on a failed checksum; the message says what to
             download and where to put it.
     """
-    if name == "mias":
-        return download_mias(dest)
-    if name.endswith("mnist"):
-        return download_medmnist(name, dest)
-    if name in SOURCES_INFO:
-        raise DownloadError(f"{name} is not downloaded automatically (size or terms of use). {instructions(name)}")
-    raise DownloadError(f"unknown dataset {name!r}; known: {sorted(SOURCES_INFO)} and the MedMNIST flags")
+    from .specs import DATASETS, FOLDER_DATASETS
+
+    spec = DATASETS.get(name)
+    if spec is None:
+        raise DownloadError(f"unknown dataset {name!r}; known: {sorted(FOLDER_DATASETS)} and the MedMNIST flags")
+    if spec.downloader is None:
+        raise DownloadError(f"{name} is not downloaded automatically (size or terms of use). {spec.instructions()}")
+    return spec.downloader(dest or download_dir(spec.home))

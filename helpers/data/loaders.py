@@ -16,12 +16,14 @@ The pipeline, per batch (the data half of fastai's data/training split):
 
 Targets: ``int64`` ``(N,)`` for multi-class and binary tasks, ``float32`` ``(N, L)`` for multi-label.
 """
+
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -78,22 +80,47 @@ class Augment:
     padding: str = "reflection"
 
     @classmethod
-    def thesis002(cls) -> "Augment":
+    def thesis002(cls) -> Augment:
         """Thesis 002's Keras pipeline: horizontal flip, brightness ±0.1, rotation ±0.02 turn, zoom ±20 %."""
-        return cls(flip=True, max_rotate=0.02 * 360.0, min_zoom=0.8, max_zoom=1.2, brightness=0.1,
-                   contrast=0.0, p_affine=1.0, p_lighting=1.0)
+        return cls(
+            flip=True,
+            max_rotate=0.02 * 360.0,
+            min_zoom=0.8,
+            max_zoom=1.2,
+            brightness=0.1,
+            contrast=0.0,
+            p_affine=1.0,
+            p_lighting=1.0,
+        )
 
     @classmethod
-    def fastai(cls, min_scale: float = 0.75) -> "Augment":
+    def fastai(cls, min_scale: float = 0.75) -> Augment:
         """fastai's ``aug_transforms(min_scale=...)`` defaults (thesis 004), without the perspective warp."""
-        return cls(flip=True, max_rotate=10.0, min_zoom=1.0, max_zoom=1.1, min_scale=min_scale,
-                   brightness=0.2, contrast=0.2, p_affine=0.75, p_lighting=0.75)
+        return cls(
+            flip=True,
+            max_rotate=10.0,
+            min_zoom=1.0,
+            max_zoom=1.1,
+            min_scale=min_scale,
+            brightness=0.2,
+            contrast=0.2,
+            p_affine=0.75,
+            p_lighting=0.75,
+        )
 
     @classmethod
-    def flip_only(cls) -> "Augment":
+    def flip_only(cls) -> Augment:
         """Thesis 000 (after CheXNet): a horizontal flip with probability 0.5 and nothing else."""
-        return cls(flip=True, max_rotate=0.0, min_zoom=1.0, max_zoom=1.0, brightness=0.0, contrast=0.0,
-                   p_affine=0.0, p_lighting=0.0)
+        return cls(
+            flip=True,
+            max_rotate=0.0,
+            min_zoom=1.0,
+            max_zoom=1.0,
+            brightness=0.0,
+            contrast=0.0,
+            p_affine=0.0,
+            p_lighting=0.0,
+        )
 
     def as_dict(self) -> dict[str, Any]:
         """The settings, for run records."""
@@ -169,7 +196,9 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
 # ----------------------------------------------------------------------------- statistics
 
 
-def channel_stats(images: np.ndarray, max_images: int = 20_000, chunk: int = 256, seed: int = 0) -> tuple[list[float], list[float]]:
+def channel_stats(
+    images: np.ndarray, max_images: int = 20_000, chunk: int = 256, seed: int = 0
+) -> tuple[list[float], list[float]]:
     """Per-channel mean and standard deviation of ``uint8`` images ``(N, H, W, C)`` scaled to ``[0, 1]``.
 
     Uses every image when there are at most ``max_images``, else a seeded random sample of that
@@ -182,7 +211,7 @@ def channel_stats(images: np.ndarray, max_images: int = 20_000, chunk: int = 256
     c = images.shape[-1]
     s1, s2, count = np.zeros(c), np.zeros(c), 0
     for start in range(0, len(idx), chunk):
-        block = np.asarray(images[idx[start:start + chunk]], dtype=np.float64).reshape(-1, c) / 255.0
+        block = np.asarray(images[idx[start : start + chunk]], dtype=np.float64).reshape(-1, c) / 255.0
         s1 += block.sum(0)
         s2 += (block**2).sum(0)
         count += len(block)
@@ -238,14 +267,21 @@ class ArrayDataLoader(DataLoader):
     (3 repeats a grey image to RGB on the device, for ImageNet-shaped models).
     """
 
-    def __init__(self, dataset: ArrayItems, stats: tuple[Sequence[float], Sequence[float]] | None = None,
-                 augment: Augment | None = None, seed: int = 42, channels: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        dataset: ArrayItems,
+        stats: tuple[Sequence[float], Sequence[float]] | None = None,
+        augment: Augment | None = None,
+        seed: int = 42,
+        channels: int | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(dataset, **kwargs)
         self.stats, self.augment, self.seed, self.channels = stats, augment, seed, channels
         self.rng = random.Random(seed)
         self._gen: torch.Generator | None = None
 
-    def new(self, dataset=None, cls=None, **kwargs: Any) -> "ArrayDataLoader":
+    def new(self, dataset=None, cls=None, **kwargs: Any) -> ArrayDataLoader:
         """A copy with some arguments changed; keeps statistics, augmentation, seed and channels."""
         for key in ("stats", "augment", "seed", "channels"):
             kwargs.setdefault(key, getattr(self, key))
@@ -337,14 +373,19 @@ def make_dataloaders(
     if train.classes != valid.classes or train.task != valid.task:
         raise ValueError(f"train and valid disagree on classes/task: {train!r} vs {valid!r}")
     if train.images.shape[1:3] != valid.images.shape[1:3]:
-        raise ValueError(f"train images {train.images.shape[1:]} and valid images {valid.images.shape[1:]} differ in size")
+        raise ValueError(
+            f"train images {train.images.shape[1:]} and valid images {valid.images.shape[1:]} differ in size"
+        )
     dev = config.get_device() if device is None else torch.device(device)
     mean, std = (list(stats[0]), list(stats[1])) if stats is not None else channel_stats(train.images)
     common = dict(stats=(mean, std), seed=seed, channels=channels, num_workers=num_workers, device=dev)
     drop_last = len(train) > batch_size
-    train_dl = ArrayDataLoader(ArrayItems(train), bs=batch_size, shuffle=True, drop_last=drop_last, augment=augment, **common)
-    valid_dl = ArrayDataLoader(ArrayItems(valid), bs=batch_size, shuffle=False, drop_last=False, augment=None,
-                               **{**common, "seed": seed + 1})
+    train_dl = ArrayDataLoader(
+        ArrayItems(train), bs=batch_size, shuffle=True, drop_last=drop_last, augment=augment, **common
+    )
+    valid_dl = ArrayDataLoader(
+        ArrayItems(valid), bs=batch_size, shuffle=False, drop_last=False, augment=None, **{**common, "seed": seed + 1}
+    )
     dls = ArrayDataLoaders(train_dl, valid_dl, device=dev)
     dls.normalization = (mean, std)
     dls.vocab = train_dl.dataset.vocab
@@ -354,9 +395,13 @@ def make_dataloaders(
 
 
 def make_eval_loader(ds: ImageDataset, dls: DataLoaders, batch_size: int | None = None) -> ArrayDataLoader:
-    """A loader for ``ds`` (a test split, say) that matches ``dls.valid``: same statistics, no augmentation, in order."""
+    """A loader for ``ds`` (a test split, say) that matches ``dls.valid``.
+
+    Same statistics, no augmentation, in order.
+    """
     valid = dls.valid
     if getattr(valid, "vocab", None) is not None and list(valid.vocab) != list(ds.classes):
         raise ValueError(f"{ds!r} has classes {ds.classes}, the loaders were built for {list(valid.vocab)}")
-    return valid.new(dataset=ArrayItems(ds), bs=batch_size or valid.bs, shuffle=False, drop_last=False, augment=None,
-                     n=len(ds))
+    return valid.new(
+        dataset=ArrayItems(ds), bs=batch_size or valid.bs, shuffle=False, drop_last=False, augment=None, n=len(ds)
+    )

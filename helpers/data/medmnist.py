@@ -6,6 +6,7 @@ split is always used (``val`` is this book's ``valid``). Every 2D MedMNIST flag 
 names and task from the ``medmnist`` package's ``INFO`` table, with a built-in copy for the four
 the book uses); MedMNIST+ files at 64/128/224 px are ``<flag>_<size>.npz``.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,14 +28,30 @@ MEDMNIST_INFO: dict[str, tuple[str, list[str]]] = {
     "chestmnist": (
         "multilabel",
         [
-            "atelectasis", "cardiomegaly", "effusion", "infiltration", "mass", "nodule", "pneumonia",
-            "pneumothorax", "consolidation", "edema", "emphysema", "fibrosis", "pleural", "hernia",
+            "atelectasis",
+            "cardiomegaly",
+            "effusion",
+            "infiltration",
+            "mass",
+            "nodule",
+            "pneumonia",
+            "pneumothorax",
+            "consolidation",
+            "edema",
+            "emphysema",
+            "fibrosis",
+            "pleural",
+            "hernia",
         ],
     ),
 }
 _CHANNELS = {"pneumoniamnist": 1, "breastmnist": 1, "bloodmnist": 3, "chestmnist": 1}
-_TASKS = {"multi-class": "multiclass", "binary-class": "binary", "multi-label, binary-class": "multilabel",
-          "ordinal-regression": "multiclass"}
+_TASKS = {
+    "multi-class": "multiclass",
+    "binary-class": "binary",
+    "multi-label, binary-class": "multilabel",
+    "ordinal-regression": "multiclass",
+}
 
 _SPLIT_KEYS = {"train": "train", "valid": "val", "val": "val", "test": "test"}
 

@@ -12,6 +12,7 @@ sub-types (a few files carry only the generic ``IG`` or ``NEUTROPHIL`` prefix: t
 images by their suffix are skipped and reported. The dataset has no patient ids and no official
 split (thesis 004 holds out 20 % at random), so splits are stratified by class.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -45,8 +46,16 @@ PBC_SUBTYPES: dict[str, tuple[str, str]] = {
 }
 
 #: Images per class in the full dataset (Acevedo et al. 2020, Table 1).
-PBC_COUNTS = {"basophil": 1218, "eosinophil": 3117, "erythroblast": 1551, "ig": 2895, "lymphocyte": 1214,
-              "monocyte": 1420, "neutrophil": 3329, "platelet": 2348}
+PBC_COUNTS = {
+    "basophil": 1218,
+    "eosinophil": 3117,
+    "erythroblast": 1551,
+    "ig": 2895,
+    "lymphocyte": 1214,
+    "monocyte": 1420,
+    "neutrophil": 3329,
+    "platelet": 2348,
+}
 
 _PREFIX = re.compile(r"^([A-Za-z]+)_")
 
@@ -126,6 +135,9 @@ def read_pbc(folder: str | Path) -> Catalog:
         root=root,
         channels=3,
         report={"skipped": skipped, "missing_classes": missing},
-        meta={"split_rule": "stratified by class (no patient ids, no official split)",
-              "citation": "acevedo2020dataset", "licence": "CC BY 4.0"},
+        meta={
+            "split_rule": "stratified by class (no patient ids, no official split)",
+            "citation": "acevedo2020dataset",
+            "licence": "CC BY 4.0",
+        },
     )

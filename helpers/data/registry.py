@@ -1,53 +1,56 @@
 """Dataset registry: ``load_dataset(name, split=...)`` with the resolution order real → download → synthetic.
 
-For each name the data is looked for, in order:
+Every name is a :class:`~helpers.data.specs.DatasetSpec` of :data:`~helpers.data.specs.DATASETS`;
+the spec says how to read the dataset, how to tell it is present and how to download it, and this
+module walks one order for all of them:
 
-1. ``$MEDVIT_DATA/<name>`` in the dataset's original layout (``source="real"``);
-2. an earlier automatic download in ``<cache_dir>/downloads/<name>``, or a new one where the
+1. ``$MEDVIT_DATA/<home>`` in the dataset's original layout (``source="real"``);
+2. an earlier automatic download in ``<cache_dir>/downloads/<home>``, or a new one where the
    dataset is small and free: MedMNIST and mini-MIAS (``source="download"``);
 3. a synthetic stand-in written in the same layout (``source="synthetic"``), announced loudly.
 
-Then the catalog is split (official split where the dataset has one, else by patient, else
-stratified; seeded), the requested split is capped to the profile (``max_train``/``max_eval``,
-stratified and seeded), and the files are decoded once into the memory-mapped cache at ``size``.
+:func:`resolve` walks it (and may download or write the stand-in); :func:`describe_source` is the
+same walk as a query that writes nothing. Then the catalog is split
+(:func:`~helpers.data.splits.split_indices`), the requested split is capped to the profile
+(``max_train``/``max_eval``, stratified and seeded), and the files are decoded once into the
+memory-mapped cache at ``size``.
 """
+
 from __future__ import annotations
 
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .. import config
+from ..imageio import to_channels
+from ..preprocessing import PREPROCESS, prepare_image
 from .base import ImageDataset
-from .cache import cached_images, prepare_image
+from .cache import cached_images
 from .catalog import Catalog
-from .chestxray import merge_catalogs, read_covid, read_nih
-from .download import SOURCES_INFO, DownloadError, download_dir, download_medmnist, download_mias, instructions, offline
-from .mammography import read_cbis_ddsm, read_mias
-from .medmnist import medmnist_file, medmnist_names, read_medmnist_npz
-from .pbc import read_pbc
-from .splits import DEFAULT_FRACTIONS, assert_no_patient_overlap, cap_stratified, patient_split, stratified_split
-from .synthetic import write_synthetic
+from .chestxray import merge_catalogs
+from .download import DownloadError, download_dir, offline
+from .specs import DATASETS, DatasetSpec, get_spec
+from .splits import cap_stratified, split_indices
 
-__all__ = ["DATASETS", "SyntheticDataWarning", "load_dataset", "load_catalog", "split_indices", "describe_source",
-           "resolve"]
+__all__ = [
+    "DATASETS",
+    "SPLITS",
+    "SyntheticDataWarning",
+    "load_dataset",
+    "load_catalog",
+    "describe_source",
+    "resolve",
+]
 
-#: Datasets read from files, with their reader. MedMNIST flags are known too (``medmnist_names()``).
-DATASETS = ("pbc", "nih", "covid", "mias", "cbis_ddsm")
-_READERS = {"pbc": read_pbc, "nih": read_nih, "covid": read_covid, "mias": read_mias, "cbis_ddsm": read_cbis_ddsm}
 SPLITS = ("train", "valid", "test", "all")
-#: Share of an official train+valid part that becomes ``valid`` (by patient).
-VALID_SHARE_OF_TRAINVAL = 0.125
 
 
 class SyntheticDataWarning(UserWarning):
     """Data came from a synthetic stand-in, not from the real dataset."""
-
-
-def _is_medmnist(name: str) -> bool:
-    return name in medmnist_names()
 
 
 def _say(msg: str, verbose: bool) -> None:
@@ -55,10 +58,12 @@ def _say(msg: str, verbose: bool) -> None:
         print(f"[data] {msg}", flush=True)
 
 
-def _announce_synthetic(name: str, why: str, verbose: bool) -> None:
-    text = (f"SYNTHETIC STAND-IN for {name!r}: {why}. These are generated shapes in the dataset's layout, not "
-            f"medical images: nothing measured on them says anything about medicine. To use the real data: "
-            f"{instructions(name)}")
+def _announce_synthetic(spec: DatasetSpec, why: str, verbose: bool) -> None:
+    text = (
+        f"SYNTHETIC STAND-IN for {spec.name!r}: {why}. These are generated shapes in the dataset's layout, not "
+        f"medical images: nothing measured on them says anything about medicine. To use the real data: "
+        f"{spec.instructions()}"
+    )
     warnings.warn(text, SyntheticDataWarning, stacklevel=3)
     if verbose:
         bar = "!" * 100
@@ -68,192 +73,125 @@ def _announce_synthetic(name: str, why: str, verbose: bool) -> None:
 # ----------------------------------------------------------------------------- resolution
 
 
-def resolve(name: str, *, download: bool = True, verbose: bool = True, size: int | None = None) -> tuple[str, Path, str]:
+def _present(spec: DatasetSpec, size: int | None = None) -> tuple[str, Path, str] | None:
+    """Steps 1 and 2 of the walk, as a query: ``(source, path, why)`` when the data is on disk."""
+    real = spec.locate(config.data_root() / spec.home, size)
+    if real is not None:
+        return "real", real, f"found {real}"
+    if spec.auto:
+        prior = spec.locate(download_dir(spec.home), size, downloaded=True)
+        if prior is not None:
+            return "download", prior, f"downloaded earlier to {prior}"
+    return None
+
+
+def resolve(
+    name: str, *, download: bool = True, verbose: bool = True, size: int | None = None
+) -> tuple[str, Path, str]:
     """Where ``name`` comes from now: ``(source, path, why)``; may download or write a stand-in.
 
     For MedMNIST ``path`` is the ``.npz`` file, for the others the dataset folder.
+
+    Raises:
+        KeyError: for an unknown name.
     """
-    root = config.data_root()
-    if _is_medmnist(name):
-        real = medmnist_file(root / "medmnist", name, size)
-        if real is not None:
-            return "real", real, f"found {real}"
-        prior = medmnist_file(download_dir("medmnist"), name, size)
-        if prior is not None:
-            return "download", prior, f"downloaded earlier to {prior}"
-        why = f"no {root / 'medmnist' / (name + '.npz')}"
+    spec = get_spec(name)
+    found = _present(spec, size)
+    if found is not None:
+        return found
+    why = spec.missing(config.data_root())
+    if spec.auto:
         if download and not offline():
             try:
-                path = download_medmnist(name)
-                _say(f"{name}: downloaded to {path} (MD5 checked)", verbose)
+                path = spec.downloader(download_dir(spec.home))
+                _say(f"{name}: downloaded to {path} ({spec.checksum})", verbose)
                 return "download", path, f"downloaded to {path}"
             except DownloadError as exc:
                 why += f"; download failed: {exc}"
         elif offline():
             why += "; MEDVIT_OFFLINE is set"
-        folder = write_synthetic(name, flag=name)
-        return "synthetic", folder / f"{name}.npz", why
-    if name not in _READERS:
-        raise KeyError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)} and MedMNIST {medmnist_names()}")
-    real = root / name
-    if real.is_dir():
-        return "real", real, f"found {real}"
-    why = f"no folder {real}"
-    if SOURCES_INFO[name].auto:
-        prior = download_dir(name)
-        if (prior / "all-mias" / "Info.txt").exists():
-            return "download", prior, f"downloaded earlier to {prior}"
-        if download and not offline():
-            try:
-                path = download_mias(prior)
-                _say(f"{name}: downloaded to {path} (no checksum is published; SHA-256 recorded)", verbose)
-                return "download", path, f"downloaded to {path}"
-            except DownloadError as exc:
-                why += f"; download failed: {exc}"
-        elif offline():
-            why += "; MEDVIT_OFFLINE is set"
-    return "synthetic", write_synthetic(name), why
+    return "synthetic", spec.stand_in(), why
 
 
 def describe_source(name: str) -> str:
-    """Where ``name`` would be read from right now, in words, without downloading anything."""
-    root = config.data_root()
-    if _is_medmnist(name):
-        real = medmnist_file(root / "medmnist", name)
-        if real is not None:
-            return f"real ({real})"
-        prior = medmnist_file(download_dir("medmnist"), name)
-        if prior is not None:
-            return f"download (fetched earlier: {prior})"
-        if offline():
-            return f"synthetic stand-in (no {root / 'medmnist' / (name + '.npz')}, MEDVIT_OFFLINE set)"
-        return (f"download from Zenodo on first use (no {root / 'medmnist' / (name + '.npz')}); "
-                "a synthetic stand-in if that fails")
-    base = name.split("+")[0]
-    if base not in _READERS:
+    """Where ``name`` would be read from right now, in words: the walk of :func:`resolve`, writing nothing.
+
+    ``"nih+covid"`` describes the ChestX-ray14 part.
+    """
+    spec = DATASETS.get(name.split("+")[0])
+    if spec is None:
         return f"unknown dataset {name!r}"
-    real = root / base
-    if real.is_dir():
-        return f"real ({real})"
-    if SOURCES_INFO[base].auto:
-        prior = download_dir(base)
-        if (prior / "all-mias" / "Info.txt").exists():
-            return f"download (fetched earlier: {prior})"
-        if not offline():
-            return f"download from {SOURCES_INFO[base].url} on first use (no {real}); a synthetic stand-in if that fails"
-    return f"synthetic stand-in (no {real}; {SOURCES_INFO[base].url})"
+    found = _present(spec)
+    if found is not None:
+        source, path, _ = found
+        return f"real ({path})" if source == "real" else f"download (fetched earlier: {path})"
+    why = spec.missing(config.data_root())
+    if spec.auto and not offline():
+        return f"download from {spec.url} on first use ({why}); a synthetic stand-in if that fails"
+    if spec.auto:
+        why += ", MEDVIT_OFFLINE set"
+    return f"synthetic stand-in ({why}; {spec.url})"
 
 
-# ----------------------------------------------------------------------------- catalog and splits
+# ----------------------------------------------------------------------------- catalogs
 
 
-def load_catalog(name: str, *, covid: bool = False, label: str = "pathology", download: bool = True,
-                 verbose: bool = True) -> tuple[Catalog, str, dict[str, Any]]:
-    """The catalog of ``name`` (files and labels, nothing decoded), its source and where it came from."""
-    source, folder, why = resolve(name, download=download, verbose=verbose)
+def _catalog_of(
+    spec: DatasetSpec, *, download: bool, verbose: bool, **options: Any
+) -> tuple[Catalog, str, dict[str, Any]]:
+    source, folder, why = resolve(spec.name, download=download, verbose=verbose)
     if source == "synthetic":
-        _announce_synthetic(name, why, verbose)
-    cat = read_cbis_ddsm(folder, label=label) if name == "cbis_ddsm" else _READERS[name](folder)
-    origin = {name: {"source": source, "path": str(folder), "why": why}}
+        _announce_synthetic(spec, why, verbose)
+    cat = spec.reader(folder, **{k: v for k, v in options.items() if k in spec.reader_options})
+    return cat, source, {spec.name: {"source": source, "path": str(folder), "why": why}}
+
+
+def load_catalog(
+    name: str, *, covid: bool = False, label: str = "pathology", download: bool = True, verbose: bool = True
+) -> tuple[Catalog, str, dict[str, Any]]:
+    """The catalog of a folder dataset (files and labels, nothing decoded), its source and where it came from.
+
+    Raises:
+        KeyError: for an unknown name; ValueError: for a MedMNIST flag (no folder to catalog).
+    """
+    spec = get_spec(name)
+    if spec.kind != "folder":
+        raise ValueError(f"{name} is one MedMNIST .npz, not a folder dataset: read it with load_dataset")
+    cat, source, origin = _catalog_of(spec, download=download, verbose=verbose, label=label)
     if name == "nih" and covid:
-        c_source, c_folder, c_why = resolve("covid", download=download, verbose=verbose)
-        if c_source == "synthetic":
-            _announce_synthetic("covid", c_why, verbose)
-        cat = merge_catalogs(cat, read_covid(c_folder), name="nih")
-        origin["covid"] = {"source": c_source, "path": str(c_folder), "why": c_why}
+        c_cat, c_source, c_origin = _catalog_of(get_spec("covid"), download=download, verbose=verbose)
+        cat = merge_catalogs(cat, c_cat, name="nih")
+        origin.update(c_origin)
         if c_source == "synthetic" and source != "synthetic":
             source = "synthetic"  # one synthetic part makes the whole dataset synthetic
     return cat, source, origin
 
 
-def split_indices(cat: Catalog, seed: int = 42, fractions=DEFAULT_FRACTIONS) -> tuple[dict[str, np.ndarray], str]:
-    """``{"train", "valid", "test"} -> indices`` for a catalog, and the rule applied, in words.
-
-    Official split where the catalog has one (an official ``trainval`` part is split by patient
-    into train/valid; rows without an official split are split by patient); else by patient; else
-    stratified by class. An official split that leaves train or test empty for the images present
-    (a partial copy) is replaced by a patient-level split, and the rule says so.
-    """
-    labels, patients = cat.labels, cat.patient_ids
-    n = len(cat)
-
-    def by_patient_or_class(idx: np.ndarray, fr) -> dict[str, np.ndarray]:
-        if len(idx) == 0:
-            return {k: np.array([], dtype=np.int64) for k in fr}
-        if patients is not None:
-            part = patient_split(patients[idx], labels[idx], fr, seed)
-        else:
-            part = stratified_split(labels[idx], fr, seed)
-        return {k: idx[v] for k, v in part.items()}
-
-    rule = ""
-    out: dict[str, np.ndarray] | None = None
-    if cat.official_split is not None:
-        official = np.asarray([s if s is not None else "" for s in cat.official_split], dtype=object)
-        out = {k: np.flatnonzero(official == k) for k in ("train", "valid", "test")}
-        trainval = np.flatnonzero(official == "trainval")
-        if len(trainval):
-            tv = by_patient_or_class(trainval, {"train": 1 - VALID_SHARE_OF_TRAINVAL, "valid": VALID_SHARE_OF_TRAINVAL})
-            out["train"] = np.concatenate([out["train"], tv["train"]])
-            out["valid"] = np.concatenate([out["valid"], tv["valid"]])
-        rest = np.flatnonzero(official == "")
-        if len(rest):
-            extra = by_patient_or_class(rest, fractions)
-            out = {k: np.concatenate([out[k], extra[k]]) for k in out}
-        rule = (f"official split ({cat.meta.get('split_rule', 'from the dataset')})"
-                + (f"; train+valid part split by patient ({VALID_SHARE_OF_TRAINVAL:.1%} to valid)" if len(trainval) else "")
-                + (f"; {len(rest)} images without an official split split by patient" if len(rest) else ""))
-        if patients is not None:
-            # an official split may put one patient on two sides (CBIS-DDSM's mass and calcification
-            # sets were split separately): keep the official test set, drop that patient's other images
-            test_patients = set(patients[out["test"]])
-            dropped = 0
-            for k in ("train", "valid"):
-                clash = np.isin(patients[out[k]], list(test_patients))
-                dropped += int(clash.sum())
-                out[k] = out[k][~clash]
-            valid_patients = set(patients[out["valid"]])
-            clash = np.isin(patients[out["train"]], list(valid_patients))
-            dropped += int(clash.sum())
-            out["train"] = out["train"][~clash]
-            if dropped:
-                rule += f"; {dropped} train/valid images dropped because their patient is also on a later side"
-        if len(out["train"]) == 0 or len(out["test"]) == 0:
-            counts = {k: len(v) for k, v in out.items()}
-            rule = f"patient-level (the official split leaves {counts} for the {n} images present)"
-            out = None
-    if out is None:
-        out = by_patient_or_class(np.arange(n), fractions)
-        if not rule:
-            rule = "patient-level" if patients is not None else "stratified by class (no patient ids)"
-        rule += f", fractions {dict(fractions)}, seed {seed}"
-    out = {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
-    if patients is not None:
-        assert_no_patient_overlap({k: patients[v] for k, v in out.items()})
-    return out, rule
-
-
 # ----------------------------------------------------------------------------- the public entry point
 
 
-def _caps(profile: config.Profile | None, split: str) -> int | None:
-    if profile is None:
-        return None
-    return profile.max_train if split in ("train", "all") else profile.max_eval
+@dataclass(frozen=True)
+class _Request:
+    """What :func:`load_dataset` was asked for, shared by its MedMNIST and folder branches."""
 
+    split: str
+    size: int | None
+    profile: config.Profile | None
+    seed: int
+    preprocess: str | None
+    channels: int | None
+    download: bool
+    verbose: bool
 
-def _resize_arrays(images: np.ndarray, size: int) -> np.ndarray:
-    if images.shape[1] == size and images.shape[2] == size:
-        return images
-    return np.stack([prepare_image(img, size) for img in images])
+    @property
+    def cap(self) -> int | None:
+        if self.profile is None:
+            return None
+        return self.profile.max_train if self.split in ("train", "all") else self.profile.max_eval
 
-
-def _skipped_summary(skipped: list[dict[str, str]]) -> str:
-    if not skipped:
-        return ""
-    names = ", ".join(f"{Path(s['file']).name} ({s['reason'].split(': ', 1)[-1][:60]})" for s in skipped[:3])
-    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
-    return f"; skipped {len(skipped)}: {names}{more}"
+    @property
+    def profile_name(self) -> str | None:
+        return self.profile.name if self.profile else None
 
 
 def load_dataset(
@@ -273,14 +211,16 @@ def load_dataset(
     """One split of a registered dataset as an :class:`ImageDataset`.
 
     Args:
-        name: ``"pbc"``, ``"nih"``, ``"covid"``, ``"mias"``, ``"cbis_ddsm"`` or a MedMNIST flag.
+        name: a name of :data:`~helpers.data.specs.DATASETS`: ``"pbc"``, ``"nih"``, ``"covid"``,
+            ``"mias"``, ``"cbis_ddsm"`` or a MedMNIST flag.
         split: ``"train"``, ``"valid"``, ``"test"`` or ``"all"``.
         size: image side in pixels; default the profile's ``image_size`` (MedMNIST: its own 28 px
             when neither is given).
         profile: a profile (or its name) whose ``max_train``/``max_eval`` cap the split (stratified,
             seeded) and whose ``image_size`` is the default size. ``None``: no cap.
         seed: seed of the split and of the cap.
-        preprocess: ``"equalize"`` for thesis 000's histogram equalisation.
+        preprocess: ``"equalize"`` for thesis 000's histogram equalisation (grey, equalised, then
+            repeated to ``channels``; for files and MedMNIST arrays alike).
         channels: 1 or 3 to force grey or RGB (default: the dataset's own).
         covid: for ``"nih"``, add the ieee8023 COVID-19 images as a 15th label (thesis 000).
         label: for ``"cbis_ddsm"``, ``"pathology"`` (benign/malignant) or ``"abnormality"`` (mass/calcification).
@@ -288,56 +228,127 @@ def load_dataset(
         verbose: print where the data came from (a synthetic stand-in is always announced by a warning).
 
     Raises:
-        KeyError: unknown dataset; ValueError: unknown split or no decodable image.
+        KeyError: unknown dataset; ValueError: unknown split or preprocessing, or no decodable image.
     """
     if split not in SPLITS:
         raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
+    if preprocess not in PREPROCESS:
+        raise ValueError(f"preprocess must be one of {PREPROCESS}, got {preprocess!r}")
     prof = config.get_profile(profile) if isinstance(profile, str) else profile
-    cap = _caps(prof, split)
+    spec = get_spec(name)
+    request = _Request(split, size, prof, seed, preprocess, channels, download, verbose)
+    if spec.kind == "medmnist":
+        return _load_medmnist(spec, request)
+    return _load_folder(spec, request, covid=covid, label=label)
 
-    if _is_medmnist(name):
-        size_req = size or (prof.image_size if prof else None)
-        source, path, why = resolve(name, download=download, verbose=verbose, size=size_req)
-        if source == "synthetic":
-            _announce_synthetic(name, why, verbose)
-        parts = ["train", "valid", "test"] if split == "all" else [split]
-        pieces = [read_medmnist_npz(path, name, s, source=source) for s in parts]
-        ds = pieces[0]
-        if len(pieces) > 1:
-            ds = ImageDataset(name, "all", ds.task, ds.classes, np.concatenate([p.images for p in pieces]),
-                              np.concatenate([p.labels for p in pieces]), source, ids=sum((p.ids for p in pieces), []),
-                              meta=ds.meta)
-        keep = cap_stratified(ds.labels, cap, seed)
-        ds = ds.subset(keep) if len(keep) < len(ds) else ds
-        images = ds.images
-        if channels and images.shape[-1] != channels:
-            if channels == 3:
-                images = np.repeat(images, 3, axis=-1)
-            else:  # ITU-R 601 luma, as helpers.imageio converts RGB to grey
-                weights = np.array([299, 587, 114], dtype=np.uint32)
-                images = ((images.astype(np.uint32) @ weights + 500) // 1000).astype(np.uint8)[..., None]
-        if size_req:
-            images = _resize_arrays(images, size_req)
-        meta = {**ds.meta, "source_path": str(path), "why": why, "split_rule": "official MedMNIST split",
-                "seed": seed, "cap": cap, "profile": prof.name if prof else None, "size": int(images.shape[1])}
-        ds = ImageDataset(name, ds.split, ds.task, ds.classes, np.ascontiguousarray(images), ds.labels, source,
-                          ids=ds.ids, meta=meta)
-        _say(f"{name}/{ds.split}: {len(ds)} images {ds.image_size}px, source={source} ({path}), official split"
-             + (f", capped to {cap} (stratified, seed {seed})" if cap and len(keep) == cap else ""), verbose)
+
+# ----------------------------------------------------------------------------- MedMNIST arrays
+
+
+def _medmnist_images(
+    images: np.ndarray, size: int | None = None, channels: int | None = None, preprocess: str | None = None
+) -> np.ndarray:
+    """Decoded MedMNIST images prepared image by image by the rule files are (``prepare_image``).
+
+    Without preprocessing: converted to ``channels`` (the dataset's own by default), then resized
+    to ``size`` (its own by default). With ``"equalize"``: grey, equalised and resized, then
+    repeated to ``channels``, exactly as :func:`helpers.preprocessing.prepare_file` prepares a file.
+    """
+    channels = channels or images.shape[-1]
+    size = size or images.shape[1]
+    resize = preprocess is not None or images.shape[1:3] != (size, size)
+    if not resize and images.shape[-1] == channels:
+        return images
+    out = np.empty((len(images), size, size, channels), dtype=np.uint8)
+    for i, img in enumerate(images):
+        out[i] = prepare_image(img, size, preprocess, channels) if resize else to_channels(img, channels)
+    return out
+
+
+def _read_medmnist(spec: DatasetSpec, path: Path, split: str, source: str) -> ImageDataset:
+    """One split of the ``.npz`` (``"all"``: the three official splits one after the other)."""
+    pieces = [
+        spec.reader(path, spec.name, s, source=source)
+        for s in (("train", "valid", "test") if split == "all" else (split,))
+    ]
+    ds = pieces[0]
+    if len(pieces) == 1:
         return ds
+    return ImageDataset(
+        spec.name,
+        "all",
+        ds.task,
+        ds.classes,
+        np.concatenate([p.images for p in pieces]),
+        np.concatenate([p.labels for p in pieces]),
+        source,
+        ids=sum((p.ids for p in pieces), []),
+        meta=ds.meta,
+    )
 
-    cat, source, origin = load_catalog(name, covid=covid, label=label, download=download, verbose=verbose)
+
+def _load_medmnist(spec: DatasetSpec, req: _Request) -> ImageDataset:
+    size = req.size or (req.profile.image_size if req.profile else None)
+    source, path, why = resolve(spec.name, download=req.download, verbose=req.verbose, size=size)
+    if source == "synthetic":
+        _announce_synthetic(spec, why, req.verbose)
+    ds = _read_medmnist(spec, path, req.split, source)
+    keep = cap_stratified(ds.labels, req.cap, req.seed)
+    ds = ds.subset(keep) if len(keep) < len(ds) else ds
+    images = _medmnist_images(ds.images, size, req.channels, req.preprocess)
+    meta = {
+        **ds.meta,
+        "source_path": str(path),
+        "why": why,
+        "split_rule": "official MedMNIST split",
+        "seed": req.seed,
+        "cap": req.cap,
+        "profile": req.profile_name,
+        "size": int(images.shape[1]),
+        "preprocess": req.preprocess,
+    }
+    ds = ImageDataset(
+        spec.name, ds.split, ds.task, ds.classes, np.ascontiguousarray(images), ds.labels, source, ids=ds.ids, meta=meta
+    )
+    capped = f", capped to {req.cap} (stratified, seed {req.seed})" if req.cap and len(keep) == req.cap else ""
+    _say(
+        f"{spec.name}/{ds.split}: {len(ds)} images {ds.image_size}px, source={source} ({path}), official split{capped}",
+        req.verbose,
+    )
+    return ds
+
+
+# ----------------------------------------------------------------------------- folder datasets
+
+
+def _skipped_summary(skipped: list[dict[str, str]]) -> str:
+    if not skipped:
+        return ""
+    names = ", ".join(f"{Path(s['file']).name} ({s['reason'].split(': ', 1)[-1][:60]})" for s in skipped[:3])
+    more = f" and {len(skipped) - 3} more" if len(skipped) > 3 else ""
+    return f"; skipped {len(skipped)}: {names}{more}"
+
+
+def _load_folder(spec: DatasetSpec, req: _Request, *, covid: bool, label: str) -> ImageDataset:
+    name = spec.name
+    cat, source, origin = load_catalog(name, covid=covid, label=label, download=req.download, verbose=req.verbose)
     if len(cat) == 0:
         raise ValueError(f"{name}: no images found ({origin})")
-    parts, rule = split_indices(cat, seed=seed)
-    idx = np.arange(len(cat)) if split == "all" else parts[split]
-    keep = idx[cap_stratified(cat.labels[idx], cap, seed)]
-    chosen = cat.take(keep)
-    size = size or (prof.image_size if prof else config.get_profile().image_size)
-    ch = channels or cat.channels
+    parts, rule = split_indices(cat, seed=req.seed)
+    idx = np.arange(len(cat)) if req.split == "all" else parts[req.split]
+    chosen = cat.take(idx[cap_stratified(cat.labels[idx], req.cap, req.seed)])
+    size = req.size or (req.profile.image_size if req.profile else config.get_profile().image_size)
     cache_name = name + ("+covid" if covid and name == "nih" else "")
-    result = cached_images(cache_name, split, chosen.files, size, source=source, channels=ch, preprocess=preprocess,
-                           progress=verbose)
+    result = cached_images(
+        cache_name,
+        req.split,
+        chosen.files,
+        size,
+        source=source,
+        channels=req.channels or cat.channels,
+        preprocess=req.preprocess,
+        progress=req.verbose,
+    )
     kept = chosen.take(result.kept)
     skipped = list(cat.report.get("skipped", [])) + list(result.report.get("skipped", []))
     meta = {
@@ -346,11 +357,11 @@ def load_dataset(
         "root": str(cat.root),
         "split_rule": rule,
         "split_sizes": {k: int(len(v)) for k, v in parts.items()},
-        "seed": seed,
-        "cap": cap,
-        "profile": prof.name if prof else None,
+        "seed": req.seed,
+        "cap": req.cap,
+        "profile": req.profile_name,
         "size": size,
-        "preprocess": preprocess,
+        "preprocess": req.preprocess,
         "resize_rule": "pad to square with black, then antialiased bilinear resize",
         "cache": str(result.path),
         "cache_built": result.built,
@@ -359,11 +370,25 @@ def load_dataset(
         "skipped": skipped,
     }
     ds = ImageDataset(
-        name=name, split=split, task=cat.task, classes=list(cat.classes), images=result.images, labels=kept.labels,
-        source=source, patient_ids=kept.patient_ids, ids=kept.ids, meta=meta, annotations=kept.annotations,
+        name=name,
+        split=req.split,
+        task=cat.task,
+        classes=list(cat.classes),
+        images=result.images,
+        labels=kept.labels,
+        source=source,
+        patient_ids=kept.patient_ids,
+        ids=kept.ids,
+        meta=meta,
+        annotations=kept.annotations,
     )
     where = "; ".join(f"{k}: {v['source']} ({v['path']})" for k, v in origin.items())
-    _say(f"{name}/{split}: {len(ds)} images {size}px, source={source} [{where}]; split {rule}"
-         + (f"; capped to {cap} (stratified, seed {seed})" if cap is not None and len(idx) > cap else "")
-         + _skipped_summary(skipped), verbose)
+    capped = (
+        f"; capped to {req.cap} (stratified, seed {req.seed})" if req.cap is not None and len(idx) > req.cap else ""
+    )
+    _say(
+        f"{name}/{req.split}: {len(ds)} images {size}px, source={source} [{where}]; split {rule}{capped}"
+        + _skipped_summary(skipped),
+        req.verbose,
+    )
     return ds

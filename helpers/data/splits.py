@@ -11,15 +11,22 @@ Rules (seeded, so the same seed gives the same split on every machine):
 * :func:`cap_stratified`: at most ``n`` items, keeping every class represented in proportion
   (used by the profiles' ``max_train`` / ``max_eval``).
 * :func:`assert_no_patient_overlap`: raises when a patient is on two sides.
+* :func:`split_indices`: the rule a dataset's :class:`~helpers.data.catalog.Catalog` is split by:
+  its official split where it has one, else by patient, else stratified.
 """
+
 from __future__ import annotations
 
-from typing import Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from .catalog import Catalog
+
 __all__ = [
     "DEFAULT_FRACTIONS",
+    "VALID_SHARE_OF_TRAINVAL",
+    "split_indices",
     "strata_of",
     "patient_split",
     "stratified_split",
@@ -29,6 +36,8 @@ __all__ = [
 
 #: Default shares of (train, valid, test) when a dataset has no official split.
 DEFAULT_FRACTIONS: Mapping[str, float] = {"train": 0.7, "valid": 0.1, "test": 0.2}
+#: Share of an official train+valid part that becomes ``valid`` (by patient).
+VALID_SHARE_OF_TRAINVAL = 0.125
 
 
 def strata_of(labels: np.ndarray) -> np.ndarray:
@@ -44,8 +53,9 @@ def strata_of(labels: np.ndarray) -> np.ndarray:
     return strata
 
 
-def _deal(groups: np.ndarray, sizes: np.ndarray, strata: np.ndarray, fractions: Mapping[str, float],
-          seed: int) -> dict[str, np.ndarray]:
+def _deal(
+    groups: np.ndarray, sizes: np.ndarray, strata: np.ndarray, fractions: Mapping[str, float], seed: int
+) -> dict[str, np.ndarray]:
     """Assign each group (with ``sizes`` images and a stratum) to a split; returns split -> groups.
 
     Strata are visited one after the other (rarest first), their groups in a seeded random order;
@@ -72,8 +82,9 @@ def _deal(groups: np.ndarray, sizes: np.ndarray, strata: np.ndarray, fractions: 
     return {n: np.asarray(v) for n, v in out.items()}
 
 
-def patient_split(patient_ids: Sequence, labels: np.ndarray, fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
-                  seed: int = 42) -> dict[str, np.ndarray]:
+def patient_split(
+    patient_ids: Sequence, labels: np.ndarray, fractions: Mapping[str, float] = DEFAULT_FRACTIONS, seed: int = 42
+) -> dict[str, np.ndarray]:
     """Split item indices so that no patient is in two splits; returns ``{split: sorted indices}``."""
     patients = np.asarray([str(p) for p in patient_ids])
     labels = np.asarray(labels)
@@ -97,8 +108,9 @@ def patient_split(patient_ids: Sequence, labels: np.ndarray, fractions: Mapping[
     return result
 
 
-def stratified_split(labels: np.ndarray, fractions: Mapping[str, float] = DEFAULT_FRACTIONS,
-                     seed: int = 42) -> dict[str, np.ndarray]:
+def stratified_split(
+    labels: np.ndarray, fractions: Mapping[str, float] = DEFAULT_FRACTIONS, seed: int = 42
+) -> dict[str, np.ndarray]:
     """Split item indices keeping class proportions; returns ``{split: sorted indices}``."""
     labels = np.asarray(labels)
     n = len(labels)
@@ -140,9 +152,93 @@ def assert_no_patient_overlap(split_patients: Mapping[str, Sequence]) -> None:
     names = list(split_patients)
     sets = {k: set(map(str, v)) for k, v in split_patients.items()}
     for i, a in enumerate(names):
-        for b in names[i + 1:]:
+        for b in names[i + 1 :]:
             common = sets[a] & sets[b]
             if common:
                 raise AssertionError(
                     f"patient leakage: {len(common)} patient(s) in both {a!r} and {b!r}, e.g. {sorted(common)[:5]}"
                 )
+
+
+# ----------------------------------------------------------------------------- a catalog's split
+
+
+def split_indices(
+    cat: Catalog, seed: int = 42, fractions: Mapping[str, float] = DEFAULT_FRACTIONS
+) -> tuple[dict[str, np.ndarray], str]:
+    """``{"train", "valid", "test"} -> indices`` for a catalog, and the rule applied, in words.
+
+    Official split where the catalog has one (an official ``trainval`` part is split by patient
+    into train/valid; rows without an official split are split by patient); else by patient; else
+    stratified by class. An official split that leaves train or test empty for the images present
+    (a partial copy) is replaced by a patient-level split, and the rule says so.
+    """
+    out, rule = _official_split(cat, seed, fractions) if cat.official_split is not None else (None, "")
+    if out is None:
+        out = _by_patient_or_class(cat, np.arange(len(cat)), fractions, seed)
+        if not rule:
+            rule = "patient-level" if cat.patient_ids is not None else "stratified by class (no patient ids)"
+        rule += f", fractions {dict(fractions)}, seed {seed}"
+    out = {k: np.sort(np.asarray(v, dtype=np.int64)) for k, v in out.items()}
+    if cat.patient_ids is not None:
+        assert_no_patient_overlap({k: cat.patient_ids[v] for k, v in out.items()})
+    return out, rule
+
+
+def _by_patient_or_class(
+    cat: Catalog, idx: np.ndarray, fractions: Mapping[str, float], seed: int
+) -> dict[str, np.ndarray]:
+    """The rows ``idx`` of ``cat`` split by patient (when it has patient ids) or stratified by class."""
+    if len(idx) == 0:
+        return {k: np.array([], dtype=np.int64) for k in fractions}
+    if cat.patient_ids is not None:
+        part = patient_split(cat.patient_ids[idx], cat.labels[idx], fractions, seed)
+    else:
+        part = stratified_split(cat.labels[idx], fractions, seed)
+    return {k: idx[v] for k, v in part.items()}
+
+
+def _official_split(
+    cat: Catalog, seed: int, fractions: Mapping[str, float]
+) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The catalog's official split completed as :func:`split_indices` says; ``None`` when unusable."""
+    official = np.asarray([s if s is not None else "" for s in cat.official_split], dtype=object)
+    out = {k: np.flatnonzero(official == k) for k in ("train", "valid", "test")}
+    trainval = np.flatnonzero(official == "trainval")
+    if len(trainval):
+        shares = {"train": 1 - VALID_SHARE_OF_TRAINVAL, "valid": VALID_SHARE_OF_TRAINVAL}
+        tv = _by_patient_or_class(cat, trainval, shares, seed)
+        out["train"] = np.concatenate([out["train"], tv["train"]])
+        out["valid"] = np.concatenate([out["valid"], tv["valid"]])
+    rest = np.flatnonzero(official == "")
+    if len(rest):
+        extra = _by_patient_or_class(cat, rest, fractions, seed)
+        out = {k: np.concatenate([out[k], extra[k]]) for k in out}
+    rule = f"official split ({cat.meta.get('split_rule', 'from the dataset')})"
+    if len(trainval):
+        rule += f"; train+valid part split by patient ({VALID_SHARE_OF_TRAINVAL:.1%} to valid)"
+    if len(rest):
+        rule += f"; {len(rest)} images without an official split split by patient"
+    if cat.patient_ids is not None:
+        out, dropped = _keep_patients_on_one_side(out, cat.patient_ids)
+        if dropped:
+            rule += f"; {dropped} train/valid images dropped because their patient is also on a later side"
+    if len(out["train"]) == 0 or len(out["test"]) == 0:
+        counts = {k: len(v) for k, v in out.items()}
+        return None, f"patient-level (the official split leaves {counts} for the {len(cat)} images present)"
+    return out, rule
+
+
+def _keep_patients_on_one_side(out: dict[str, np.ndarray], patients: np.ndarray) -> tuple[dict[str, np.ndarray], int]:
+    """Drop train/valid images whose patient is on a later side; returns the split and how many went.
+
+    An official split may put one patient on two sides (CBIS-DDSM's mass and calcification sets were
+    split separately): the official test set is kept, and that patient's other images are dropped.
+    """
+    out = dict(out)
+    dropped = 0
+    for later, earlier in (("test", "train"), ("test", "valid"), ("valid", "train")):
+        clash = np.isin(patients[out[earlier]], list(set(patients[out[later]])))
+        dropped += int(clash.sum())
+        out[earlier] = out[earlier][~clash]
+    return out, dropped

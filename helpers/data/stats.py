@@ -2,11 +2,13 @@
 
 Used by the datasets chapter; kept here so that the numbers it prints are computed by tested code.
 """
+
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -26,10 +28,21 @@ __all__ = [
 #: Thesis 000, Table 4.1 (the same table is Table 4.1 of thesis 001): images per finding, source 1
 #: (ChestX-ray14) and source 2 (an Internet compilation), train and test.
 THESIS000_TABLE_4_1: dict[str, tuple[int, int]] = {
-    "Cardiomegaly": (5897, 1069), "Emphysema": (3496, 1093), "Effusion": (13737, 4658), "Hernia": (4470, 86),
-    "Infiltration": (17122, 6112), "Mass": (7862, 1748), "Nodule": (9250, 1623), "Atelectasis": (13762, 3279),
-    "Pneumothorax": (6303, 2665), "Pleural_Thickening": (8022, 1143), "Pneumonia": (6031, 555),
-    "Fibrosis": (9072, 435), "Edema": (6953, 925), "Consolidation": (9796, 1815), "No Finding": (35645, 9861),
+    "Cardiomegaly": (5897, 1069),
+    "Emphysema": (3496, 1093),
+    "Effusion": (13737, 4658),
+    "Hernia": (4470, 86),
+    "Infiltration": (17122, 6112),
+    "Mass": (7862, 1748),
+    "Nodule": (9250, 1623),
+    "Atelectasis": (13762, 3279),
+    "Pneumothorax": (6303, 2665),
+    "Pleural_Thickening": (8022, 1143),
+    "Pneumonia": (6031, 555),
+    "Fibrosis": (9072, 435),
+    "Edema": (6953, 925),
+    "Consolidation": (9796, 1815),
+    "No Finding": (35645, 9861),
 }
 
 #: Thesis 002, its tables of CBIS-DDSM: (benign, malignant, train, test, total).

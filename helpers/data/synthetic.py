@@ -9,11 +9,12 @@ registry prints that loudly and records ``source="synthetic"``.
 
 The same generators build the generated layouts the tests use (including deliberately bad files).
 """
+
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
@@ -27,10 +28,14 @@ MARKER = "SYNTHETIC_STAND_IN.json"
 _VERSION = 1
 
 
-def _blob(size: int, rng: np.random.Generator, k: int, n_classes: int, channels: int, centre=None, radius=None) -> np.ndarray:
+def _blob(
+    size: int, rng: np.random.Generator, k: int, n_classes: int, channels: int, centre=None, radius=None
+) -> np.ndarray:
     """A noisy disc on a noisy background; class ``k`` sets its radius, brightness and stripe texture."""
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
-    cy, cx = centre if centre is not None else (size / 2 + rng.normal(0, size / 12), size / 2 + rng.normal(0, size / 12))
+    cy, cx = (
+        centre if centre is not None else (size / 2 + rng.normal(0, size / 12), size / 2 + rng.normal(0, size / 12))
+    )
     r = radius if radius is not None else size * (0.15 + 0.25 * k / max(n_classes - 1, 1)) * rng.uniform(0.9, 1.1)
     inside = ((yy - cy) ** 2 + (xx - cx) ** 2) < r**2
     stripes = 0.5 + 0.5 * np.sin(xx * (0.2 + 0.15 * k))
@@ -47,14 +52,24 @@ def _blob(size: int, rng: np.random.Generator, k: int, n_classes: int, channels:
 
 
 def _pbc(root: Path, rng: np.random.Generator, per_class: int = 12, size: int = 96) -> None:
-    prefixes = {"basophil": ["BA"], "eosinophil": ["EO"], "erythroblast": ["ERB"], "ig": ["MY", "MMY", "PMY"],
-                "lymphocyte": ["LY"], "monocyte": ["MO"], "neutrophil": ["BNE", "SNE"], "platelet": ["PLATELET"]}
+    prefixes = {
+        "basophil": ["BA"],
+        "eosinophil": ["EO"],
+        "erythroblast": ["ERB"],
+        "ig": ["MY", "MMY", "PMY"],
+        "lymphocyte": ["LY"],
+        "monocyte": ["MO"],
+        "neutrophil": ["BNE", "SNE"],
+        "platelet": ["PLATELET"],
+    }
     base = root / "PBC_dataset_normal_DIB"
     for k, cls in enumerate(PBC_CLASSES):
         (base / cls).mkdir(parents=True, exist_ok=True)
         for i in range(per_class):
             prefix = prefixes[cls][i % len(prefixes[cls])]
-            Image.fromarray(_blob(size, rng, k, len(PBC_CLASSES), 3)).save(base / cls / f"{prefix}_{100000 + i}.jpg", quality=92)
+            Image.fromarray(_blob(size, rng, k, len(PBC_CLASSES), 3)).save(
+                base / cls / f"{prefix}_{100000 + i}.jpg", quality=92
+            )
     (base / "neutrophil" / ".DS_000000.jpg").write_bytes(b"\x00\x00\x00\x01Bud1" + bytes(64))  # like the real zip
 
 
@@ -70,22 +85,33 @@ def _nih(root: Path, rng: np.random.Generator, patients: int = 30, size: int = 1
                 findings.append(NIH_FINDINGS[int(rng.integers(0, len(NIH_FINDINGS)))])
             findings = sorted(set(findings))
             kk = NIH_FINDINGS.index(findings[0]) if findings else 0
-            img = _blob(size, rng, kk, len(NIH_FINDINGS), 1) if findings else np.clip(rng.normal(70, 12, (size, size)), 0, 255).astype(np.uint8)
+            img = (
+                _blob(size, rng, kk, len(NIH_FINDINGS), 1)
+                if findings
+                else np.clip(rng.normal(70, 12, (size, size)), 0, 255).astype(np.uint8)
+            )
             Image.fromarray(img).save(root / "images_001" / "images" / name)
             rows.append(f"{name},{'|'.join(findings) or 'No Finding'},{follow},{p}")
             (test if p % 5 == 0 else trainval).append(name)
-    (root / "Data_Entry_2017.csv").write_text("Image Index,Finding Labels,Follow-up #,Patient ID\n" + "\n".join(rows) + "\n")
+    (root / "Data_Entry_2017.csv").write_text(
+        "Image Index,Finding Labels,Follow-up #,Patient ID\n" + "\n".join(rows) + "\n"
+    )
     (root / "train_val_list.txt").write_text("\n".join(trainval) + "\n")
     (root / "test_list.txt").write_text("\n".join(test) + "\n")
 
 
 def _covid(root: Path, rng: np.random.Generator, n: int = 16, size: int = 128) -> None:
     (root / "images").mkdir(parents=True, exist_ok=True)
-    lines = ["patientid,offset,sex,age,finding,survival,view,modality,date,location,filename,doi,url,license,clinical notes,other notes"]
+    lines = [
+        "patientid,offset,sex,age,finding,survival,view,modality,date,location,filename,doi,url,license,"
+        "clinical notes,other notes"
+    ]
     for i in range(n):
         finding = "COVID-19" if i % 4 else "Streptococcus"
         name = f"synthetic-{i:03d}.jpeg"
-        Image.fromarray(_blob(size, rng, 14 if finding == "COVID-19" else 6, 15, 1)).save(root / "images" / name, quality=90)
+        Image.fromarray(_blob(size, rng, 14 if finding == "COVID-19" else 6, 15, 1)).save(
+            root / "images" / name, quality=90
+        )
         lines.append(f"{1000 + i // 2},0,F,50,{finding},,PA,X-ray,,,{name},,,,,")
     (root / "metadata.csv").write_text("\n".join(lines) + "\n")
 
@@ -114,8 +140,10 @@ def _mias(root: Path, rng: np.random.Generator, films: int = 18, size: int = 102
 def _cbis(root: Path, rng: np.random.Generator, cases: int = 40, size: int = 96) -> None:
     (root / "csv").mkdir(parents=True, exist_ok=True)
     info = ["file_path,image_path,SeriesDescription,SeriesInstanceUID,PatientID"]
-    header = ("patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,calc type,"
-              "calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,ROI mask file path")
+    header = (
+        "patient_id,breast density,left or right breast,image view,abnormality id,abnormality type,calc type,"
+        "calc distribution,assessment,pathology,subtlety,image file path,cropped image file path,ROI mask file path"
+    )
     tables: dict[str, list[str]] = {}
     pathologies = ["BENIGN", "MALIGNANT", "BENIGN_WITHOUT_CALLBACK"]
     for i in range(cases):
@@ -124,24 +152,38 @@ def _cbis(root: Path, rng: np.random.Generator, cases: int = 40, size: int = 96)
         pid = f"P_{i // 2:05d}"
         patho = pathologies[i % 3]
         side, view = ("LEFT", "CC") if i % 4 < 2 else ("RIGHT", "MLO")
-        prefix = f"{'Mass' if kind == 'mass' else 'Calc'}-{'Training' if split == 'train' else 'Test'}_{pid}_{side}_{view}_1"
-        study, series, full_series = f"1.3.6.1.4.1.9590.100.1.2.{i}1", f"1.3.6.1.4.1.9590.100.1.2.{i}2", f"1.3.6.1.4.1.9590.100.1.2.{i}3"
+        prefix = (
+            f"{'Mass' if kind == 'mass' else 'Calc'}-{'Training' if split == 'train' else 'Test'}_{pid}_{side}_{view}_1"
+        )
+        study, series, full_series = (
+            f"1.3.6.1.4.1.9590.100.1.2.{i}1",
+            f"1.3.6.1.4.1.9590.100.1.2.{i}2",
+            f"1.3.6.1.4.1.9590.100.1.2.{i}3",
+        )
         jpeg = root / "jpeg" / series
         jpeg.mkdir(parents=True, exist_ok=True)
         k = 1 if patho == "MALIGNANT" else 0
         Image.fromarray(_blob(size, rng, k, 2, 1)).save(jpeg / "1-1.jpg", quality=92)
-        info.append(f"CBIS-DDSM/dicom/{series}/1-1.dcm,CBIS-DDSM/jpeg/{series}/1-1.jpg,cropped images,{series},{prefix}")
-        info.append(f"CBIS-DDSM/dicom/{full_series}/1-1.dcm,CBIS-DDSM/jpeg/{full_series}/1-1.jpg,full mammogram images,{full_series},{prefix}")
-        row = (f"{pid},2,{side},{view},1,{kind if kind == 'mass' else 'calcification'},,,3,{patho},3,"
-               f"{prefix}/{study}/{full_series}/000000.dcm,{prefix}/{study}/{series}/000000.dcm,{prefix}/{study}/x/000001.dcm")
+        info.append(
+            f"CBIS-DDSM/dicom/{series}/1-1.dcm,CBIS-DDSM/jpeg/{series}/1-1.jpg,cropped images,{series},{prefix}"
+        )
+        info.append(
+            f"CBIS-DDSM/dicom/{full_series}/1-1.dcm,CBIS-DDSM/jpeg/{full_series}/1-1.jpg,"
+            f"full mammogram images,{full_series},{prefix}"
+        )
+        row = (
+            f"{pid},2,{side},{view},1,{kind if kind == 'mass' else 'calcification'},,,3,{patho},3,"
+            f"{prefix}/{study}/{full_series}/000000.dcm,{prefix}/{study}/{series}/000000.dcm,{prefix}/{study}/x/000001.dcm"
+        )
         tables.setdefault(f"{kind}_case_description_{split}_set.csv", []).append(row)
     for fname, rows in tables.items():
         (root / "csv" / fname).write_text(header + "\n" + "\n".join(rows) + "\n")
     (root / "csv" / "dicom_info.csv").write_text("\n".join(info) + "\n")
 
 
-def _medmnist(root: Path, rng: np.random.Generator, name: str = "pneumoniamnist", size: int = 28,
-              counts=(96, 32, 32)) -> None:
+def _medmnist(
+    root: Path, rng: np.random.Generator, name: str = "pneumoniamnist", size: int = 28, counts=(96, 32, 32)
+) -> None:
     from .medmnist import medmnist_info
 
     task, classes, channels = medmnist_info(name)
@@ -160,7 +202,12 @@ def _medmnist(root: Path, rng: np.random.Generator, name: str = "pneumoniamnist"
 
 
 SYNTHETIC_GENERATORS: dict[str, Callable[..., None]] = {
-    "pbc": _pbc, "nih": _nih, "covid": _covid, "mias": _mias, "cbis_ddsm": _cbis, "medmnist": _medmnist,
+    "pbc": _pbc,
+    "nih": _nih,
+    "covid": _covid,
+    "mias": _mias,
+    "cbis_ddsm": _cbis,
+    "medmnist": _medmnist,
 }
 
 
