@@ -13,11 +13,12 @@ data on every machine:
   (string -> reversed string) are small translation tasks; :func:`encode_pairs` turns a list of
   pairs into padded id tensors for an encoder-decoder.
 """
+
 from __future__ import annotations
 
 import datetime as _dt
 import random
-from typing import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 import torch
 
@@ -69,7 +70,7 @@ class Vocab:
                 self.itos.append(tok)
 
     @classmethod
-    def from_texts(cls, texts: Iterable[str]) -> "Vocab":
+    def from_texts(cls, texts: Iterable[str]) -> Vocab:
         """A character vocabulary holding every character of ``texts``, sorted."""
         chars: set[str] = set()
         for text in texts:
@@ -88,7 +89,7 @@ class Vocab:
         return token in self.stoi
 
     def __repr__(self) -> str:
-        shown = "".join(self.itos[len(SPECIALS):][:40])
+        shown = "".join(self.itos[len(SPECIALS) :][:40])
         return f"Vocab(size={len(self)}, tokens={shown!r})"
 
     def encode(self, tokens: str | Sequence[str], strict: bool = False) -> list[int]:
@@ -187,8 +188,9 @@ which of the two produced it, on which machine, and how long it took.
 """
 
 
-def lm_batches(ids: Sequence[int] | torch.Tensor, seq_len: int, batch_size: int,
-               generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def lm_batches(
+    ids: Sequence[int] | torch.Tensor, seq_len: int, batch_size: int, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A random batch of language-model windows: inputs ``(B, T)`` and next-token targets ``(B, T)``.
 
     Raises:
@@ -231,8 +233,9 @@ def adding_problem(n: int, length: int, seed: int = 0) -> tuple[torch.Tensor, to
     return x, y
 
 
-def copy_problem(n: int, n_symbols: int = 8, seq_len: int = 5, delay: int = 20,
-                 seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def copy_problem(
+    n: int, n_symbols: int = 8, seq_len: int = 5, delay: int = 20, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """The copy (memory) problem: remember ``seq_len`` symbols across ``delay`` blank steps.
 
     Token ids: ``0`` blank, ``1..n_symbols`` symbols, ``n_symbols + 1`` the "recall" marker.
@@ -256,8 +259,20 @@ def copy_problem(n: int, n_symbols: int = 8, seq_len: int = 5, delay: int = 20,
 
 # ----------------------------------------------------------------------------- translation tasks
 
-_MONTHS = ["January", "February", "March", "April", "May", "June", "July", "August",
-           "September", "October", "November", "December"]
+_MONTHS = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
 _DAYS = ["Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday"]
 
 
@@ -302,8 +317,9 @@ def date_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
     return pairs
 
 
-def reverse_pairs(n: int, min_len: int = 3, max_len: int = 10, alphabet: str = "abcdefghij",
-                  seed: int = 0) -> list[tuple[str, str]]:
+def reverse_pairs(
+    n: int, min_len: int = 3, max_len: int = 10, alphabet: str = "abcdefghij", seed: int = 0
+) -> list[tuple[str, str]]:
     """``n`` pairs (random string over ``alphabet``, the same string reversed)."""
     if not 1 <= min_len <= max_len:
         raise ValueError(f"need 1 <= min_len <= max_len, got {min_len}, {max_len}")
@@ -317,8 +333,13 @@ def reverse_pairs(n: int, min_len: int = 3, max_len: int = 10, alphabet: str = "
     return pairs
 
 
-def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: Vocab,
-                 src_len: int | None = None, tgt_len: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+def encode_pairs(
+    pairs: Sequence[tuple[str, str]],
+    src_vocab: Vocab,
+    tgt_vocab: Vocab,
+    src_len: int | None = None,
+    tgt_len: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Padded id tensors for an encoder-decoder.
 
     * source row: ``tokens + [<eos>]``, then ``<pad>`` up to ``src_len`` (default: the longest);
@@ -344,8 +365,7 @@ def encode_pairs(pairs: Sequence[tuple[str, str]], src_vocab: Vocab, tgt_vocab: 
             out[i, : len(r)] = torch.tensor(r, dtype=torch.long)
         return out
 
-    return (pad(src_rows, src_len, src_vocab.pad_id, "src"),
-            pad(tgt_rows, tgt_len, tgt_vocab.pad_id, "tgt"))
+    return (pad(src_rows, src_len, src_vocab.pad_id, "src"), pad(tgt_rows, tgt_len, tgt_vocab.pad_id, "tgt"))
 
 
 def sequence_accuracy(pred: torch.Tensor, target: torch.Tensor, pad_id: int = 0) -> tuple[float, float]:

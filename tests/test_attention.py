@@ -1,4 +1,5 @@
 """Alignment functions against hand-worked values, the attention distributions' properties, seq2seq."""
+
 from __future__ import annotations
 
 import math
@@ -8,7 +9,7 @@ import torch
 
 from helpers import seqdata
 from helpers.models import attention as A
-
+from helpers.seqtrain import train_seq2seq
 
 # Tiny models run fastest (and least disturbed by a busy machine) on one thread.
 pytestmark = pytest.mark.usefixtures("one_thread")
@@ -63,17 +64,23 @@ def test_activated_general():
 
 
 def test_generalized_kernel():
-    square = A.KernelScore(phi=lambda t: t ** 2)
+    square = A.KernelScore(phi=lambda t: t**2)
     # phi(q) = [1, 4]; phi(k1) = [9, 0], phi(k2) = [1, 1]
     assert torch.allclose(square(Q, K), torch.tensor([[9.0, 5.0]]))
     default = A.KernelScore()(torch.randn(3, 4), torch.randn(3, 5, 4))
-    assert (default > 0).all()   # elu + 1 features give positive scores
+    assert (default > 0).all()  # elu + 1 features give positive scores
 
 
 def test_additive():
-    s = _set(A.AdditiveScore(2, 2, 2, act="tanh"), **{
-        "W_q.weight": [[1.0, 0.0], [0.0, 1.0]], "W_k.weight": [[1.0, 0.0], [0.0, -1.0]],
-        "W_k.bias": [0.0, 0.5], "v.weight": [[1.0, 2.0]]})
+    s = _set(
+        A.AdditiveScore(2, 2, 2, act="tanh"),
+        **{
+            "W_q.weight": [[1.0, 0.0], [0.0, 1.0]],
+            "W_k.weight": [[1.0, 0.0], [0.0, -1.0]],
+            "W_k.bias": [0.0, 0.5],
+            "v.weight": [[1.0, 2.0]],
+        },
+    )
     # q W_q + k W_k + b: k1 -> [4, 2.5], k2 -> [2, 1.5]
     expected = [math.tanh(4) + 2 * math.tanh(2.5), math.tanh(2) + 2 * math.tanh(1.5)]
     assert torch.allclose(s(Q, K), torch.tensor([expected]))
@@ -81,9 +88,18 @@ def test_additive():
 
 def test_deep():
     s = A.DeepScore(2, 2, 2, n_layers=2, act="relu")
-    _set(s, **{"W_0.weight": torch.eye(2), "W_0.bias": [0.0, 0.0], "W_1.weight": torch.eye(2),
-               "hidden.0.weight": [[1.0, 1.0], [0.0, -1.0]], "hidden.0.bias": [0.0, 0.0],
-               "v.weight": [[2.0, 1.0]], "v.bias": [1.0]})
+    _set(
+        s,
+        **{
+            "W_0.weight": torch.eye(2),
+            "W_0.bias": [0.0, 0.0],
+            "W_1.weight": torch.eye(2),
+            "hidden.0.weight": [[1.0, 1.0], [0.0, -1.0]],
+            "hidden.0.bias": [0.0, 0.0],
+            "v.weight": [[2.0, 1.0]],
+            "v.bias": [1.0],
+        },
+    )
     # E1 = relu(k + q): [4, 2], [2, 3]; E2 = relu([e0 + e1, -e1]) = [6, 0], [5, 0]; a = 2*E2_0 + 1
     assert torch.allclose(s(Q, K), torch.tensor([[13.0, 11.0]]))
     with pytest.raises(ValueError):
@@ -99,8 +115,10 @@ def test_location_based_ignores_key_content():
 
 
 def test_feature_based():
-    s = _set(A.FeatureScore(2, 1, act="identity"), **{
-        "W_0.weight": [[1.0, 1.0]], "W_0.bias": [0.0], "W_1.weight": [[1.0, 0.0]], "v.weight": [[2.0]]})
+    s = _set(
+        A.FeatureScore(2, 1, act="identity"),
+        **{"W_0.weight": [[1.0, 1.0]], "W_0.bias": [0.0], "W_1.weight": [[1.0, 0.0]], "v.weight": [[2.0]]},
+    )
     # phi(k_i) W_0 = 3, 2 ; mean key = [2, 0.5] -> W_1 gives 2; v = 2
     assert torch.allclose(s(None, K), torch.tensor([[10.0, 8.0]]))
 
@@ -176,8 +194,8 @@ def test_distributions_sum_to_one_and_sparsity():
         p = fn(z)
         assert torch.allclose(p.sum(-1), torch.ones(64), atol=1e-5), fn.__name__
         assert (p >= 0).all()
-    assert (A.softmax(z) > 0).all()                       # dense
-    assert (A.sparsemax(z) == 0).float().mean() > 0.5     # very sparse
+    assert (A.softmax(z) > 0).all()  # dense
+    assert (A.sparsemax(z) == 0).float().mean() > 0.5  # very sparse
     zeros_entmax = (A.entmax15(z) == 0).float().mean()
     assert 0.1 < zeros_entmax < (A.sparsemax(z) == 0).float().mean()  # in between
     s = A.sigmoid(z)
@@ -219,8 +237,8 @@ def test_seq2seq_shapes_and_learning(attention, score):
     logits, w = model(src[:4], tgt[:4, :-1])
     assert logits.shape == (4, tgt.shape[1] - 1, len(sv)) and w.shape == (4, tgt.shape[1] - 1, src.shape[1])
     assert torch.allclose(w.sum(-1), torch.ones(4, tgt.shape[1] - 1), atol=1e-5)
-    assert (w[src[:4].unsqueeze(1).expand_as(w) == 0] == 0).all()   # no weight on padding
-    hist = A.train_seq2seq(model, src, tgt, steps=12, batch_size=32, lr=1e-2)
+    assert (w[src[:4].unsqueeze(1).expand_as(w) == 0] == 0).all()  # no weight on padding
+    hist = train_seq2seq(model, src, tgt, steps=12, batch_size=32, lr=1e-2)
     assert hist["loss"][-1] < hist["loss"][0]
     ids, weights = model.greedy_decode(src[:3], max_len=6)
     assert ids.shape == (3, 6) and weights.shape == (3, 6, src.shape[1])

@@ -5,6 +5,7 @@ mean total-variation distance between the exact and the FAVOR+ attention rows is
 with 64 features, 0.051 with 256 and 0.031 with 1024 (roughly 1/sqrt(m)); the bound asserted
 for 256 features is 0.08.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -25,8 +26,8 @@ def _tv(m, seed):
     L = q.shape[1]
     _, exact = T.scaled_dot_product_attention(q, k, k)
     proj = E.orthogonal_gaussian(m, q.shape[-1], torch.Generator().manual_seed(100 + seed))
-    approx = E.favor_attention(q, k, torch.eye(L).expand(4, L, L), proj)   # V = I gives the matrix
-    assert torch.allclose(approx.sum(-1), torch.ones(4, L), atol=1e-4)     # rows are distributions
+    approx = E.favor_attention(q, k, torch.eye(L).expand(4, L, L), proj)  # V = I gives the matrix
+    assert torch.allclose(approx.sum(-1), torch.ones(4, L), atol=1e-4)  # rows are distributions
     return 0.5 * (approx - exact).abs().sum(-1).mean().item()
 
 
@@ -78,7 +79,7 @@ def test_cost_is_linear_in_length():
     assert f_perf[2] / f_perf[1] == pytest.approx(2.0, rel=1e-6)
     assert f_full[2] / f_full[1] > 3.2
     mem_full = [E.peak_memory_bytes(lambda L=L: mha(*(3 * [torch.randn(1, L, 64)]))) for L in (256, 512)]
-    assert mem_full[1] / mem_full[0] > 3.0                                   # the L x L matrix dominates
+    assert mem_full[1] / mem_full[0] > 3.0  # the L x L matrix dominates
 
 
 def test_attention_cost_reports():
@@ -86,4 +87,4 @@ def test_attention_cost_reports():
     small = E.attention_cost(perf, 64, d_model=32, repeats=1)
     big = E.attention_cost(perf, 256, d_model=32, repeats=1)
     assert small["length"] == 64 and small["seconds"] > 0 and small["peak_mib"] > 0
-    assert big["peak_mib"] / small["peak_mib"] < 6                           # linear, not 16x
+    assert big["peak_mib"] / small["peak_mib"] < 6  # linear, not 16x

@@ -1,4 +1,5 @@
 """Recurrent networks from scratch against torch.nn with copied weights, and the BPTT tools."""
+
 from __future__ import annotations
 
 import pytest
@@ -21,8 +22,9 @@ def _max_diff(a, b) -> float:
     return (a - b).abs().max().item()
 
 
-@pytest.mark.parametrize("ours, theirs", [(seq.RNNCell, nn.RNNCell), (seq.LSTMCell, nn.LSTMCell),
-                                          (seq.GRUCell, nn.GRUCell)])
+@pytest.mark.parametrize(
+    "ours, theirs", [(seq.RNNCell, nn.RNNCell), (seq.LSTMCell, nn.LSTMCell), (seq.GRUCell, nn.GRUCell)]
+)
 def test_cells_equal_torch(ours, theirs):
     torch.manual_seed(0)
     ref = theirs(6, 5)
@@ -145,8 +147,8 @@ def test_bptt_norms_vanish_and_explode_with_spectral_radius():
         norms[rho] = seq.bptt_grad_norms(cell, x)
         assert norms[rho].shape == (40,)
         assert norms[rho][-1].item() == pytest.approx(1.0, rel=1e-5)
-    assert norms[0.5][0] < 1e-6          # vanishing
-    assert norms[1.5][0] > 10            # exploding
+    assert norms[0.5][0] < 1e-6  # vanishing
+    assert norms[1.5][0] > 10  # exploding
 
 
 def test_char_lm_learns_and_generates():
@@ -155,8 +157,7 @@ def test_char_lm_learns_and_generates():
     ids = vocab.encode(seqdata.CORPUS)
     model = seq.CharLM(len(vocab), 16, 32, cell="gru", impl="torch")
     before = seq.evaluate_char_lm(model, ids[:300])
-    hist = seq.train_char_lm(model, ids, steps=15, seq_len=32, batch_size=16, lr=1e-2, eval_ids=ids[:300],
-                             eval_every=7)
+    hist = seq.train_char_lm(model, ids, steps=15, seq_len=32, batch_size=16, lr=1e-2, eval_ids=ids[:300], eval_every=7)
     assert len(hist["train"]) == 15 and hist["train"][-1] < hist["train"][0]
     assert hist["eval_step"] == [7, 14, 15]
     assert hist["eval"][-1] == pytest.approx(seq.evaluate_char_lm(model, ids[:300]))
@@ -177,8 +178,9 @@ def test_memory_models_train(cell):
     torch.manual_seed(0)
     m = seq.MemoryModel(cell, hidden_size=8, task="adding")
     ev = seqdata.adding_problem(64, 10, seed=9)
-    h = seq.train_memory_model(m, lambda s: seqdata.adding_problem(32, 10, seed=s), steps=20, eval_batch=ev,
-                               eval_every=19)
+    h = seq.train_memory_model(
+        m, lambda s: seqdata.adding_problem(32, 10, seed=s), steps=20, eval_batch=ev, eval_every=19
+    )
     assert h["eval"][-1] < h["eval"][0]
     c = seq.MemoryModel(cell, hidden_size=8, task="copy", n_classes=6)
     x, y = seqdata.copy_problem(4, n_symbols=4, seq_len=2, delay=3)

@@ -1,4 +1,5 @@
 """Toy sequence data: vocabulary round trips, generated tasks, and padding with BOS/EOS."""
+
 from __future__ import annotations
 
 import datetime as dt

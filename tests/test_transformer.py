@@ -5,6 +5,7 @@ weights differs by at most ~1.2e-7 in outputs and weights (no mask, key padding,
 padding); encoder/decoder layers vs torch.nn.TransformerEncoderLayer/DecoderLayer by at most
 ~5e-7. The bound asserted is 1e-5.
 """
+
 from __future__ import annotations
 
 import math
@@ -15,6 +16,7 @@ from torch import nn
 
 from helpers import seqdata
 from helpers.models import transformer as T
+from helpers.seqtrain import train_seq2seq
 
 TOL = 1e-5
 D, H = 32, 4
@@ -94,13 +96,17 @@ def test_masks_block_what_they_should():
     assert pm.shape == (2, 1, 1, 4)
     assert pm[0, 0, 0].tolist() == [True, True, False, False]
     cm = T.causal_mask(4)
-    assert cm.tolist() == [[True, False, False, False], [True, True, False, False],
-                           [True, True, True, False], [True, True, True, True]]
+    assert cm.tolist() == [
+        [True, False, False, False],
+        [True, True, False, False],
+        [True, True, True, False],
+        [True, True, True, True],
+    ]
     mha = T.MultiHeadAttention(8, 2)
     x = torch.randn(2, 4, 8)
     _, w = mha(x, x, x, pm & cm)
-    assert torch.all(w[0, :, :, 2:] == 0)                 # padded keys get no weight
-    assert torch.all(w.triu(1) == 0)                      # no query looks ahead
+    assert torch.all(w[0, :, :, 2:] == 0)  # padded keys get no weight
+    assert torch.all(w.triu(1) == 0)  # no query looks ahead
     # changing a future token does not change earlier outputs under the causal mask
     y = x.clone()
     y[:, 3] += 10
@@ -122,7 +128,7 @@ def test_sinusoidal_encoding_values_and_shift_matrix():
         m = T.shift_matrix(k, 500)
         # M_k is the same for every position, orthogonal, and block-diagonal with 2x2 rotations
         assert torch.allclose(m @ m.T, torch.eye(500, dtype=torch.float64), atol=1e-12)
-        pred = pe64[: 2000 - k] @ m.T                     # rows: M_k PE(pos)
+        pred = pe64[: 2000 - k] @ m.T  # rows: M_k PE(pos)
         assert (pred - pe64[k:]).abs().max().item() < 1e-4
     assert T.sinusoidal_encoding(3, 5).shape == (3, 5)
     with pytest.raises(ValueError):
@@ -206,10 +212,10 @@ def test_greedy_decoding_equals_teacher_forcing_argmax():
     with torch.no_grad():
         again = model(src, out[:, :-1]).argmax(-1)
     alive = torch.ones_like(out[:, 1:], dtype=torch.bool)
-    for row in range(out.shape[0]):                       # compare up to and including each row's <eos>
+    for row in range(out.shape[0]):  # compare up to and including each row's <eos>
         hits = (out[row, 1:] == v.eos_id).nonzero()
         if len(hits):
-            alive[row, hits[0, 0] + 1:] = False
+            alive[row, hits[0, 0] + 1 :] = False
     assert torch.equal(again[alive], out[:, 1:][alive])
 
 
@@ -219,7 +225,7 @@ def test_training_learns_reversal_and_greedy_decodes_it():
     (tsrc, ttgt), _ = _toy(128, seed=1)
     model = T.Transformer(T.TransformerConfig(len(v), len(v), d_model=32, num_heads=4, d_ff=64, dropout=0.0))
     before = T.evaluate_seq2seq(model, tsrc, ttgt, v.bos_id, v.eos_id)
-    hist = T.fit_seq2seq(model, src, tgt, epochs=12, batch_size=32, lr=2e-3)
+    hist = train_seq2seq(model, src, tgt, epochs=12, batch_size=32, lr=2e-3, betas=(0.9, 0.98), eps=1e-9)
     after = T.evaluate_seq2seq(model, tsrc, ttgt, v.bos_id, v.eos_id)
     assert hist["loss"][-1] < 0.5 * hist["loss"][0]
     assert after["token_accuracy"] > max(0.6, before["token_accuracy"] + 0.3)
@@ -227,26 +233,29 @@ def test_training_learns_reversal_and_greedy_decodes_it():
 
 def test_t_fixup_scales_and_init():
     s = T.t_fixup_scales(6, 6)
-    assert s["encoder"] == pytest.approx(0.67 * 6 ** -0.25)
+    assert s["encoder"] == pytest.approx(0.67 * 6**-0.25)
     assert s["decoder"] == pytest.approx((9 * 6) ** -0.25)
     torch.manual_seed(8)
     d, n_e, n_d = 256, 3, 4
-    cfg = T.TransformerConfig(500, 400, d_model=d, num_heads=4, d_ff=512, enc_layers=n_e, dec_layers=n_d,
-                              layer_norm=False, dropout=0.0)
+    cfg = T.TransformerConfig(
+        500, 400, d_model=d, num_heads=4, d_ff=512, enc_layers=n_e, dec_layers=n_d, layer_norm=False, dropout=0.0
+    )
     model = T.Transformer(cfg)
     scales = T.t_fixup_init_(model)
-    enc_s, dec_s = 0.67 * n_e ** -0.25, (9 * n_d) ** -0.25
+    enc_s, dec_s = 0.67 * n_e**-0.25, (9 * n_d) ** -0.25
     # embeddings: N(0, d^-1/2) (std), times (9 N_d)^-1/4; the <pad> row is zero
     emb = model.src_embed.weight[1:]
-    assert emb.std().item() == pytest.approx(d ** -0.5 * dec_s, rel=0.03)
+    assert emb.std().item() == pytest.approx(d**-0.5 * dec_s, rel=0.03)
     assert model.src_embed.weight[0].abs().max() == 0
+
     # Xavier-uniform bound sqrt(6 / (fan_in + fan_out)), scaled
     def bound(lin):
         return math.sqrt(6.0 / (lin.in_features + lin.out_features))
+
     for layer in model.encoder:
         v = layer.self_attn.w_v
         assert v.weight.abs().max().item() == pytest.approx(bound(v) * enc_s, rel=0.02)
-        q = layer.self_attn.w_q                           # Q and K are plain Xavier
+        q = layer.self_attn.w_q  # Q and K are plain Xavier
         assert q.weight.abs().max().item() == pytest.approx(bound(q), rel=0.02)
         f = layer.ff.linear2
         assert f.weight.abs().max().item() == pytest.approx(bound(f) * enc_s, rel=0.02)
@@ -261,8 +270,9 @@ def test_t_fixup_scales_and_init():
 
 def test_ffn_gradient_norms_shape():
     (src, tgt), v = _toy(16)
-    model = T.Transformer(T.TransformerConfig(len(v), len(v), d_model=32, num_heads=4, d_ff=64,
-                                              enc_layers=3, dec_layers=2))
+    model = T.Transformer(
+        T.TransformerConfig(len(v), len(v), d_model=32, num_heads=4, d_ff=64, enc_layers=3, dec_layers=2)
+    )
     norms = T.ffn_gradient_norms(model, src, tgt)
     assert len(norms["encoder"]) == 3 and len(norms["decoder"]) == 2
     assert all(n > 0 and math.isfinite(n) for n in norms["encoder"] + norms["decoder"])
@@ -273,12 +283,12 @@ def test_fit_rejects_mismatched_rows():
     (src, tgt), v = _toy(8)
     model = T.Transformer(T.TransformerConfig(len(v), len(v), d_model=16, num_heads=2, d_ff=32))
     with pytest.raises(ValueError, match="rows"):
-        T.fit_seq2seq(model, src, tgt[:4], epochs=1)
+        train_seq2seq(model, src, tgt[:4], epochs=1)
 
 
 def test_default_init_scales_embeddings_like_positions():
     torch.manual_seed(9)
     model = T.Transformer(T.TransformerConfig(300, 200, d_model=128, num_heads=4, d_ff=256))
-    emb = model.src_embed.weight[1:] * math.sqrt(128)      # what the encoder adds to the positions
+    emb = model.src_embed.weight[1:] * math.sqrt(128)  # what the encoder adds to the positions
     assert emb.std().item() == pytest.approx(1.0, rel=0.05)
     assert model.src_embed.weight[0].abs().max() == 0 and model.generator.bias.abs().max() == 0

@@ -1,4 +1,5 @@
 """The model factory: timm names, the theses' own models (parameter counts), stages, errors."""
+
 from __future__ import annotations
 
 import pytest
@@ -52,8 +53,17 @@ def test_thesis002_vit_parameter_count_by_hand():
 
 
 def test_thesis002_vit_patch_order_is_row_major_pixels_then_channels():
-    model = Thesis002ViT(num_classes=2, in_chans=2, img_size=4, patch_size=2, projection_dim=8, num_heads=2,
-                         depth=1, mlp_units=(16, 8), head_units=(8,))
+    model = Thesis002ViT(
+        num_classes=2,
+        in_chans=2,
+        img_size=4,
+        patch_size=2,
+        projection_dim=8,
+        num_heads=2,
+        depth=1,
+        mlp_units=(16, 8),
+        head_units=(8,),
+    )
     x = torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4)
     patches = model.patchify(x)
     assert patches.shape == (1, 4, 8)

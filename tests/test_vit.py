@@ -1,5 +1,6 @@
 """The from-scratch ViT (helpers.models.vit) against timm's, position-embedding resizing, the
 flexible-heads variant."""
+
 from __future__ import annotations
 
 import pytest
@@ -18,7 +19,9 @@ def _scramble(model: torch.nn.Module, seed: int = 0) -> None:
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
-            base = 1.0 if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight" else 0.0
+            base = (
+                1.0 if name.endswith("norm1.weight") or name.endswith("norm2.weight") or name == "norm.weight" else 0.0
+            )
             p.copy_(base + 0.05 * torch.randn(p.shape, generator=g))
 
 

@@ -12,21 +12,36 @@ Attention reads a set of values ``V`` with weights computed from a query ``q`` a
 * :class:`Seq2Seq` is a GRU encoder-decoder with Bahdanau (additive) or Luong (multiplicative)
   attention, whose greedy decoder returns the attention weights for heatmaps.
 """
+
 from __future__ import annotations
 
 import math
-import time
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor, nn
 
 __all__ = [
-    "softmax", "sigmoid", "sparsemax", "entmax15", "DISTRIBUTIONS",
-    "CosineScore", "DotScore", "ScaledDotScore", "GeneralScore", "BiasedGeneralScore",
-    "ActivatedGeneralScore", "KernelScore", "AdditiveScore", "DeepScore", "LocationScore",
-    "FeatureScore", "ALIGNMENTS", "attend",
-    "Seq2Seq", "train_seq2seq", "evaluate_seq2seq",
+    "softmax",
+    "sigmoid",
+    "sparsemax",
+    "entmax15",
+    "DISTRIBUTIONS",
+    "CosineScore",
+    "DotScore",
+    "ScaledDotScore",
+    "GeneralScore",
+    "BiasedGeneralScore",
+    "ActivatedGeneralScore",
+    "KernelScore",
+    "AdditiveScore",
+    "DeepScore",
+    "LocationScore",
+    "FeatureScore",
+    "ALIGNMENTS",
+    "attend",
+    "Seq2Seq",
+    "evaluate_seq2seq",
 ]
 
 NEG_INF = -1e9  # score given to padded keys: exp() of it is 0 and sparsemax/entmax drop it
@@ -53,11 +68,11 @@ def sparsemax(scores: Tensor, dim: int = -1) -> Tensor:
     ``tau = (sum_{j<=k} z_(j) - 1) / k``.
     """
     z = scores.transpose(dim, -1)
-    z = z - z.max(dim=-1, keepdim=True).values            # shift-invariant; keeps numbers small
+    z = z - z.max(dim=-1, keepdim=True).values  # shift-invariant; keeps numbers small
     z_sorted, _ = torch.sort(z, dim=-1, descending=True)
     cumsum = z_sorted.cumsum(dim=-1)
     k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
-    support = 1 + k * z_sorted > cumsum                    # true for the first k(z) entries
+    support = 1 + k * z_sorted > cumsum  # true for the first k(z) entries
     k_z = support.sum(dim=-1, keepdim=True)
     tau = (cumsum.gather(-1, k_z - 1) - 1) / k_z.to(z.dtype)
     return torch.clamp(z - tau, min=0).transpose(dim, -1)
@@ -77,8 +92,8 @@ def entmax15(scores: Tensor, dim: int = -1) -> Tensor:
     z_sorted, _ = torch.sort(z, dim=-1, descending=True)
     k = torch.arange(1, z.shape[-1] + 1, dtype=z.dtype, device=z.device)
     mean = z_sorted.cumsum(-1) / k
-    mean_sq = (z_sorted ** 2).cumsum(-1) / k
-    ss = k * (mean_sq - mean ** 2)
+    mean_sq = (z_sorted**2).cumsum(-1) / k
+    ss = k * (mean_sq - mean**2)
     delta = torch.clamp((1 - ss) / k, min=0)
     tau = mean - torch.sqrt(delta)
     k_z = (tau <= z_sorted).sum(dim=-1, keepdim=True)
@@ -187,7 +202,7 @@ class AdditiveScore(nn.Module):
     def __init__(self, d_q: int, d_k: int, d_hidden: int, act: str = "tanh") -> None:
         super().__init__()
         self.W_q = nn.Linear(d_q, d_hidden, bias=False)
-        self.W_k = nn.Linear(d_k, d_hidden, bias=True)    # its bias is the b of the formula
+        self.W_k = nn.Linear(d_k, d_hidden, bias=True)  # its bias is the b of the formula
         self.v = nn.Linear(d_hidden, 1, bias=False)
         self.act = act
 
@@ -249,8 +264,9 @@ class FeatureScore(nn.Module):
     first as the key's own features, otherwise every key would get the same score.
     """
 
-    def __init__(self, d_k: int, d_hidden: int, act: str = "tanh",
-                 phi: Callable[[Tensor], Tensor] | None = None) -> None:
+    def __init__(
+        self, d_k: int, d_hidden: int, act: str = "tanh", phi: Callable[[Tensor], Tensor] | None = None
+    ) -> None:
         super().__init__()
         self.W_0 = nn.Linear(d_k, d_hidden, bias=True)
         self.W_1 = nn.Linear(d_k, d_hidden, bias=False)
@@ -274,15 +290,19 @@ ALIGNMENTS: dict[str, tuple[type[nn.Module], str, str]] = {
     "activated general": (ActivatedGeneralScore, r"\mathrm{act}(q W k_i^\top + b)", "Ma et al. (2017)"),
     "generalized kernel": (KernelScore, r"\phi(q) \phi(k_i)^\top", "Choromanski et al. (2021)"),
     "additive / concat": (AdditiveScore, r"\mathrm{act}([q; k_i] W + b)\, v^\top", "Bahdanau et al. (2015)"),
-    "deep": (DeepScore, r"E^{(L)} v^\top + b^{(L+1)},\ E^{(1)} = \mathrm{act}(k_i W_0 + q W_1 + b^{(1)})",
-             "Pavlopoulos et al. (2017)"),
+    "deep": (
+        DeepScore,
+        r"E^{(L)} v^\top + b^{(L+1)},\ E^{(1)} = \mathrm{act}(k_i W_0 + q W_1 + b^{(1)})",
+        "Pavlopoulos et al. (2017)",
+    ),
     "location-based": (LocationScore, r"\mathrm{act}(q W)_i", "Luong et al. (2015)"),
     "feature-based": (FeatureScore, r"\mathrm{act}(\phi(k_i) W_0 + \phi(K) W_1 + b)\, v^\top", "Li et al. (2019)"),
 }
 
 
-def attend(scores: Tensor, V: Tensor, distribution: str = "softmax",
-           mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+def attend(
+    scores: Tensor, V: Tensor, distribution: str = "softmax", mask: Tensor | None = None
+) -> tuple[Tensor, Tensor]:
     """``(context, weights)``: weights ``p(scores)`` over ``T`` and ``context = sum_i w_i v_i``.
 
     ``scores`` is ``(B, T)``, ``V`` is ``(B, T, d_v)``, ``mask`` (``(B, T)``, True = real token)
@@ -317,9 +337,16 @@ class Seq2Seq(nn.Module):
       reads ``tanh([c^(t); s^(t)] W_c)``.
     """
 
-    def __init__(self, src_vocab: int, tgt_vocab: int, embed: int = 32, hidden: int = 64,
-                 attention: str = "bahdanau", score: str = "general",
-                 distribution: str = "softmax") -> None:
+    def __init__(
+        self,
+        src_vocab: int,
+        tgt_vocab: int,
+        embed: int = 32,
+        hidden: int = 64,
+        attention: str = "bahdanau",
+        score: str = "general",
+        distribution: str = "softmax",
+    ) -> None:
         super().__init__()
         if attention not in ("bahdanau", "luong"):
             raise ValueError(f"attention must be 'bahdanau' or 'luong', got {attention!r}")
@@ -334,8 +361,9 @@ class Seq2Seq(nn.Module):
         if attention == "bahdanau":
             self.score = AdditiveScore(dec_dim, enc_dim, hidden)
             self.decoder = nn.GRUCell(embed + enc_dim, dec_dim)
-            self.out = nn.Sequential(nn.Linear(dec_dim + enc_dim + embed, hidden), nn.Tanh(),
-                                     nn.Linear(hidden, tgt_vocab))
+            self.out = nn.Sequential(
+                nn.Linear(dec_dim + enc_dim + embed, hidden), nn.Tanh(), nn.Linear(hidden, tgt_vocab)
+            )
         else:
             if score == "general":
                 self.score = GeneralScore(dec_dim, enc_dim)
@@ -355,17 +383,18 @@ class Seq2Seq(nn.Module):
         mean = (H * mask.unsqueeze(-1)).sum(1) / lengths.unsqueeze(-1)
         return H, mask, torch.tanh(self.init_state(mean))
 
-    def step(self, y_prev: Tensor, s_prev: Tensor, H: Tensor, mask: Tensor,
-             K_proj: Tensor | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def step(
+        self, y_prev: Tensor, s_prev: Tensor, H: Tensor, mask: Tensor, K_proj: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """One decoder step: ``(logits (B, V), s^(t), weights (B, S))``."""
         e = self.tgt_embed(y_prev)
         if self.attention == "bahdanau":
-            scores = self.score(s_prev, H, K_proj)                 # a(h^(i), s^(t-1))
-            c, w = attend(scores, H, self.distribution, mask)       # c^(t) = sum_i alpha_ti h^(i)
-            s = self.decoder(torch.cat([e, c], -1), s_prev)         # s^(t) = f(s^(t-1), y^(t-1), c^(t))
+            scores = self.score(s_prev, H, K_proj)  # a(h^(i), s^(t-1))
+            c, w = attend(scores, H, self.distribution, mask)  # c^(t) = sum_i alpha_ti h^(i)
+            s = self.decoder(torch.cat([e, c], -1), s_prev)  # s^(t) = f(s^(t-1), y^(t-1), c^(t))
             logits = self.out(torch.cat([s, c, e], -1))
         else:
-            s = self.decoder(e, s_prev)                             # s^(t) = f(s^(t-1), y^(t-1))
+            s = self.decoder(e, s_prev)  # s^(t) = f(s^(t-1), y^(t-1))
             c, w = attend(self.score(s, H), H, self.distribution, mask)
             logits = self.out(torch.tanh(self.W_c(torch.cat([c, s], -1))))
         return logits, s, w
@@ -395,39 +424,6 @@ class Seq2Seq(nn.Module):
             ids.append(y)
             weights.append(w)
         return torch.stack(ids, 1), torch.stack(weights, 1)
-
-
-def train_seq2seq(model: Seq2Seq, src: Tensor, tgt: Tensor, steps: int, batch_size: int = 64,
-                  lr: float = 3e-3, clip: float = 1.0, seed: int = 0,
-                  time_limit: float | None = None) -> dict[str, list[float]]:
-    """Teacher-forced training with Adam on random batches of ``(src, tgt)`` from :func:`encode_pairs`
-    (batches are moved to the model's device).
-
-    The decoder reads ``tgt[:, :-1]`` and is scored on ``tgt[:, 1:]`` (padding ignored). Stops
-    early after ``time_limit`` seconds if given. Returns ``{"step", "loss", "seconds"}``.
-    """
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    device = next(model.parameters()).device
-    hist: dict[str, list[float]] = {"step": [], "loss": [], "seconds": []}
-    start = time.perf_counter()
-    for step in range(steps):
-        model.train()
-        idx = torch.randint(0, src.shape[0], (batch_size,), generator=g)
-        s_b, t_b = src[idx].to(device), tgt[idx].to(device)
-        logits, _ = model(s_b, t_b[:, :-1])
-        loss = nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), t_b[:, 1:].reshape(-1),
-                                           ignore_index=0)
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), clip)
-        opt.step()
-        hist["step"].append(step + 1)
-        hist["loss"].append(loss.item())
-        hist["seconds"].append(time.perf_counter() - start)
-        if time_limit is not None and hist["seconds"][-1] > time_limit:
-            break
-    return hist
 
 
 def evaluate_seq2seq(model: Seq2Seq, src: Tensor, tgt: Tensor) -> dict[str, float]:

@@ -15,13 +15,14 @@ its error shrinks as the number of features ``m`` grows.
   (same projections, so it can load the same weights), non-causal, key-padding masks only.
 * :func:`attention_cost`: wall time and peak memory of one attention call, measured.
 """
+
 from __future__ import annotations
 
 import contextlib
 import math
 import os
 import time
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import Tensor
@@ -38,8 +39,9 @@ __all__ = [
 ]
 
 
-def orthogonal_gaussian(num_features: int, dim: int, generator: torch.Generator | None = None,
-                        dtype: torch.dtype = torch.float32) -> Tensor:
+def orthogonal_gaussian(
+    num_features: int, dim: int, generator: torch.Generator | None = None, dtype: torch.dtype = torch.float32
+) -> Tensor:
     """``(num_features, dim)`` random projections: blocks of ``dim`` mutually orthogonal rows.
 
     Each block is the Q of the QR decomposition of a Gaussian matrix; each row is then rescaled to
@@ -66,8 +68,8 @@ def favor_features(x: Tensor, projection: Tensor, is_query: bool) -> Tensor:
     key set). Returns ``(..., L, m)``.
     """
     m = projection.shape[0]
-    wx = x @ projection.T                                           # (..., L, m): w_r . x
-    half_sq = (x * x).sum(-1, keepdim=True) / 2                     # |x|^2 / 2
+    wx = x @ projection.T  # (..., L, m): w_r . x
+    half_sq = (x * x).sum(-1, keepdim=True) / 2  # |x|^2 / 2
     if is_query:
         stab = wx.amax(dim=-1, keepdim=True)
     else:
@@ -75,8 +77,9 @@ def favor_features(x: Tensor, projection: Tensor, is_query: bool) -> Tensor:
     return torch.exp(wx - half_sq - stab.detach()) / math.sqrt(m)
 
 
-def favor_attention(query: Tensor, key: Tensor, value: Tensor, projection: Tensor,
-                    key_mask: Tensor | None = None) -> Tensor:
+def favor_attention(
+    query: Tensor, key: Tensor, value: Tensor, projection: Tensor, key_mask: Tensor | None = None
+) -> Tensor:
     """FAVOR+ estimate of ``softmax(Q K^T / sqrt(d)) V`` in ``O(L m d)``.
 
     Args:
@@ -87,14 +90,14 @@ def favor_attention(query: Tensor, key: Tensor, value: Tensor, projection: Tenso
     Returns ``(..., L_q, d_v)``.
     """
     d = query.shape[-1]
-    scale = d ** -0.25                                              # q.k / sqrt(d) = (q d^-1/4).(k d^-1/4)
+    scale = d**-0.25  # q.k / sqrt(d) = (q d^-1/4).(k d^-1/4)
     q_feat = favor_features(query * scale, projection, is_query=True)
     k_feat = favor_features(key * scale, projection, is_query=False)
     if key_mask is not None:
-        k_feat = k_feat * key_mask[..., None].to(k_feat.dtype)       # padded keys contribute nothing
-    kv = k_feat.transpose(-2, -1) @ value                           # (..., m, d_v): phi(K)^T V
-    numerator = q_feat @ kv                                         # (..., L_q, d_v)
-    denominator = q_feat @ k_feat.sum(dim=-2)[..., None]            # (..., L_q, 1): phi(Q) phi(K)^T 1
+        k_feat = k_feat * key_mask[..., None].to(k_feat.dtype)  # padded keys contribute nothing
+    kv = k_feat.transpose(-2, -1) @ value  # (..., m, d_v): phi(K)^T V
+    numerator = q_feat @ kv  # (..., L_q, d_v)
+    denominator = q_feat @ k_feat.sum(dim=-2)[..., None]  # (..., L_q, 1): phi(Q) phi(K)^T 1
     return numerator / denominator
 
 
@@ -106,8 +109,9 @@ class PerformerAttention(MultiHeadAttention):
     :meth:`redraw`. ``forward`` returns ``(output, None)``: there is no attention matrix.
     """
 
-    def __init__(self, d_model: int, num_heads: int, num_features: int = 64, bias: bool = True,
-                 seed: int | None = None) -> None:
+    def __init__(
+        self, d_model: int, num_heads: int, num_features: int = 64, bias: bool = True, seed: int | None = None
+    ) -> None:
         super().__init__(d_model, num_heads, dropout=0.0, bias=bias)
         self.num_features = num_features
         self.register_buffer("projection", torch.empty(num_features, self.d_k))
@@ -120,15 +124,16 @@ class PerformerAttention(MultiHeadAttention):
         w = orthogonal_gaussian(self.num_features, self.d_k, gen)
         self.projection.copy_(w.to(self.projection.device, self.projection.dtype))
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor,
-                mask: Tensor | None = None) -> tuple[Tensor, None]:
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None) -> tuple[Tensor, None]:
         """``mask``: a key-padding mask ``(B, 1, 1, L_k)`` from :func:`padding_mask`, or ``None``."""
         key_mask = None
         if mask is not None:
             if mask.dim() != 4 or mask.shape[-2] != 1 or mask.shape[1] != 1:
-                raise ValueError("PerformerAttention supports only key-padding masks of shape (B, 1, 1, L_k); "
-                                 "causal FAVOR+ needs prefix sums and is not implemented here")
-            key_mask = mask[:, :, 0, :]                                  # (B, 1, L_k)
+                raise ValueError(
+                    "PerformerAttention supports only key-padding masks of shape (B, 1, 1, L_k); "
+                    "causal FAVOR+ needs prefix sums and is not implemented here"
+                )
+            key_mask = mask[:, :, 0, :]  # (B, 1, L_k)
         q = self._split(self.w_q(query))
         k = self._split(self.w_k(key))
         v = self._split(self.w_v(value))
@@ -184,9 +189,15 @@ def peak_memory_bytes(fn: Callable[[], object], device: torch.device | str = "cp
     return int(peak)
 
 
-def attention_cost(attention: Callable[[Tensor, Tensor, Tensor], object], length: int, d_model: int = 64,
-                   batch: int = 1, repeats: int = 3, device: torch.device | str = "cpu",
-                   seed: int = 0) -> dict[str, float]:
+def attention_cost(
+    attention: Callable[[Tensor, Tensor, Tensor], object],
+    length: int,
+    d_model: int = 64,
+    batch: int = 1,
+    repeats: int = 3,
+    device: torch.device | str = "cpu",
+    seed: int = 0,
+) -> dict[str, float]:
     """Time and memory of one self-attention call on a random ``(batch, length, d_model)`` input.
 
     ``attention(x, x, x)`` is called without gradients; the time is the best of ``repeats`` calls

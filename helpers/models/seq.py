@@ -15,11 +15,12 @@ character-level language model (:class:`CharLM`), models for the memory tasks
 (:class:`MemoryModel`), and the tools that tie vanishing and exploding gradients to the recurrent
 matrix (:func:`bptt_grad_norms`, :func:`spectral_radius`, :func:`spectral_norm`).
 """
+
 from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -58,7 +59,9 @@ def _uniform_(params: Sequence[Tensor], hidden_size: int) -> None:
             p.uniform_(-bound, bound)
 
 
-def _torch_chunks(module: nn.Module, suffix: str, n_gates: int) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
+def _torch_chunks(
+    module: nn.Module, suffix: str, n_gates: int
+) -> tuple[list[Tensor], list[Tensor], list[Tensor], list[Tensor]]:
     """Split a torch module's ``weight_ih``/``weight_hh``/biases (with ``suffix``) into per-gate,
     transposed (row-vector) pieces. Missing biases (``bias=False``) become zeros."""
     w_ih = getattr(module, "weight_ih" + suffix).detach()
@@ -68,8 +71,12 @@ def _torch_chunks(module: nn.Module, suffix: str, n_gates: int) -> tuple[list[Te
     b_hh = getattr(module, "bias_hh" + suffix, None)
     b_ih = torch.zeros(n_gates * k) if b_ih is None else b_ih.detach()
     b_hh = torch.zeros(n_gates * k) if b_hh is None else b_hh.detach()
-    return ([w.T for w in w_ih.chunk(n_gates)], [w.T for w in w_hh.chunk(n_gates)],
-            list(b_ih.chunk(n_gates)), list(b_hh.chunk(n_gates)))
+    return (
+        [w.T for w in w_ih.chunk(n_gates)],
+        [w.T for w in w_hh.chunk(n_gates)],
+        list(b_ih.chunk(n_gates)),
+        list(b_hh.chunk(n_gates)),
+    )
 
 
 def _copy(dst: Tensor, src: Tensor) -> None:
@@ -111,14 +118,14 @@ class RNNCell(nn.Module):
         phi = torch.tanh if self.nonlinearity == "tanh" else torch.relu
         return phi(x @ self.W_xh + h @ self.W_hh + self.b_h)
 
-    def load_torch(self, module: nn.Module, suffix: str = "") -> "RNNCell":
+    def load_torch(self, module: nn.Module, suffix: str = "") -> RNNCell:
         """Copy weights from ``torch.nn.RNNCell`` (or one layer/direction of ``torch.nn.RNN``)."""
         (w_x,), (w_h,), (b_i,), (b_h,) = _torch_chunks(module, suffix, 1)
         _copy(self.W_xh, w_x), _copy(self.W_hh, w_h), _copy(self.b_h, b_i + b_h)
         return self
 
     @classmethod
-    def from_torch(cls, module: nn.RNNCell) -> "RNNCell":
+    def from_torch(cls, module: nn.RNNCell) -> RNNCell:
         """A cell with the weights of ``torch.nn.RNNCell`` (same outputs)."""
         cell = cls(module.input_size, module.hidden_size, module.nonlinearity)
         return cell.load_torch(module)
@@ -148,15 +155,15 @@ class LSTMCell(nn.Module):
 
     def forward(self, x: Tensor, state: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
         h_prev, C_prev = state
-        I = torch.sigmoid(x @ self.W_xi + h_prev @ self.W_hi + self.b_i)      # input gate
-        F = torch.sigmoid(x @ self.W_xf + h_prev @ self.W_hf + self.b_f)      # forget gate
-        O = torch.sigmoid(x @ self.W_xo + h_prev @ self.W_ho + self.b_o)      # output gate
-        C_tilde = torch.tanh(x @ self.W_xc + h_prev @ self.W_hc + self.b_c)   # candidate memory
+        I = torch.sigmoid(x @ self.W_xi + h_prev @ self.W_hi + self.b_i)  # input gate
+        F = torch.sigmoid(x @ self.W_xf + h_prev @ self.W_hf + self.b_f)  # forget gate
+        O = torch.sigmoid(x @ self.W_xo + h_prev @ self.W_ho + self.b_o)  # output gate
+        C_tilde = torch.tanh(x @ self.W_xc + h_prev @ self.W_hc + self.b_c)  # candidate memory
         C = F * C_prev + I * C_tilde
         h = O * torch.tanh(C)
         return h, C
 
-    def load_torch(self, module: nn.Module, suffix: str = "") -> "LSTMCell":
+    def load_torch(self, module: nn.Module, suffix: str = "") -> LSTMCell:
         """Copy weights from ``torch.nn.LSTMCell`` (or one layer/direction of ``torch.nn.LSTM``).
 
         PyTorch stacks the gates in the order input, forget, candidate (``g``), output.
@@ -169,7 +176,7 @@ class LSTMCell(nn.Module):
         return self
 
     @classmethod
-    def from_torch(cls, module: nn.LSTMCell) -> "LSTMCell":
+    def from_torch(cls, module: nn.LSTMCell) -> LSTMCell:
         """A cell with the weights of ``torch.nn.LSTMCell`` (same outputs)."""
         return cls(module.input_size, module.hidden_size).load_torch(module)
 
@@ -204,15 +211,15 @@ class GRUCell(nn.Module):
         return torch.zeros(batch_size, self.hidden_size, dtype=self.W_hh.dtype, device=self.W_hh.device)
 
     def forward(self, x: Tensor, h_prev: Tensor) -> Tensor:
-        R = torch.sigmoid(x @ self.W_xr + h_prev @ self.W_hr + self.b_r)   # reset gate
-        Z = torch.sigmoid(x @ self.W_xz + h_prev @ self.W_hz + self.b_z)   # update gate
+        R = torch.sigmoid(x @ self.W_xr + h_prev @ self.W_hr + self.b_r)  # reset gate
+        Z = torch.sigmoid(x @ self.W_xz + h_prev @ self.W_hz + self.b_z)  # update gate
         if self.reset_after:
             h_tilde = torch.tanh(x @ self.W_xh + self.b_h + R * (h_prev @ self.W_hh + self.b_hn))
         else:
             h_tilde = torch.tanh(x @ self.W_xh + (R * h_prev) @ self.W_hh + self.b_h)
         return Z * h_prev + (1 - Z) * h_tilde
 
-    def load_torch(self, module: nn.Module, suffix: str = "") -> "GRUCell":
+    def load_torch(self, module: nn.Module, suffix: str = "") -> GRUCell:
         """Copy weights from ``torch.nn.GRUCell`` (or one layer/direction of ``torch.nn.GRU``).
 
         PyTorch stacks reset, update, new (candidate); it needs ``reset_after=True``.
@@ -230,7 +237,7 @@ class GRUCell(nn.Module):
         return self
 
     @classmethod
-    def from_torch(cls, module: nn.GRUCell) -> "GRUCell":
+    def from_torch(cls, module: nn.GRUCell) -> GRUCell:
         """A cell with the weights of ``torch.nn.GRUCell`` (same outputs)."""
         return cls(module.input_size, module.hidden_size, reset_after=True).load_torch(module)
 
@@ -260,8 +267,9 @@ class _Recurrent(nn.Module):
     cell_class: type[nn.Module] = RNNCell
     torch_class: type[nn.Module] = nn.RNN
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, **cell_kwargs) -> None:
+    def __init__(
+        self, input_size: int, hidden_size: int, num_layers: int = 1, bidirectional: bool = False, **cell_kwargs
+    ) -> None:
         super().__init__()
         if num_layers < 1:
             raise ValueError(f"num_layers must be at least 1, got {num_layers}")
@@ -306,7 +314,7 @@ class _Recurrent(nn.Module):
         return {}
 
     @classmethod
-    def from_torch(cls, module: nn.Module) -> "_Recurrent":
+    def from_torch(cls, module: nn.Module) -> _Recurrent:
         """A module with the weights of the matching ``torch.nn`` recurrent module.
 
         Our modules are always batch first; call the torch module with ``batch_first=True`` (or
@@ -317,11 +325,18 @@ class _Recurrent(nn.Module):
             ValueError: for an LSTM with ``proj_size > 0`` (not supported).
         """
         if not isinstance(module, cls.torch_class):
-            raise TypeError(f"{cls.__name__}.from_torch needs a {cls.torch_class.__name__}, got {type(module).__name__}")
+            raise TypeError(
+                f"{cls.__name__}.from_torch needs a {cls.torch_class.__name__}, got {type(module).__name__}"
+            )
         if getattr(module, "proj_size", 0):
             raise ValueError("LSTM with proj_size > 0 is not supported")
-        ours = cls(module.input_size, module.hidden_size, module.num_layers, module.bidirectional,
-                   **cls._kwargs_from_torch(module))
+        ours = cls(
+            module.input_size,
+            module.hidden_size,
+            module.num_layers,
+            module.bidirectional,
+            **cls._kwargs_from_torch(module),
+        )
         for layer in range(module.num_layers):
             for direction in range(ours.num_directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
@@ -334,8 +349,14 @@ class RNN(_Recurrent):
 
     cell_class, torch_class = RNNCell, nn.RNN
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, nonlinearity: str = "tanh") -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        nonlinearity: str = "tanh",
+    ) -> None:
         super().__init__(input_size, hidden_size, num_layers, bidirectional, nonlinearity=nonlinearity)
 
     @classmethod
@@ -354,8 +375,14 @@ class GRU(_Recurrent):
 
     cell_class, torch_class = GRUCell, nn.GRU
 
-    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
-                 bidirectional: bool = False, reset_after: bool = False) -> None:
+    def __init__(
+        self,
+        input_size: int,
+        hidden_size: int,
+        num_layers: int = 1,
+        bidirectional: bool = False,
+        reset_after: bool = False,
+    ) -> None:
         super().__init__(input_size, hidden_size, num_layers, bidirectional, reset_after=reset_after)
 
     @classmethod
@@ -393,8 +420,9 @@ class CharLM(nn.Module):
             much faster on long runs).
     """
 
-    def __init__(self, vocab_size: int, embed_size: int = 32, hidden_size: int = 128,
-                 cell: str = "rnn", impl: str = "scratch") -> None:
+    def __init__(
+        self, vocab_size: int, embed_size: int = 32, hidden_size: int = 128, cell: str = "rnn", impl: str = "scratch"
+    ) -> None:
         super().__init__()
         self.embed = nn.Embedding(vocab_size, embed_size)
         self.rnn = _recurrent(cell, embed_size, hidden_size, impl)
@@ -407,10 +435,18 @@ class CharLM(nn.Module):
         return h @ self.W_out + self.b_out, state
 
 
-def train_char_lm(model: CharLM, ids: Sequence[int] | Tensor, steps: int, seq_len: int = 64,
-                  batch_size: int = 32, lr: float = 3e-3, clip: float = 1.0, seed: int = 0,
-                  eval_ids: Sequence[int] | Tensor | None = None,
-                  eval_every: int = 50) -> dict[str, list[float]]:
+def train_char_lm(
+    model: CharLM,
+    ids: Sequence[int] | Tensor,
+    steps: int,
+    seq_len: int = 64,
+    batch_size: int = 32,
+    lr: float = 3e-3,
+    clip: float = 1.0,
+    seed: int = 0,
+    eval_ids: Sequence[int] | Tensor | None = None,
+    eval_every: int = 50,
+) -> dict[str, list[float]]:
     """Train with Adam on random windows of ``ids``; gradients clipped to norm ``clip``
     (Pascanu et al., 2013).
 
@@ -451,8 +487,8 @@ def evaluate_char_lm(model: CharLM, ids: Sequence[int] | Tensor, seq_len: int = 
     device = next(model.parameters()).device
     state, total, count = None, 0.0, 0
     for start in range(0, data.numel() - 1, seq_len):
-        x = data[start:start + seq_len][None].to(device)
-        y = data[start + 1:start + seq_len + 1][None].to(device)
+        x = data[start : start + seq_len][None].to(device)
+        y = data[start + 1 : start + seq_len + 1][None].to(device)
         x = x[:, : y.shape[1]]
         logits, state = model(x, state)
         total += nn.functional.cross_entropy(logits[0], y[0], reduction="sum").item()
@@ -461,8 +497,7 @@ def evaluate_char_lm(model: CharLM, ids: Sequence[int] | Tensor, seq_len: int = 
 
 
 @torch.no_grad()
-def generate(model: CharLM, vocab, prompt: str, n: int = 200, temperature: float = 0.8,
-             seed: int = 0) -> str:
+def generate(model: CharLM, vocab, prompt: str, n: int = 200, temperature: float = 0.8, seed: int = 0) -> str:
     """Sample ``n`` characters after ``prompt`` (``temperature`` < 1 sharpens the distribution)."""
     if not prompt:
         raise ValueError("prompt must contain at least one character")
@@ -490,8 +525,9 @@ class MemoryModel(nn.Module):
     state). ``task="copy"``: inputs ``(B, T)`` token ids, ``n_classes`` logits out at every step.
     """
 
-    def __init__(self, cell: str, hidden_size: int = 64, task: str = "adding", n_classes: int = 10,
-                 impl: str = "torch") -> None:
+    def __init__(
+        self, cell: str, hidden_size: int = 64, task: str = "adding", n_classes: int = 10, impl: str = "torch"
+    ) -> None:
         super().__init__()
         if task not in ("adding", "copy"):
             raise ValueError(f"task must be 'adding' or 'copy', got {task!r}")
@@ -516,10 +552,15 @@ class MemoryModel(nn.Module):
         return nn.functional.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1))
 
 
-def train_memory_model(model: MemoryModel, make_batch: Callable[[int], tuple[Tensor, Tensor]],
-                       steps: int, lr: float = 1e-2, clip: float = 1.0,
-                       eval_batch: tuple[Tensor, Tensor] | None = None,
-                       eval_every: int = 25) -> dict[str, list[float]]:
+def train_memory_model(
+    model: MemoryModel,
+    make_batch: Callable[[int], tuple[Tensor, Tensor]],
+    steps: int,
+    lr: float = 1e-2,
+    clip: float = 1.0,
+    eval_batch: tuple[Tensor, Tensor] | None = None,
+    eval_every: int = 25,
+) -> dict[str, list[float]]:
     """Adam with gradient clipping on fresh batches ``make_batch(step)`` (moved to the model's device).
 
     Returns ``{"step": [...], "train": [...], "eval": [...], "seconds": [...]}``; ``eval`` is the
@@ -553,8 +594,7 @@ def train_memory_model(model: MemoryModel, make_batch: Callable[[int], tuple[Ten
 # ----------------------------------------------------------------------------- BPTT
 
 
-def bptt_grad_norms(cell: RNNCell, x: Tensor, h0: Tensor | None = None,
-                    direction: Tensor | None = None) -> Tensor:
+def bptt_grad_norms(cell: RNNCell, x: Tensor, h0: Tensor | None = None, direction: Tensor | None = None) -> Tensor:
     """``||dL/dh^(t)||`` for every step ``t`` of an unrolled vanilla RNN, with ``L`` read at the end.
 
     The loss is ``L = h^(T) . u`` for a fixed unit vector ``u`` (``direction``; default the
@@ -590,13 +630,13 @@ def spectral_radius(W: Tensor, iters: int = 500, seed: int = 0) -> float:
     M = W.detach().to(torch.float64).cpu()
     logs = []
     for _ in range(iters):
-        v = v @ M            # row-vector convention: v W
+        v = v @ M  # row-vector convention: v W
         n = v.norm()
         if n == 0:
             return 0.0
         logs.append(torch.log(n))
         v = v / n
-    tail = torch.stack(logs[iters // 2:])
+    tail = torch.stack(logs[iters // 2 :])
     return float(torch.exp(tail.mean()))
 
 

@@ -13,15 +13,15 @@ Transformer*); tensors are batch-first, ``(batch, length, d_model)``.
   copy ``torch.nn.TransformerEncoderLayer`` / ``TransformerDecoderLayer`` weights.
 * :class:`Transformer`: an encoder-decoder with teacher forcing (:meth:`Transformer.forward`) and
   greedy decoding (:meth:`Transformer.greedy_decode`); :func:`t_fixup_init_` (Huang et al. 2020).
-* :func:`fit_seq2seq`, :func:`evaluate_seq2seq` and :func:`ffn_gradient_norms`: training on a toy
-  task, exact-match accuracy, and the per-layer gradient norms of Xiong et al. (2020).
+* :func:`evaluate_seq2seq` and :func:`ffn_gradient_norms`: exact-match accuracy on a toy task
+  (trained with :func:`helpers.seqtrain.train_seq2seq`), and the per-layer gradient norms of
+  Xiong et al. (2020).
 """
+
 from __future__ import annotations
 
 import math
-import time
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +44,6 @@ __all__ = [
     "Transformer",
     "t_fixup_scales",
     "t_fixup_init_",
-    "fit_seq2seq",
     "evaluate_seq2seq",
     "ffn_gradient_norms",
 ]
@@ -53,8 +52,14 @@ __all__ = [
 # ----------------------------------------------------------------------------- attention
 
 
-def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None,
-                                 dropout_p: float = 0.0, training: bool = False) -> tuple[Tensor, Tensor]:
+def scaled_dot_product_attention(
+    query: Tensor,
+    key: Tensor,
+    value: Tensor,
+    mask: Tensor | None = None,
+    dropout_p: float = 0.0,
+    training: bool = False,
+) -> tuple[Tensor, Tensor]:
     """``softmax(Q K^T / sqrt(d_k)) V`` and the attention weights.
 
     Args:
@@ -69,13 +74,13 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor, mask
     if mask is not None and mask.dtype != torch.bool:
         raise TypeError(f"mask must be a bool tensor (True = may attend), got {mask.dtype}")
     d_k = query.size(-1)
-    scores = query @ key.transpose(-2, -1) / math.sqrt(d_k)            # Q K^T / sqrt(d_k)
+    scores = query @ key.transpose(-2, -1) / math.sqrt(d_k)  # Q K^T / sqrt(d_k)
     if mask is not None:
-        scores = scores.masked_fill(~mask, float("-inf"))              # forbidden pairs get weight 0
-    weights = scores.softmax(dim=-1)                                   # each row sums to one
+        scores = scores.masked_fill(~mask, float("-inf"))  # forbidden pairs get weight 0
+    weights = scores.softmax(dim=-1)  # each row sums to one
     if dropout_p > 0.0 and training:
         weights = F.dropout(weights, p=dropout_p)
-    return weights @ value, weights                                    # weighted average of V
+    return weights @ value, weights  # weighted average of V
 
 
 class MultiHeadAttention(nn.Module):
@@ -104,8 +109,7 @@ class MultiHeadAttention(nn.Module):
         b, n, _ = x.shape
         return x.view(b, n, self.num_heads, self.d_k).transpose(1, 2)
 
-    def forward(self, query: Tensor, key: Tensor, value: Tensor,
-                mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, query: Tensor, key: Tensor, value: Tensor, mask: Tensor | None = None) -> tuple[Tensor, Tensor]:
         """Attend from ``query`` ``(B, L_q, d)`` to ``key``/``value`` ``(B, L_k, d)``.
 
         ``mask`` is boolean, broadcastable to ``(B, h, L_q, L_k)``, ``True`` where attention is
@@ -114,25 +118,27 @@ class MultiHeadAttention(nn.Module):
         """
         if key.shape[1] != value.shape[1]:
             raise ValueError(f"key and value must have the same length, got {key.shape[1]} and {value.shape[1]}")
-        q = self._split(self.w_q(query))                              # Q_i = E_Q W_i^Q
-        k = self._split(self.w_k(key))                                # K_i = E_K W_i^K
-        v = self._split(self.w_v(value))                              # V_i = E_V W_i^V
+        q = self._split(self.w_q(query))  # Q_i = E_Q W_i^Q
+        k = self._split(self.w_k(key))  # K_i = E_K W_i^K
+        v = self._split(self.w_v(value))  # V_i = E_V W_i^V
         heads, weights = scaled_dot_product_attention(q, k, v, mask, self.dropout, self.training)
         b, _, n, _ = heads.shape
-        concat = heads.transpose(1, 2).reshape(b, n, self.d_model)    # Concat(head_1..head_h)
+        concat = heads.transpose(1, 2).reshape(b, n, self.d_model)  # Concat(head_1..head_h)
         self.last_weights = weights.detach()
-        return self.w_o(concat), weights                              # ... W^O
+        return self.w_o(concat), weights  # ... W^O
 
     @torch.no_grad()
-    def load_torch(self, mha: nn.MultiheadAttention) -> "MultiHeadAttention":
+    def load_torch(self, mha: nn.MultiheadAttention) -> MultiHeadAttention:
         """Copy the weights of a ``torch.nn.MultiheadAttention`` (same ``embed_dim`` and heads).
 
         PyTorch stacks ``W^Q, W^K, W^V`` as ``in_proj_weight`` (3d x d) and keeps ``W^O`` in
         ``out_proj``; both store ``y = x W^T + b`` like :class:`torch.nn.Linear`. Returns ``self``.
         """
         if mha.embed_dim != self.d_model or mha.num_heads != self.num_heads:
-            raise ValueError(f"shape mismatch: torch MHA has embed_dim={mha.embed_dim}, heads={mha.num_heads}; "
-                             f"this one d_model={self.d_model}, heads={self.num_heads}")
+            raise ValueError(
+                f"shape mismatch: torch MHA has embed_dim={mha.embed_dim}, heads={mha.num_heads}; "
+                f"this one d_model={self.d_model}, heads={self.num_heads}"
+            )
         if not mha._qkv_same_embed_dim or mha.bias_k is not None or mha.add_zero_attn:
             raise ValueError("only torch MHA with kdim = vdim = embed_dim, no bias_k/bias_v, no add_zero_attn")
         has_bias = mha.in_proj_bias is not None
@@ -175,8 +181,8 @@ def sinusoidal_encoding(length: int, d_model: int) -> Tensor:
     if length < 1 or d_model < 1:
         raise ValueError(f"length and d_model must be positive, got {length}, {d_model}")
     pos = torch.arange(length, dtype=torch.float64)[:, None]
-    i2 = torch.arange(0, d_model, 2, dtype=torch.float64)                 # the even indices 2i
-    angle = pos / 10000.0 ** (i2 / d_model)                               # pos / 10000^(2i/d)
+    i2 = torch.arange(0, d_model, 2, dtype=torch.float64)  # the even indices 2i
+    angle = pos / 10000.0 ** (i2 / d_model)  # pos / 10000^(2i/d)
     pe = torch.zeros(length, d_model + d_model % 2, dtype=torch.float64)
     pe[:, 0::2] = torch.sin(angle)
     pe[:, 1::2] = torch.cos(angle)
@@ -264,8 +270,15 @@ class EncoderLayer(nn.Module):
     ``layer_norm=False`` replaces every Norm with the identity (for T-Fixup).
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, layer_norm: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.1,
+        norm_first: bool = False,
+        layer_norm: bool = True,
+    ) -> None:
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
@@ -277,13 +290,13 @@ class EncoderLayer(nn.Module):
         """``x`` ``(B, L, d)``; ``mask`` as in :class:`MultiHeadAttention` (e.g. :func:`padding_mask`)."""
         if self.norm_first:
             h = self.norm1(x)
-            x = x + self.drop1(self.self_attn(h, h, h, mask)[0])        # X + MHA(Norm(X))
-            return x + self.drop2(self.ff(self.norm2(x)))               # X + FFN(Norm(X))
+            x = x + self.drop1(self.self_attn(h, h, h, mask)[0])  # X + MHA(Norm(X))
+            return x + self.drop2(self.ff(self.norm2(x)))  # X + FFN(Norm(X))
         n = self.norm1(x + self.drop1(self.self_attn(x, x, x, mask)[0]))  # n = Norm(X + MHA(X, X, X))
-        return self.norm2(n + self.drop2(self.ff(n)))                   # Norm(n + FFN(n))
+        return self.norm2(n + self.drop2(self.ff(n)))  # Norm(n + FFN(n))
 
     @torch.no_grad()
-    def load_torch(self, layer: nn.TransformerEncoderLayer) -> "EncoderLayer":
+    def load_torch(self, layer: nn.TransformerEncoderLayer) -> EncoderLayer:
         """Copy a ``torch.nn.TransformerEncoderLayer`` (ReLU, same sizes and ``norm_first``)."""
         if layer.norm_first != self.norm_first:
             raise ValueError(f"norm_first differs: torch {layer.norm_first}, this {self.norm_first}")
@@ -307,8 +320,15 @@ class DecoderLayer(nn.Module):
     Pre-LN (``norm_first=True``): each sub-layer is ``Y = Y + SubLayer(Norm(Y))``.
     """
 
-    def __init__(self, d_model: int, num_heads: int, d_ff: int, dropout: float = 0.1,
-                 norm_first: bool = False, layer_norm: bool = True) -> None:
+    def __init__(
+        self,
+        d_model: int,
+        num_heads: int,
+        d_ff: int,
+        dropout: float = 0.1,
+        norm_first: bool = False,
+        layer_norm: bool = True,
+    ) -> None:
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, num_heads, dropout)
@@ -317,8 +337,9 @@ class DecoderLayer(nn.Module):
         self.norm1, self.norm2, self.norm3 = (_norm(d_model, layer_norm) for _ in range(3))
         self.drop1, self.drop2, self.drop3 = nn.Dropout(dropout), nn.Dropout(dropout), nn.Dropout(dropout)
 
-    def forward(self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None,
-                memory_mask: Tensor | None = None) -> Tensor:
+    def forward(
+        self, y: Tensor, memory: Tensor, tgt_mask: Tensor | None = None, memory_mask: Tensor | None = None
+    ) -> Tensor:
         """``y`` ``(B, T, d)`` decoder stream; ``memory`` ``(B, S, d)`` encoder output.
 
         ``tgt_mask`` usually combines :func:`causal_mask` and the target :func:`padding_mask`;
@@ -330,12 +351,12 @@ class DecoderLayer(nn.Module):
             h = self.norm2(y)
             y = y + self.drop2(self.cross_attn(h, memory, memory, memory_mask)[0])
             return y + self.drop3(self.ff(self.norm3(y)))
-        n1 = self.norm1(y + self.drop1(self.self_attn(y, y, y, tgt_mask)[0]))                # norm_1
+        n1 = self.norm1(y + self.drop1(self.self_attn(y, y, y, tgt_mask)[0]))  # norm_1
         n2 = self.norm2(n1 + self.drop2(self.cross_attn(n1, memory, memory, memory_mask)[0]))  # + norm_1
         return self.norm3(n2 + self.drop3(self.ff(n2)))
 
     @torch.no_grad()
-    def load_torch(self, layer: nn.TransformerDecoderLayer) -> "DecoderLayer":
+    def load_torch(self, layer: nn.TransformerDecoderLayer) -> DecoderLayer:
         """Copy a ``torch.nn.TransformerDecoderLayer`` (ReLU, same sizes and ``norm_first``)."""
         if layer.norm_first != self.norm_first:
             raise ValueError(f"norm_first differs: torch {layer.norm_first}, this {self.norm_first}")
@@ -385,10 +406,14 @@ class Transformer(nn.Module):
         self.src_embed = nn.Embedding(c.src_vocab, c.d_model, padding_idx=c.pad_id)
         self.tgt_embed = nn.Embedding(c.tgt_vocab, c.d_model, padding_idx=c.pad_id)
         self.pos = PositionalEncoding(c.d_model, c.max_len, c.dropout)
-        self.encoder = nn.ModuleList(EncoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first, c.layer_norm)
-                                     for _ in range(c.enc_layers))
-        self.decoder = nn.ModuleList(DecoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first, c.layer_norm)
-                                     for _ in range(c.dec_layers))
+        self.encoder = nn.ModuleList(
+            EncoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first, c.layer_norm)
+            for _ in range(c.enc_layers)
+        )
+        self.decoder = nn.ModuleList(
+            DecoderLayer(c.d_model, c.num_heads, c.d_ff, c.dropout, c.norm_first, c.layer_norm)
+            for _ in range(c.dec_layers)
+        )
         final = c.norm_first and c.layer_norm
         self.enc_norm = nn.LayerNorm(c.d_model) if final else nn.Identity()
         self.dec_norm = nn.LayerNorm(c.d_model) if final else nn.Identity()
@@ -407,7 +432,7 @@ class Transformer(nn.Module):
                 if module.bias is not None:
                     nn.init.zeros_(module.bias)
         for emb in (self.src_embed, self.tgt_embed):
-            nn.init.normal_(emb.weight, mean=0.0, std=self.config.d_model ** -0.5)
+            nn.init.normal_(emb.weight, mean=0.0, std=self.config.d_model**-0.5)
             emb.weight[self.config.pad_id].zero_()
 
     def encode(self, src: Tensor) -> tuple[Tensor, Tensor]:
@@ -463,7 +488,7 @@ def t_fixup_scales(enc_layers: int, dec_layers: int) -> dict[str, float]:
     """The two T-Fixup factors: ``encoder = 0.67 N_e^(-1/4)`` and ``decoder = (9 N_d)^(-1/4)``."""
     if enc_layers < 1 or dec_layers < 1:
         raise ValueError("T-Fixup needs at least one encoder and one decoder layer")
-    return {"encoder": 0.67 * enc_layers ** -0.25, "decoder": (9 * dec_layers) ** -0.25}
+    return {"encoder": 0.67 * enc_layers**-0.25, "decoder": (9 * dec_layers) ** -0.25}
 
 
 @torch.no_grad()
@@ -488,15 +513,21 @@ def t_fixup_init_(model: Transformer) -> dict[str, float]:
             if module.bias is not None:
                 nn.init.zeros_(module.bias)
     for emb in (model.src_embed, model.tgt_embed):
-        nn.init.normal_(emb.weight, mean=0.0, std=c.d_model ** -0.5)
+        nn.init.normal_(emb.weight, mean=0.0, std=c.d_model**-0.5)
         emb.weight.mul_(scales["decoder"])
         emb.weight[c.pad_id].zero_()
     for layer in model.encoder:
         for lin in (layer.self_attn.w_v, layer.self_attn.w_o, layer.ff.linear1, layer.ff.linear2):
             lin.weight.mul_(scales["encoder"])
     for layer in model.decoder:
-        for lin in (layer.self_attn.w_v, layer.self_attn.w_o, layer.cross_attn.w_v, layer.cross_attn.w_o,
-                    layer.ff.linear1, layer.ff.linear2):
+        for lin in (
+            layer.self_attn.w_v,
+            layer.self_attn.w_o,
+            layer.cross_attn.w_v,
+            layer.cross_attn.w_o,
+            layer.ff.linear1,
+            layer.ff.linear2,
+        ):
             lin.weight.mul_(scales["decoder"])
     return scales
 
@@ -504,58 +535,10 @@ def t_fixup_init_(model: Transformer) -> dict[str, float]:
 # ----------------------------------------------------------------------------- training on a toy task
 
 
-def fit_seq2seq(model: Transformer, src: Tensor, tgt: Tensor, *, epochs: int = 10, batch_size: int = 64,
-                lr: float = 5e-4, betas: tuple[float, float] = (0.9, 0.98), eps: float = 1e-9,
-                lr_lambda: Callable[[int], float] | None = None, label_smoothing: float = 0.0,
-                clip_norm: float | None = 1.0, seed: int = 0, device: torch.device | str | None = None,
-                max_steps: int | None = None, max_seconds: float | None = None) -> dict[str, list[float]]:
-    """Train with teacher forcing and Adam; returns ``{"loss": [...], "lr": [...]}`` per step.
-
-    ``src`` ``(N, S)`` and ``tgt`` ``(N, T)`` come from :func:`helpers.seqdata.encode_pairs`
-    (target rows ``<bos> ... <eos> <pad>...``). The decoder reads ``tgt[:, :-1]`` and the loss is
-    the cross-entropy against ``tgt[:, 1:]``, ignoring ``<pad>``. ``lr_lambda(step)`` (step
-    starting at 1) multiplies ``lr``, e.g. a warmup from :mod:`helpers.schedules`; ``None`` means a
-    constant rate. ``max_steps`` caps the number of optimiser steps and ``max_seconds`` the wall
-    time (the history says how far it got).
-    """
-    if src.shape[0] != tgt.shape[0]:
-        raise ValueError(f"src has {src.shape[0]} rows, tgt has {tgt.shape[0]}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model.to(device).train()
-    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=betas, eps=eps)
-    gen = torch.Generator().manual_seed(seed)
-    pad = model.config.pad_id
-    history: dict[str, list[float]] = {"loss": [], "lr": []}
-    step, start = 0, time.perf_counter()
-    for _ in range(epochs):
-        order = torch.randperm(src.shape[0], generator=gen)
-        for i in range(0, len(order), batch_size):
-            idx = order[i:i + batch_size]
-            s, t = src[idx].to(device), tgt[idx].to(device)
-            step += 1
-            cur_lr = lr * (lr_lambda(step) if lr_lambda is not None else 1.0)
-            for group in opt.param_groups:
-                group["lr"] = cur_lr
-            logits = model(s, t[:, :-1])
-            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), t[:, 1:].reshape(-1),
-                                   ignore_index=pad, label_smoothing=label_smoothing)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if clip_norm is not None:
-                nn.utils.clip_grad_norm_(model.parameters(), clip_norm)
-            opt.step()
-            history["loss"].append(loss.item())
-            history["lr"].append(cur_lr)
-            if max_steps is not None and step >= max_steps:
-                return history
-            if max_seconds is not None and time.perf_counter() - start > max_seconds:
-                return history
-    return history
-
-
 @torch.no_grad()
-def evaluate_seq2seq(model: Transformer, src: Tensor, tgt: Tensor, bos_id: int, eos_id: int,
-                     batch_size: int = 256) -> dict[str, float]:
+def evaluate_seq2seq(
+    model: Transformer, src: Tensor, tgt: Tensor, bos_id: int, eos_id: int, batch_size: int = 256
+) -> dict[str, float]:
     """Greedy-decode ``src`` and compare with ``tgt[:, 1:]``.
 
     Returns ``{"token_accuracy", "exact_match"}``: the share of non-pad target tokens predicted
@@ -565,7 +548,7 @@ def evaluate_seq2seq(model: Transformer, src: Tensor, tgt: Tensor, bos_id: int, 
     pad = model.config.pad_id
     correct = total = exact = 0
     for i in range(0, src.shape[0], batch_size):
-        s, t = src[i:i + batch_size].to(device), tgt[i:i + batch_size, 1:].to(device)
+        s, t = src[i : i + batch_size].to(device), tgt[i : i + batch_size, 1:].to(device)
         pred = model.greedy_decode(s, t.shape[1], bos_id, eos_id)[:, 1:]
         if pred.shape[1] < t.shape[1]:
             pred = F.pad(pred, (0, t.shape[1] - pred.shape[1]), value=pad)
@@ -588,11 +571,14 @@ def ffn_gradient_norms(model: Transformer, src: Tensor, tgt: Tensor) -> dict[str
     model.eval()
     model.zero_grad(set_to_none=True)
     logits = model(src, tgt[:, :-1])
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), tgt[:, 1:].reshape(-1),
-                           ignore_index=model.config.pad_id)
+    loss = F.cross_entropy(
+        logits.reshape(-1, logits.shape[-1]), tgt[:, 1:].reshape(-1), ignore_index=model.config.pad_id
+    )
     loss.backward()
-    out = {"encoder": [layer.ff.linear2.weight.grad.norm().item() for layer in model.encoder],
-           "decoder": [layer.ff.linear2.weight.grad.norm().item() for layer in model.decoder]}
+    out = {
+        "encoder": [layer.ff.linear2.weight.grad.norm().item() for layer in model.encoder],
+        "decoder": [layer.ff.linear2.weight.grad.norm().item() for layer in model.decoder],
+    }
     model.zero_grad(set_to_none=True)
     model.train(was_training)
     return out

@@ -18,10 +18,12 @@ model (``"resnet18"``, ``"vit_tiny_patch16_224"``, ...) or one of the theses' mo
 :func:`model_stages` splits any of these into stem / body / last block / head, which is what
 freezing, staged unfreezing and discriminative learning rates work on (:func:`param_groups`).
 """
+
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -233,7 +235,9 @@ class Thesis000ResNet50(nn.Module):
     bottleneck of the fifth stage (``conv5_block3``, here ``backbone.layer4[2]``).
     """
 
-    def __init__(self, num_classes: int = 15, in_chans: int = 3, pretrained: bool = False, dropout: float = 0.25) -> None:
+    def __init__(
+        self, num_classes: int = 15, in_chans: int = 3, pretrained: bool = False, dropout: float = 0.25
+    ) -> None:
         super().__init__()
         import timm
 
@@ -262,7 +266,10 @@ class Thesis000ResNet50(nn.Module):
 
 # ----------------------------------------------------------------------------- the from-scratch ViT
 
-def _vit_scratch(name: str, num_classes: int, in_chans: int, img_size: int | None, pretrained: bool, **kwargs: Any) -> nn.Module:
+
+def _vit_scratch(
+    name: str, num_classes: int, in_chans: int, img_size: int | None, pretrained: bool, **kwargs: Any
+) -> nn.Module:
     """``vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]`` → the from-scratch
     :class:`helpers.models.vit.VisionTransformer` (imported here, lazily)."""
     if pretrained:
@@ -290,7 +297,9 @@ def _own(name: str) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Mod
 
 def _no_pretrained(name: str, pretrained: bool) -> None:
     if pretrained:
-        raise PretrainedWeightsUnavailable(f"{name} is trained from scratch in its thesis and has no pretrained weights; use pretrained=False")
+        raise PretrainedWeightsUnavailable(
+            f"{name} is trained from scratch in its thesis and has no pretrained weights; use pretrained=False"
+        )
 
 
 @_own("thesis002_cnn")
@@ -306,8 +315,12 @@ def _thesis002_vit(num_classes: int, in_chans: int, pretrained: bool, img_size: 
 
 
 @_own("thesis000_resnet50")
-def _thesis000_resnet50(num_classes: int, in_chans: int, pretrained: bool, img_size: int | None, **kw: Any) -> nn.Module:
-    return _with_pretrained_message("resnet50", pretrained, lambda: Thesis000ResNet50(num_classes, in_chans, pretrained, **kw))
+def _thesis000_resnet50(
+    num_classes: int, in_chans: int, pretrained: bool, img_size: int | None, **kw: Any
+) -> nn.Module:
+    return _with_pretrained_message(
+        "resnet50", pretrained, lambda: Thesis000ResNet50(num_classes, in_chans, pretrained, **kw)
+    )
 
 
 def list_own_models() -> list[str]:
@@ -375,13 +388,21 @@ def create_model(
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     model = _build(name, num_classes, in_chans, pretrained, img_size, **kwargs)
     # what rebuilds this model from a checkpoint's card (see helpers.checkpoints)
-    model.create_args = {"name": name, "pretrained": pretrained, "kwargs": dict(in_chans=in_chans, img_size=img_size, **kwargs)}
+    model.create_args = {
+        "name": name,
+        "pretrained": pretrained,
+        "kwargs": dict(in_chans=in_chans, img_size=img_size, **kwargs),
+    }
     return model
 
 
-def _build(name: str, num_classes: int, in_chans: int, pretrained: bool, img_size: int | None, **kwargs: Any) -> nn.Module:
+def _build(
+    name: str, num_classes: int, in_chans: int, pretrained: bool, img_size: int | None, **kwargs: Any
+) -> nn.Module:
     if name in _OWN_MODELS:
-        return _OWN_MODELS[name](num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, img_size=img_size, **kwargs)
+        return _OWN_MODELS[name](
+            num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, img_size=img_size, **kwargs
+        )
     if name.startswith("vit_scratch"):
         return _vit_scratch(name, num_classes, in_chans, img_size, pretrained, **kwargs)
 
@@ -450,7 +471,7 @@ def _groups_by_children(model: nn.Module, skip: set[str] = frozenset()) -> list[
     group, and a trailing normalisation layer joins the group before it (a ViT's final norm
     belongs with its last block)."""
     containers = {n for n, m in model.named_children() if isinstance(m, (nn.ModuleList, nn.Sequential))}
-    groups: "OrderedDict[str, list[str]]" = OrderedDict()
+    groups: OrderedDict[str, list[str]] = OrderedDict()
     first = None
     for n, _ in model.named_parameters():
         if n in skip:
@@ -473,7 +494,7 @@ def _groups_by_children(model: nn.Module, skip: set[str] = frozenset()) -> list[
     return list(groups.values())
 
 
-def model_stages(model: nn.Module) -> "OrderedDict[str, list[str]]":
+def model_stages(model: nn.Module) -> OrderedDict[str, list[str]]:
     """Parameter names of the model's stages: ``stem``, ``body``, ``last_block``, ``head``.
 
     ``head`` is the classifier (``model.get_classifier()`` for timm models and ours, else a
@@ -487,7 +508,9 @@ def model_stages(model: nn.Module) -> "OrderedDict[str, list[str]]":
     groups = _groups_by_matcher(model) if hasattr(model, "group_matcher") else _groups_by_children(model, head)
     groups = [[n for n in g if n not in head] for g in groups]
     groups = [g for g in groups if g]
-    stages: "OrderedDict[str, list[str]]" = OrderedDict(stem=[], body=[], last_block=[], head=sorted(head, key=list(dict(model.named_parameters())).index))
+    stages: OrderedDict[str, list[str]] = OrderedDict(
+        stem=[], body=[], last_block=[], head=sorted(head, key=list(dict(model.named_parameters())).index)
+    )
     if groups:
         stages["last_block"] = groups[-1]
     if len(groups) > 1:

@@ -35,12 +35,14 @@ span of Sukhbaatar et al. (2019), measured on the 2-D patch grid instead of alon
 the standard ViT, and their gradients are not zero there, so each head can move away from it.
 They add ``2 × heads`` parameters per block.
 """
+
 from __future__ import annotations
 
 import math
 import re
 import time
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -447,9 +449,7 @@ def _adapt_patch_weight(weight: torch.Tensor, in_chans: int) -> torch.Tensor:
     raise ValueError(f"cannot adapt a {have}-channel patch embedding to {in_chans} channels")
 
 
-def load_timm_state_dict(
-    model: VisionTransformer, state_dict: Mapping[str, torch.Tensor]
-) -> dict[str, list[str]]:
+def load_timm_state_dict(model: VisionTransformer, state_dict: Mapping[str, torch.Tensor]) -> dict[str, list[str]]:
     """Load a timm ViT ``state_dict`` (class token, learned absolute position embedding, Pre-LN
     blocks) into ``model``.
 
@@ -527,10 +527,14 @@ def from_timm(timm_model: nn.Module, attn_variant: str = "standard") -> VisionTr
 # ----------------------------------------------------------------------------- factories
 
 
-def _make(size: str, num_classes: int, img_size: int, patch_size: int, in_chans: int, **kwargs: Any) -> VisionTransformer:
+def _make(
+    size: str, num_classes: int, img_size: int, patch_size: int, in_chans: int, **kwargs: Any
+) -> VisionTransformer:
     cfg = dict(VIT_SIZES[size])
     cfg.update(kwargs)
-    return VisionTransformer(img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, **cfg)
+    return VisionTransformer(
+        img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, **cfg
+    )
 
 
 def vit_scratch_tiny(
