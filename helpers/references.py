@@ -13,16 +13,18 @@ Dataset names are the registry names of :func:`helpers.data.load_dataset` where 
 loader (``pbc``, ``bloodmnist``, ``nih``, ...), so that :mod:`helpers.results` can put a run and
 its references side by side.
 """
+
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 __all__ = [
     "Reference",
     "Finding",
-    "DATASETS",
+    "DATASET_CAPTIONS",
     "METRICS",
     "REFERENCES",
     "FINDINGS",
@@ -34,7 +36,7 @@ __all__ = [
 ]
 
 #: What each dataset name means, for table captions (registry name -> description).
-DATASETS: dict[str, str] = {
+DATASET_CAPTIONS: dict[str, str] = {
     "pbc": "PBC normal peripheral blood cells, 8 classes (17,092 images)",
     "pbc_subtypes": "PBC with the 13 sub-types of the file names",
     "bloodmnist": "BloodMNIST (MedMNIST v2; PBC re-cut to 28 px, official 7:1:2 split)",
@@ -83,7 +85,7 @@ class Reference:
     Attributes:
         source: bibtex key of the work the number is read from (``thesis004``, ``yang2023medmnist``).
         table: the table (or section) it sits in, as the source names it.
-        dataset: registry name of the dataset (see :data:`DATASETS`).
+        dataset: registry name of the dataset (see :data:`DATASET_CAPTIONS`).
         model: the model as the source names it.
         metric: one of :data:`METRICS`.
         value: the number, as a fraction (62.17 % is ``0.6217``).
@@ -113,8 +115,8 @@ class Reference:
     def __post_init__(self) -> None:
         if self.metric not in METRICS:
             raise ValueError(f"unknown metric {self.metric!r}; use one of {sorted(METRICS)}")
-        if self.dataset not in DATASETS:
-            raise ValueError(f"unknown dataset {self.dataset!r}; add it to DATASETS first")
+        if self.dataset not in DATASET_CAPTIONS:
+            raise ValueError(f"unknown dataset {self.dataset!r}; add it to DATASET_CAPTIONS first")
         if not 0.0 <= self.value <= 1.0:
             raise ValueError(f"{self.metric} must be a fraction in [0, 1], got {self.value}")
 
@@ -132,18 +134,35 @@ class Finding:
 
 # ----------------------------------------------------------------------------- thesis 004 (PBC)
 
-_T004 = dict(source="thesis004", table="Table 2", dataset="pbc", resolution=224,
-             hardware="Google Colab GPU (type assigned by Colab, not reported)")
+_T004 = dict(
+    source="thesis004",
+    table="Table 2",
+    dataset="pbc",
+    resolution=224,
+    hardware="Google Colab GPU (type assigned by Colab, not reported)",
+)
 _T004_MODELS = {
     # model: (pretraining, notes, [balanced accuracy, accuracy, kappa, error rate])
-    "ResNet18": ("ImageNet", "fastai fine-tuning, frozen then unfrozen (gradual unfreezing), batch 64",
-                 [0.98, 0.99, 0.98, 0.012]),
-    "ResNet34": ("ImageNet", "fastai fine-tuning, frozen then unfrozen (gradual unfreezing), batch 64",
-                 [0.99, 0.99, 0.98, 0.01]),
-    "ViT-Base": ("ImageNet-21k", "timm vit_base_patch16_224, unfrozen at once, batch 64, MixUp",
-                 [0.94, 0.95, 0.94, 0.05]),
-    "ViT-Large": ("ImageNet-21k", "timm vit_large_patch16_224, unfrozen at once, batch 64, MixUp + label smoothing",
-                  [0.95, 0.96, 0.95, 0.03]),
+    "ResNet18": (
+        "ImageNet",
+        "fastai fine-tuning, frozen then unfrozen (gradual unfreezing), batch 64",
+        [0.98, 0.99, 0.98, 0.012],
+    ),
+    "ResNet34": (
+        "ImageNet",
+        "fastai fine-tuning, frozen then unfrozen (gradual unfreezing), batch 64",
+        [0.99, 0.99, 0.98, 0.01],
+    ),
+    "ViT-Base": (
+        "ImageNet-21k",
+        "timm vit_base_patch16_224, unfrozen at once, batch 64, MixUp",
+        [0.94, 0.95, 0.94, 0.05],
+    ),
+    "ViT-Large": (
+        "ImageNet-21k",
+        "timm vit_large_patch16_224, unfrozen at once, batch 64, MixUp + label smoothing",
+        [0.95, 0.96, 0.95, 0.03],
+    ),
 }
 _T004_METRICS = ("balanced_accuracy", "accuracy", "kappa", "error_rate")
 
@@ -154,33 +173,94 @@ _T004_METRICS = ("balanced_accuracy", "accuracy", "kappa", "error_rate")
 #: names no ViT epochs for the MixUp runs: 15, as in its batch-size and depth runs, is assumed.
 #: ``table2`` names the Table 2 column a configuration reproduces (``None``: an ablation).
 THESIS004_PROTOCOL: dict[str, dict[str, Any]] = {
-    "resnet18": dict(model="resnet18.tv_in1k", recipe="fastai_fine_tune", freeze_epochs=3, epochs=13,
-                     batch_size=64, mixup=False, label_smoothing=0.0, table2="ResNet18",
-                     note="head 3 epochs, then the whole network 13 epochs with discriminative learning rates"),
-    "resnet34": dict(model="resnet34.tv_in1k", recipe="fastai_fine_tune", freeze_epochs=3, epochs=13,
-                     batch_size=64, mixup=False, label_smoothing=0.0, table2="ResNet34",
-                     note="as ResNet18"),
-    "vit_base_bs64": dict(model="vit_base_patch16_224.augreg_in21k", recipe="fastai_fine_tune", freeze_epochs=1,
-                          epochs=15, batch_size=64, mixup=False, label_smoothing=0.0, table2=None,
-                          note="batch-size test: unfrozen at once, 15 epochs, batch 64"),
-    "vit_base_bs128": dict(model="vit_base_patch16_224.augreg_in21k", recipe="fastai_fine_tune", freeze_epochs=1,
-                           epochs=15, batch_size=128, mixup=False, label_smoothing=0.0, table2=None,
-                           note="batch-size test: as above with batch 128 (worse in the thesis)"),
-    "vit_base_mixup": dict(model="vit_base_patch16_224.augreg_in21k", recipe="fastai_fine_tune", freeze_epochs=1,
-                           epochs=15, batch_size=64, mixup=True, label_smoothing=0.0, table2="ViT-Base",
-                           note="the ViT-Base of Table 2: batch 64 + MixUp"),
-    "vit_large_mixup": dict(model="vit_large_patch16_224.augreg_in21k", recipe="fastai_fine_tune", freeze_epochs=1,
-                            epochs=15, batch_size=64, mixup=True, label_smoothing=0.0, table2=None,
-                            note="ViT-Large + MixUp"),
-    "vit_large_mixup_ls": dict(model="vit_large_patch16_224.augreg_in21k", recipe="fastai_fine_tune",
-                               freeze_epochs=1, epochs=15, batch_size=64, mixup=True, label_smoothing=0.1,
-                               table2="ViT-Large", note="the ViT-Large of Table 2: MixUp + label smoothing (ε 0.1)"),
+    "resnet18": dict(
+        model="resnet18.tv_in1k",
+        recipe="fastai_fine_tune",
+        freeze_epochs=3,
+        epochs=13,
+        batch_size=64,
+        mixup=False,
+        label_smoothing=0.0,
+        table2="ResNet18",
+        note="head 3 epochs, then the whole network 13 epochs with discriminative learning rates",
+    ),
+    "resnet34": dict(
+        model="resnet34.tv_in1k",
+        recipe="fastai_fine_tune",
+        freeze_epochs=3,
+        epochs=13,
+        batch_size=64,
+        mixup=False,
+        label_smoothing=0.0,
+        table2="ResNet34",
+        note="as ResNet18",
+    ),
+    "vit_base_bs64": dict(
+        model="vit_base_patch16_224.augreg_in21k",
+        recipe="fastai_fine_tune",
+        freeze_epochs=1,
+        epochs=15,
+        batch_size=64,
+        mixup=False,
+        label_smoothing=0.0,
+        table2=None,
+        note="batch-size test: unfrozen at once, 15 epochs, batch 64",
+    ),
+    "vit_base_bs128": dict(
+        model="vit_base_patch16_224.augreg_in21k",
+        recipe="fastai_fine_tune",
+        freeze_epochs=1,
+        epochs=15,
+        batch_size=128,
+        mixup=False,
+        label_smoothing=0.0,
+        table2=None,
+        note="batch-size test: as above with batch 128 (worse in the thesis)",
+    ),
+    "vit_base_mixup": dict(
+        model="vit_base_patch16_224.augreg_in21k",
+        recipe="fastai_fine_tune",
+        freeze_epochs=1,
+        epochs=15,
+        batch_size=64,
+        mixup=True,
+        label_smoothing=0.0,
+        table2="ViT-Base",
+        note="the ViT-Base of Table 2: batch 64 + MixUp",
+    ),
+    "vit_large_mixup": dict(
+        model="vit_large_patch16_224.augreg_in21k",
+        recipe="fastai_fine_tune",
+        freeze_epochs=1,
+        epochs=15,
+        batch_size=64,
+        mixup=True,
+        label_smoothing=0.0,
+        table2=None,
+        note="ViT-Large + MixUp",
+    ),
+    "vit_large_mixup_ls": dict(
+        model="vit_large_patch16_224.augreg_in21k",
+        recipe="fastai_fine_tune",
+        freeze_epochs=1,
+        epochs=15,
+        batch_size=64,
+        mixup=True,
+        label_smoothing=0.1,
+        table2="ViT-Large",
+        note="the ViT-Large of Table 2: MixUp + label smoothing (ε 0.1)",
+    ),
 }
 
 THESIS004: list[Reference] = [
-    Reference(model=model, metric=metric, value=value, pretraining=pre,
-              notes=notes + "; 80/20 random split of all 17,092 images; training time not reported",
-              **_T004)
+    Reference(
+        model=model,
+        metric=metric,
+        value=value,
+        pretraining=pre,
+        notes=notes + "; 80/20 random split of all 17,092 images; training time not reported",
+        **_T004,
+    )
     for model, (pre, notes, values) in _T004_MODELS.items()
     for metric, value in zip(_T004_METRICS, values)
 ]
@@ -191,24 +271,40 @@ _MEDMNIST_TABLE = "2D benchmark (test split)"
 _MEDMNIST_ROWS = {
     # dataset: {method: (AUC, ACC)}
     "bloodmnist": {
-        "ResNet-18 (28)": (0.998, 0.958), "ResNet-18 (224)": (0.998, 0.963),
-        "ResNet-50 (28)": (0.997, 0.956), "ResNet-50 (224)": (0.997, 0.950),
-        "auto-sklearn": (0.984, 0.878), "AutoKeras": (0.998, 0.961), "Google AutoML Vision": (0.998, 0.966),
+        "ResNet-18 (28)": (0.998, 0.958),
+        "ResNet-18 (224)": (0.998, 0.963),
+        "ResNet-50 (28)": (0.997, 0.956),
+        "ResNet-50 (224)": (0.997, 0.950),
+        "auto-sklearn": (0.984, 0.878),
+        "AutoKeras": (0.998, 0.961),
+        "Google AutoML Vision": (0.998, 0.966),
     },
     "pneumoniamnist": {
-        "ResNet-18 (28)": (0.944, 0.854), "ResNet-18 (224)": (0.956, 0.864),
-        "ResNet-50 (28)": (0.948, 0.854), "ResNet-50 (224)": (0.962, 0.884),
-        "auto-sklearn": (0.942, 0.855), "AutoKeras": (0.947, 0.878), "Google AutoML Vision": (0.991, 0.946),
+        "ResNet-18 (28)": (0.944, 0.854),
+        "ResNet-18 (224)": (0.956, 0.864),
+        "ResNet-50 (28)": (0.948, 0.854),
+        "ResNet-50 (224)": (0.962, 0.884),
+        "auto-sklearn": (0.942, 0.855),
+        "AutoKeras": (0.947, 0.878),
+        "Google AutoML Vision": (0.991, 0.946),
     },
     "breastmnist": {
-        "ResNet-18 (28)": (0.901, 0.863), "ResNet-18 (224)": (0.891, 0.833),
-        "ResNet-50 (28)": (0.857, 0.812), "ResNet-50 (224)": (0.866, 0.842),
-        "auto-sklearn": (0.836, 0.803), "AutoKeras": (0.871, 0.831), "Google AutoML Vision": (0.919, 0.861),
+        "ResNet-18 (28)": (0.901, 0.863),
+        "ResNet-18 (224)": (0.891, 0.833),
+        "ResNet-50 (28)": (0.857, 0.812),
+        "ResNet-50 (224)": (0.866, 0.842),
+        "auto-sklearn": (0.836, 0.803),
+        "AutoKeras": (0.871, 0.831),
+        "Google AutoML Vision": (0.919, 0.861),
     },
     "chestmnist": {
-        "ResNet-18 (28)": (0.768, 0.947), "ResNet-18 (224)": (0.773, 0.947),
-        "ResNet-50 (28)": (0.769, 0.947), "ResNet-50 (224)": (0.773, 0.948),
-        "auto-sklearn": (0.649, 0.779), "AutoKeras": (0.742, 0.937), "Google AutoML Vision": (0.778, 0.948),
+        "ResNet-18 (28)": (0.768, 0.947),
+        "ResNet-18 (224)": (0.773, 0.947),
+        "ResNet-50 (28)": (0.769, 0.947),
+        "ResNet-50 (224)": (0.773, 0.948),
+        "auto-sklearn": (0.649, 0.779),
+        "AutoKeras": (0.742, 0.937),
+        "Google AutoML Vision": (0.778, 0.948),
     },
 }
 
@@ -222,11 +318,19 @@ def _medmnist_resolution(method: str) -> int:
 
 MEDMNIST: list[Reference] = [
     Reference(
-        source="yang2023medmnist", table=_MEDMNIST_TABLE, dataset=dataset, model=method,
-        metric=metric, value=value, resolution=_medmnist_resolution(method),
+        source="yang2023medmnist",
+        table=_MEDMNIST_TABLE,
+        dataset=dataset,
+        model=method,
+        metric=metric,
+        value=value,
+        resolution=_medmnist_resolution(method),
         pretraining="none" if method.startswith("ResNet") else None,
-        notes=("trained from scratch, 100 epochs, Adam lr 1e-3; 224-px runs upsample the 28-px images"
-               if method.startswith("ResNet") else "AutoML tool on the 28-px images")
+        notes=(
+            "trained from scratch, 100 epochs, Adam lr 1e-3; 224-px runs upsample the 28-px images"
+            if method.startswith("ResNet")
+            else "AutoML tool on the 28-px images"
+        )
         + ("; ChestMNIST is multi-label: ACC is the mean per-label accuracy" if dataset == "chestmnist" else ""),
     )
     for dataset, rows in _MEDMNIST_ROWS.items()
@@ -237,8 +341,20 @@ MEDMNIST: list[Reference] = [
 # ----------------------------------------------------------------------------- thesis 000 (ChestX-ray14)
 
 _FINDINGS_000 = [
-    "Cardiomegaly", "Emphysema", "Effusion", "Hernia", "Infiltration", "Mass", "Nodule", "Atelectasis",
-    "Pneumothorax", "Pleural_Thickening", "Pneumonia", "Fibrosis", "Edema", "Consolidation",
+    "Cardiomegaly",
+    "Emphysema",
+    "Effusion",
+    "Hernia",
+    "Infiltration",
+    "Mass",
+    "Nodule",
+    "Atelectasis",
+    "Pneumothorax",
+    "Pleural_Thickening",
+    "Pneumonia",
+    "Fibrosis",
+    "Edema",
+    "Consolidation",
 ]
 #: Table 4.7: the thesis's ResNet-50 (AUPRC, AUROC, F1, accuracy) per finding, threshold 0.5.
 _T47 = {
@@ -281,25 +397,48 @@ _T48 = {
     "Healthy": (None, None, None, 0.727, None, None),
     "Global-14": (0.816, 0.775, 0.823, 0.807, 0.841, 0.872),
 }
-_T000_NOTES = ("ResNet-50 (ImageNet) + Dense 256 head, weighted BCE, three-stage schedule; 1024 px; "
-               "official ChestX-ray14 test list, CheXNet relabelled training labels; threshold 0.5")
+_T000_NOTES = (
+    "ResNet-50 (ImageNet) + Dense 256 head, weighted BCE, three-stage schedule; 1024 px; "
+    "official ChestX-ray14 test list, CheXNet relabelled training labels; threshold 0.5"
+)
 _T000_ORIGIN = {
-    "CRAL": "Guan & Huang (CRAL)", "DR-CNN": "DR-CNN", "TSNC": "TSNC", "CheXNet": "Rajpurkar et al. (CheXNet)",
-    "LargeMeta": "ResNet-38-large-meta (480 px, uses metadata)", "Radiologists": "radiologists, via Rajpurkar et al.",
+    "CRAL": "Guan & Huang (CRAL)",
+    "DR-CNN": "DR-CNN",
+    "TSNC": "TSNC",
+    "CheXNet": "Rajpurkar et al. (CheXNet)",
+    "LargeMeta": "ResNet-38-large-meta (480 px, uses metadata)",
+    "Radiologists": "radiologists, via Rajpurkar et al.",
 }
 
 THESIS000: list[Reference] = [
-    Reference(source="thesis000", table="Table 4.7", dataset="nih", model="ResNet-50 (thesis 000)",
-              metric=metric, value=value, label=label, resolution=1024, pretraining="ImageNet",
-              notes=_T000_NOTES + ("; Global-14/15: over all findings" if label.startswith("Global") else ""))
+    Reference(
+        source="thesis000",
+        table="Table 4.7",
+        dataset="nih",
+        model="ResNet-50 (thesis 000)",
+        metric=metric,
+        value=value,
+        label=label,
+        resolution=1024,
+        pretraining="ImageNet",
+        notes=_T000_NOTES + ("; Global-14/15: over all findings" if label.startswith("Global") else ""),
+    )
     for label, values in _T47.items()
     for metric, value in zip(("auprc", "auroc", "f1", "accuracy"), values)
 ] + [
-    Reference(source="thesis000", table="Table 4.8", dataset="nih", model=model, metric="auroc", value=value,
-              label=label, origin=_T000_ORIGIN[model],
-              resolution=480 if model == "LargeMeta" else None,
-              notes="quoted by thesis 000 for comparison" + ("; CheXNet figure is a bootstrap mean"
-                                                              if model == "CheXNet" else ""))
+    Reference(
+        source="thesis000",
+        table="Table 4.8",
+        dataset="nih",
+        model=model,
+        metric="auroc",
+        value=value,
+        label=label,
+        origin=_T000_ORIGIN[model],
+        resolution=480 if model == "LargeMeta" else None,
+        notes="quoted by thesis 000 for comparison"
+        + ("; CheXNet figure is a bootstrap mean" if model == "CheXNet" else ""),
+    )
     for label, values in _T48.items()
     for model, value in zip(_T48_MODELS, values)
     if value is not None
@@ -308,28 +447,64 @@ THESIS000: list[Reference] = [
 # ----------------------------------------------------------------------------- thesis 002 (CBIS-DDSM)
 
 _HOUR = 3600.0
-THESIS002: list[Reference] = [
-    Reference(source="thesis002", table="Section 5.1", dataset="cbis_ddsm", model="small CNN (thesis 002)",
-              metric=metric, value=value, resolution=256, pretraining="none", train_time_s=0.5 * _HOUR,
-              notes="Keras CNN Conv32-64-128-128 + Dense 128, mass lesions of CBIS-DDSM, no augmentation")
-    for metric, value in (("accuracy", 0.6217), ("specificity", 0.7835), ("sensitivity", 0.3673))
-] + [
-    Reference(source="thesis002", table="Section 5.1 (reference study)", dataset="cbis_ddsm", model=model,
-              metric="accuracy", value=acc, pretraining="ImageNet", train_time_s=hours * _HOUR,
-              origin="Ragab et al. 2021, Multi-DCNN framework, as quoted by thesis 002",
-              notes="CBIS-DDSM + MIAS mass images (CC and MLO views); data differ from the thesis's own")
-    for model, acc, hours in (
-        ("AlexNet", 0.7468, 6.5), ("GoogleNet", 0.7601, 12.0), ("ResNet-18", 0.7223, 14.0),
-        ("ResNet-50", 0.7109, 33.0), ("ResNet-101", 0.7147, 62.0),
-    )
-] + [
-    Reference(source="thesis002", table="Figure 5.10 (reference study)", dataset="cbis_ddsm",
-              model="AlexNet features + SVM (linear kernel)", metric=metric, value=value, pretraining="ImageNet",
-              origin="Ragab et al. 2021, Multi-DCNN framework, as quoted by thesis 002",
-              notes="CBIS-DDSM + MIAS; deep features classified by an SVM")
-    for metric, value in (("accuracy", 0.913), ("auroc", 0.97), ("sensitivity", 0.918),
-                          ("specificity", 0.911), ("mcc", 0.829))
-]
+THESIS002: list[Reference] = (
+    [
+        Reference(
+            source="thesis002",
+            table="Section 5.1",
+            dataset="cbis_ddsm",
+            model="small CNN (thesis 002)",
+            metric=metric,
+            value=value,
+            resolution=256,
+            pretraining="none",
+            train_time_s=0.5 * _HOUR,
+            notes="Keras CNN Conv32-64-128-128 + Dense 128, mass lesions of CBIS-DDSM, no augmentation",
+        )
+        for metric, value in (("accuracy", 0.6217), ("specificity", 0.7835), ("sensitivity", 0.3673))
+    ]
+    + [
+        Reference(
+            source="thesis002",
+            table="Section 5.1 (reference study)",
+            dataset="cbis_ddsm",
+            model=model,
+            metric="accuracy",
+            value=acc,
+            pretraining="ImageNet",
+            train_time_s=hours * _HOUR,
+            origin="Ragab et al. 2021, Multi-DCNN framework, as quoted by thesis 002",
+            notes="CBIS-DDSM + MIAS mass images (CC and MLO views); data differ from the thesis's own",
+        )
+        for model, acc, hours in (
+            ("AlexNet", 0.7468, 6.5),
+            ("GoogleNet", 0.7601, 12.0),
+            ("ResNet-18", 0.7223, 14.0),
+            ("ResNet-50", 0.7109, 33.0),
+            ("ResNet-101", 0.7147, 62.0),
+        )
+    ]
+    + [
+        Reference(
+            source="thesis002",
+            table="Figure 5.10 (reference study)",
+            dataset="cbis_ddsm",
+            model="AlexNet features + SVM (linear kernel)",
+            metric=metric,
+            value=value,
+            pretraining="ImageNet",
+            origin="Ragab et al. 2021, Multi-DCNN framework, as quoted by thesis 002",
+            notes="CBIS-DDSM + MIAS; deep features classified by an SVM",
+        )
+        for metric, value in (
+            ("accuracy", 0.913),
+            ("auroc", 0.97),
+            ("sensitivity", 0.918),
+            ("specificity", 0.911),
+            ("mcc", 0.829),
+        )
+    ]
+)
 
 #: Every reference record.
 REFERENCES: list[Reference] = THESIS004 + MEDMNIST + THESIS000 + THESIS002
@@ -337,32 +512,52 @@ REFERENCES: list[Reference] = THESIS004 + MEDMNIST + THESIS000 + THESIS002
 # ----------------------------------------------------------------------------- qualitative findings
 
 FINDINGS: list[Finding] = [
-    Finding("thesis004", "pbc", "batch size",
-            "ViT-Base trained 15 epochs with all layers unfrozen at once did better with batch 64 than with "
-            "batch 128 (lower train and test loss); 64 was kept for every later model.",
-            "accuracy during training above 0.94 with batch 64, not above 0.94 with batch 128"),
-    Finding("thesis004", "pbc", "MixUp",
-            "Adding MixUp to ViT-Base raised accuracy a little; its training loss sits above the test loss "
-            "because only the training images are mixed, and its confusion matrices look less certain.",
-            "accuracy above 0.95; balanced accuracy and kappa above 0.94"),
-    Finding("thesis004", "pbc", "depth and epochs",
-            "ViT-Large (24 layers) reached lower loss than ViT-Base (12); training it 50 instead of 15 "
-            "epochs reached a plateau and did not help.",
-            "15 vs 50 epochs: no appreciable gain"),
-    Finding("thesis004", "pbc", "label smoothing",
-            "ViT-Large with MixUp and label smoothing was the best ViT; MixUp alone gave about the same "
-            "accuracy, label smoothing added a little.",
-            "MixUp: accuracy, balanced accuracy and kappa above 0.95; + label smoothing: accuracy above 0.96, "
-            "balanced accuracy and kappa 0.95"),
-    Finding("thesis004", "pbc", "CNN vs ViT",
-            "The ResNets stayed ahead of the ViTs on PBC (about 0.99 against 0.95-0.96 accuracy); "
-            "monocytes, one of the smaller classes, were the hardest class. Training times were not "
-            "compared because Colab's shared GPUs made them unreliable.",
-            "Table 2"),
+    Finding(
+        "thesis004",
+        "pbc",
+        "batch size",
+        "ViT-Base trained 15 epochs with all layers unfrozen at once did better with batch 64 than with "
+        "batch 128 (lower train and test loss); 64 was kept for every later model.",
+        "accuracy during training above 0.94 with batch 64, not above 0.94 with batch 128",
+    ),
+    Finding(
+        "thesis004",
+        "pbc",
+        "MixUp",
+        "Adding MixUp to ViT-Base raised accuracy a little; its training loss sits above the test loss "
+        "because only the training images are mixed, and its confusion matrices look less certain.",
+        "accuracy above 0.95; balanced accuracy and kappa above 0.94",
+    ),
+    Finding(
+        "thesis004",
+        "pbc",
+        "depth and epochs",
+        "ViT-Large (24 layers) reached lower loss than ViT-Base (12); training it 50 instead of 15 "
+        "epochs reached a plateau and did not help.",
+        "15 vs 50 epochs: no appreciable gain",
+    ),
+    Finding(
+        "thesis004",
+        "pbc",
+        "label smoothing",
+        "ViT-Large with MixUp and label smoothing was the best ViT; MixUp alone gave about the same "
+        "accuracy, label smoothing added a little.",
+        "MixUp: accuracy, balanced accuracy and kappa above 0.95; + label smoothing: accuracy above 0.96, "
+        "balanced accuracy and kappa 0.95",
+    ),
+    Finding(
+        "thesis004",
+        "pbc",
+        "CNN vs ViT",
+        "The ResNets stayed ahead of the ViTs on PBC (about 0.99 against 0.95-0.96 accuracy); "
+        "monocytes, one of the smaller classes, were the hardest class. Training times were not "
+        "compared because Colab's shared GPUs made them unreliable.",
+        "Table 2",
+    ),
 ]
 
 
-def _frame(records: Iterable[Any]) -> "Any":
+def _frame(records: Iterable[Any]) -> Any:
     import pandas as pd
 
     rows = [dataclasses.asdict(r) for r in records]
@@ -383,7 +578,7 @@ def reference_table(
     source: str | Iterable[str] | None = None,
     metric: str | Iterable[str] | None = None,
     label: str | None = "all",
-) -> "Any":
+) -> Any:
     """The reference results as a tidy DataFrame (one row per number).
 
     Args:
@@ -397,7 +592,7 @@ def reference_table(
         ValueError: for a task or source no record has (so a typo is not an empty table).
     """
     for name, wanted, known in (
-        ("task", task, {r.dataset for r in REFERENCES} | set(DATASETS)),
+        ("task", task, {r.dataset for r in REFERENCES} | set(DATASET_CAPTIONS)),
         ("source", source, {r.source for r in REFERENCES}),
     ):
         if wanted is None:
@@ -406,8 +601,11 @@ def reference_table(
             if w not in known:
                 raise ValueError(f"unknown {name} {w!r}; known: {sorted(known)}")
     chosen = [
-        r for r in REFERENCES
-        if _match(r.dataset, task) and _match(r.source, source) and _match(r.metric, metric)
+        r
+        for r in REFERENCES
+        if _match(r.dataset, task)
+        and _match(r.source, source)
+        and _match(r.metric, metric)
         and (label is None or _label_matches(r, label))
     ]
     return _frame(chosen)
@@ -420,16 +618,19 @@ def _label_matches(r: Reference, label: str) -> bool:
     return r.label == label
 
 
-def findings(source: str | None = None, dataset: str | None = None) -> "Any":
+def findings(source: str | None = None, dataset: str | None = None) -> Any:
     """The qualitative statements of the theses as a DataFrame (source, dataset, topic, statement, numbers)."""
     import pandas as pd
 
-    rows = [dataclasses.asdict(f) for f in FINDINGS
-            if (source is None or f.source == source) and (dataset is None or f.dataset == dataset)]
+    rows = [
+        dataclasses.asdict(f)
+        for f in FINDINGS
+        if (source is None or f.source == source) and (dataset is None or f.dataset == dataset)
+    ]
     return pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(Finding)])
 
 
-def wide_table(task: str, metrics: Iterable[str] | None = None, source: str | None = None) -> "Any":
+def wide_table(task: str, metrics: Iterable[str] | None = None, source: str | None = None) -> Any:
     """One row per (source, model), one column per metric: the shape the chapters print.
 
     ``wide_table("pbc")`` is thesis 004's Table 2 as a DataFrame.

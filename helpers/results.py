@@ -10,11 +10,13 @@ A run is *a result* only when it is neither a ``smoke`` run (seconds of training
 images, to check the code) nor trained on synthetic data; the ``status`` column says which, and
 :func:`results_table` can leave those rows out (``results_only=True``).
 """
+
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 from . import references as refs
 from .runs import load_runs
@@ -34,8 +36,18 @@ __all__ = [
 ]
 
 #: The metric columns of the tables, in the order printed (names of :data:`helpers.references.METRICS`).
-METRIC_COLUMNS = ("balanced_accuracy", "accuracy", "kappa", "error_rate", "auroc", "auprc", "f1",
-                  "sensitivity", "specificity", "mcc")
+METRIC_COLUMNS = (
+    "balanced_accuracy",
+    "accuracy",
+    "kappa",
+    "error_rate",
+    "auroc",
+    "auprc",
+    "f1",
+    "sensitivity",
+    "specificity",
+    "mcc",
+)
 
 #: Where each reference metric is found in a run's metrics dict (first key present wins).
 _RUN_KEYS: dict[str, tuple[str, ...]] = {
@@ -51,8 +63,23 @@ _RUN_KEYS: dict[str, tuple[str, ...]] = {
     "mcc": ("mcc",),
 }
 
-_ID_COLUMNS = ["task", "kind", "status", "who", "model", "profile", "data_source", "resolution", "pretrained",
-               "n_train", "n_test", "hardware", "train_time_s", "wall_time_s", "created"]
+_ID_COLUMNS = [
+    "task",
+    "kind",
+    "status",
+    "who",
+    "model",
+    "profile",
+    "data_source",
+    "resolution",
+    "pretrained",
+    "n_train",
+    "n_test",
+    "hardware",
+    "train_time_s",
+    "wall_time_s",
+    "created",
+]
 
 
 def _number(value: Any) -> float | None:
@@ -120,7 +147,7 @@ def _run_row(record: dict[str, Any], split: str) -> dict[str, Any]:
     return row
 
 
-def run_rows(root: str | Path | None = None, split: str = "test", runs: Sequence[dict[str, Any]] | None = None) -> "Any":
+def run_rows(root: str | Path | None = None, split: str = "test", runs: Sequence[dict[str, Any]] | None = None) -> Any:
     """One row per run record: identity, what produced it, and its metrics on ``split``.
 
     Args:
@@ -138,17 +165,27 @@ def run_rows(root: str | Path | None = None, split: str = "test", runs: Sequence
     return pd.DataFrame(rows, columns=columns + list(METRIC_COLUMNS))
 
 
-def _reference_rows(tasks: Iterable[str] | None) -> "Any":
+def _reference_rows(tasks: Iterable[str] | None) -> Any:
     import pandas as pd
 
-    known = set(refs.DATASETS)
+    known = set(refs.DATASET_CAPTIONS)
     wanted = None if tasks is None else [t for t in tasks if t in known]
     if wanted == []:
         return pd.DataFrame(columns=_ID_COLUMNS + list(METRIC_COLUMNS))
     df = refs.reference_table(task=wanted)
     rows = []
-    keys = ["source", "table", "dataset", "model", "resolution", "pretraining", "origin", "hardware",
-            "train_time_s", "notes"]
+    keys = [
+        "source",
+        "table",
+        "dataset",
+        "model",
+        "resolution",
+        "pretraining",
+        "origin",
+        "hardware",
+        "train_time_s",
+        "notes",
+    ]
     for key, group in df.groupby(keys, dropna=False, sort=False):
         info = dict(zip(keys, key))
         row = {
@@ -192,7 +229,7 @@ def results_table(
     references: bool = True,
     results_only: bool = False,
     drop_empty_metrics: bool = True,
-) -> "Any":
+) -> Any:
     """Runs and reference results of the same tasks in one table (runs first, newest first).
 
     Args:
@@ -242,7 +279,7 @@ def results_table(
     return df
 
 
-def results_by_task(**kwargs: Any) -> dict[str, "Any"]:
+def results_by_task(**kwargs: Any) -> dict[str, Any]:
     """:func:`results_table` split by task: ``{task: DataFrame}``, empty metric columns dropped per task."""
     kwargs.setdefault("drop_empty_metrics", False)
     df = results_table(**kwargs)
@@ -260,19 +297,72 @@ def describe_runs(root: str | Path | None = None, runs: Sequence[dict[str, Any]]
     records = load_runs(root) if runs is None else list(runs)
     where = Path(root) if root is not None else config.runs_dir(create=False)
     if not records:
-        return (f"No run records under {where}: nothing has been trained here yet. Run an application "
-                "chapter (or papermill it) and its runs appear here; the published numbers are shown below.")
+        return (
+            f"No run records under {where}: nothing has been trained here yet. Run an application "
+            "chapter (or papermill it) and its runs appear here; the published numbers are shown below."
+        )
     statuses = [run_status(r) for r in records]
     n_result = sum(s == "result" for s in statuses)
     tasks = sorted({(r.get("data") or {}).get("train", {}).get("name") or "?" for r in records})
-    text = (f"{len(records)} run record(s) under {where}, on {', '.join(tasks)}; "
-            f"{n_result} count as results, {len(records) - n_result} do not (smoke runs or synthetic data, "
-            "marked in the status column and never compared with the published numbers as results).")
+    text = (
+        f"{len(records)} run record(s) under {where}, on {', '.join(tasks)}; "
+        f"{n_result} count as results, {len(records) - n_result} do not (smoke runs or synthetic data, "
+        "marked in the status column and never compared with the published numbers as results)."
+    )
     return text
 
 
+def _plot_runs(ax: Any, runs: Any, metric: str, time_column: str, colours: dict[str, str], annotate: bool) -> None:
+    """Runs as dots: filled for results, hollow for smoke or synthetic runs."""
+    for status_is_result, group in runs.groupby(runs["status"] == "result"):
+        for t, sub in group.groupby("task"):
+            ax.scatter(
+                sub[time_column] / 60,
+                sub[metric],
+                s=50,
+                marker="o",
+                facecolors=colours[t] if status_is_result else "none",
+                edgecolors=colours[t],
+                label=f"{t} run" + ("" if status_is_result else " (smoke/synthetic, not a result)"),
+            )
+            if annotate:
+                for _, r in sub.iterrows():
+                    ax.annotate(
+                        f"{r['model']} ({r['profile']})",
+                        (r[time_column] / 60, r[metric]),
+                        fontsize=7,
+                        xytext=(4, 2),
+                        textcoords="offset points",
+                    )
+
+
+def _plot_references(ax: Any, ref: Any, metric: str, colours: dict[str, str], annotate: bool) -> None:
+    """References as stars at their reported training time, or as dotted lines when none was reported."""
+    for _, r in ref.iterrows():
+        colour = colours.get(r["task"], "k")
+        label = f"{r['model']} ({r['who']})"
+        if _number(r.get("train_time_s")) is not None:
+            ax.scatter(r["train_time_s"] / 60, r[metric], marker="*", s=120, color=colour)
+            if annotate:
+                ax.annotate(
+                    label, (r["train_time_s"] / 60, r[metric]), fontsize=7, xytext=(4, -8), textcoords="offset points"
+                )
+        else:
+            ax.axhline(r[metric], color=colour, lw=0.8, ls=":", alpha=0.7)
+            if annotate:
+                ax.annotate(
+                    label,
+                    (1.0, r[metric]),
+                    xycoords=("axes fraction", "data"),
+                    fontsize=7,
+                    ha="right",
+                    va="bottom",
+                    color=colour,
+                )
+
+
 def plot_accuracy_vs_time(
-    df: "Any" = None,
+    df: Any = None,
     metric: str | None = None,
     task: str | None = None,
     time_column: str = "train_time_s",
@@ -313,36 +403,14 @@ def plot_accuracy_vs_time(
         df = df.assign(**{metric: float("nan")})
     runs = df[(df["kind"] == "run") & df[metric].notna() & df[time_column].notna()]
     colours = {t: f"C{i}" for i, t in enumerate(tasks)}
-    for status_is_result, group in runs.groupby(runs["status"] == "result"):
-        for t, sub in group.groupby("task"):
-            ax.scatter(sub[time_column] / 60, sub[metric], s=50, marker="o",
-                       facecolors=colours[t] if status_is_result else "none", edgecolors=colours[t],
-                       label=f"{t} run" + ("" if status_is_result else " (smoke/synthetic, not a result)"))
-            if annotate:
-                for _, r in sub.iterrows():
-                    ax.annotate(f"{r['model']} ({r['profile']})", (r[time_column] / 60, r[metric]),
-                                fontsize=7, xytext=(4, 2), textcoords="offset points")
-    ref = df[(df["kind"] == "reference") & df[metric].notna()]
-    for _, r in ref.iterrows():
-        t = r["task"]
-        label = f"{r['model']} ({r['who']})"
-        if _number(r.get("train_time_s")) is not None:
-            ax.scatter(r["train_time_s"] / 60, r[metric], marker="*", s=120, color=colours.get(t, "k"))
-            if annotate:
-                ax.annotate(label, (r["train_time_s"] / 60, r[metric]), fontsize=7, xytext=(4, -8),
-                            textcoords="offset points")
-        else:
-            ax.axhline(r[metric], color=colours.get(t, "k"), lw=0.8, ls=":", alpha=0.7)
-            if annotate:
-                ax.annotate(label, (1.0, r[metric]), xycoords=("axes fraction", "data"), fontsize=7,
-                            ha="right", va="bottom", color=colours.get(t, "k"))
+    _plot_runs(ax, runs, metric, time_column, colours, annotate)
+    _plot_references(ax, df[(df["kind"] == "reference") & df[metric].notna()], metric, colours, annotate)
     ax.set_xscale("symlog", linthresh=1.0)
     ax.set_xlabel(("training" if time_column == "train_time_s" else "wall") + " time (minutes, log scale above 1)")
     ax.set_ylabel(f"{metric} (held-out)")
     ax.set_title(f"{metric} against time" + (f" — {tasks[0]}" if len(tasks) == 1 else ""))
     if runs.empty:
-        ax.text(0.5, 0.5, "no runs with this metric yet", transform=ax.transAxes, ha="center", va="center",
-                color="0.4")
+        ax.text(0.5, 0.5, "no runs with this metric yet", transform=ax.transAxes, ha="center", va="center", color="0.4")
     handles, labels = ax.get_legend_handles_labels()
     if handles:
         ax.legend(fontsize=7, loc="lower right")
@@ -353,7 +421,7 @@ def plot_accuracy_vs_time(
 # ----------------------------------------------------------------------------- one run in detail
 
 
-def per_class_table(metrics: dict[str, Any]) -> "Any":
+def per_class_table(metrics: dict[str, Any]) -> Any:
     """Precision, recall, F1 and support per class from a run's multi-class metrics (``record.metrics["test"]``)."""
     import pandas as pd
 
@@ -366,7 +434,7 @@ def per_class_table(metrics: dict[str, Any]) -> "Any":
     return df
 
 
-def normalise_confusion(cm: Sequence[Sequence[int]]) -> "Any":
+def normalise_confusion(cm: Sequence[Sequence[int]]) -> Any:
     """Row-normalised confusion matrix: entry (i, j) is the share of true class i predicted as j
     (a class with no image gets a row of zeros)."""
     import numpy as np
@@ -376,8 +444,13 @@ def normalise_confusion(cm: Sequence[Sequence[int]]) -> "Any":
     return np.divide(cm, totals, out=np.zeros_like(cm), where=totals > 0)
 
 
-def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], normalize: bool = False, ax: Any = None,
-                   title: str | None = None) -> Any:
+def plot_confusion(
+    cm: Sequence[Sequence[int]],
+    classes: Sequence[str],
+    normalize: bool = False,
+    ax: Any = None,
+    title: str | None = None,
+) -> Any:
     """Draw a confusion matrix (rows: true class, columns: predicted), counts or row shares."""
     import matplotlib.pyplot as plt
     import numpy as np
@@ -397,11 +470,13 @@ def plot_confusion(cm: Sequence[Sequence[int]], classes: Sequence[str], normaliz
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
-    ax.set_title(title or ("confusion matrix, row-normalised" if normalize else "confusion matrix (counts)"), fontsize=9)
+    ax.set_title(
+        title or ("confusion matrix, row-normalised" if normalize else "confusion matrix (counts)"), fontsize=9
+    )
     return ax
 
 
-def top_losses(y_true: Sequence[int], probs: Any, classes: Sequence[str], k: int = 9) -> "Any":
+def top_losses(y_true: Sequence[int], probs: Any, classes: Sequence[str], k: int = 9) -> Any:
     """The ``k`` images with the largest cross-entropy loss :math:`-\\log p_{y}` (single-label tasks).
 
     Returns a DataFrame with the image ``index``, ``true`` and ``predicted`` class, the probability
@@ -418,11 +493,13 @@ def top_losses(y_true: Sequence[int], probs: Any, classes: Sequence[str], k: int
     loss = -np.log(np.clip(p_true, 1e-12, 1.0))
     pred = p.argmax(axis=1)
     order = np.argsort(-loss, kind="stable")[:k]
-    return pd.DataFrame({
-        "index": order,
-        "true": [classes[i] for i in y[order]],
-        "predicted": [classes[i] for i in pred[order]],
-        "p_true": p_true[order],
-        "p_predicted": p[order, pred[order]],
-        "loss": loss[order],
-    })
+    return pd.DataFrame(
+        {
+            "index": order,
+            "true": [classes[i] for i in y[order]],
+            "predicted": [classes[i] for i in pred[order]],
+            "p_true": p_true[order],
+            "p_predicted": p[order, pred[order]],
+            "loss": loss[order],
+        }
+    )

@@ -3,6 +3,7 @@
 The thesis text files live beside the repository (``../shared/seeds``); tests that read them skip
 with the reason when they are absent (a fresh clone elsewhere).
 """
+
 from __future__ import annotations
 
 import re
@@ -23,8 +24,16 @@ def _thesis(prefix: str) -> str:
 
 
 def _value(model: str, metric: str, source: str, dataset: str, label: str = "all", table: str | None = None):
-    hits = [r for r in refs.REFERENCES if r.model == model and r.metric == metric and r.source == source
-            and r.dataset == dataset and r.label == label and (table is None or r.table == table)]
+    hits = [
+        r
+        for r in refs.REFERENCES
+        if r.model == model
+        and r.metric == metric
+        and r.source == source
+        and r.dataset == dataset
+        and r.label == label
+        and (table is None or r.table == table)
+    ]
     assert len(hits) == 1, f"expected one record for {model}/{metric}/{label}, found {len(hits)}"
     return hits[0].value
 
@@ -109,8 +118,9 @@ def test_thesis000_table_4_8_matches_the_thesis_text():
         compared, proposal, radiologists = values[:5], values[5], values[6]
         for model, v in zip(models + ["Radiologists"], compared + [radiologists]):
             if v is None:
-                assert not [r for r in refs.REFERENCES if r.table == "Table 4.8" and r.model == model
-                            and r.label == name], (model, name)
+                assert not [
+                    r for r in refs.REFERENCES if r.table == "Table 4.8" and r.model == model and r.label == name
+                ], (model, name)
                 continue
             assert _value(model, "auroc", "thesis000", "nih", label=name, table="Table 4.8") == pytest.approx(v)
             checked += 1
@@ -134,8 +144,13 @@ def test_thesis002_numbers_match_the_thesis_text():
         assert printed in text
         value = float(printed.rstrip("% ").replace(",", ".")) / 100
         assert _value("small CNN (thesis 002)", metric, "thesis002", "cbis_ddsm") == pytest.approx(value)
-    table = {"AlexNet": "74,68 %", "GoogleNet": "76.01 %", "ResNet-18": "72,23 %", "ResNet-50": "71,09 %",
-             "ResNet-101": "71,47 %"}
+    table = {
+        "AlexNet": "74,68 %",
+        "GoogleNet": "76.01 %",
+        "ResNet-18": "72,23 %",
+        "ResNet-50": "71,09 %",
+        "ResNet-101": "71,47 %",
+    }
     for model, printed in table.items():
         m = re.search(rf"^{re.escape(model)}\t{re.escape(printed)}\t(.+)$", text, re.M)
         assert m, f"{model} row not found in thesis 002"

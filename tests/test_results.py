@@ -1,4 +1,5 @@
 """helpers.results on run records written into a temporary runs folder."""
+
 from __future__ import annotations
 
 import math
@@ -14,23 +15,54 @@ from helpers import config, results
 from helpers.runs import RunRecord, new_run_folder
 
 
-def _record(dataset="pbc", model="resnet18", profile="quick", source="real", bacc=0.8, acc=0.85,
-            train_time=120.0, created="2026-01-01T00:00:00+00:00", gpu=None) -> RunRecord:
+def _record(
+    dataset="pbc",
+    model="resnet18",
+    profile="quick",
+    source="real",
+    bacc=0.8,
+    acc=0.85,
+    train_time=120.0,
+    created="2026-01-01T00:00:00+00:00",
+    gpu=None,
+) -> RunRecord:
     """A run record with the fields helpers.train writes, saved in the current runs folder."""
     run_id, folder = new_run_folder(dataset, model, profile)
     hw = {"device": "cuda" if gpu else "cpu", "cpu": "Test CPU", "cpu_cores": 2}
     if gpu:
         hw["gpu"] = gpu
     summary = {"name": dataset, "task": "multiclass", "source": source, "n": 320}
-    test = {"accuracy": acc, "balanced_accuracy": bacc, "kappa": bacc - 0.05, "error_rate": 1 - acc,
-            "macro_auroc": 0.97, "macro_f1": 0.8, "per_class": {}, "confusion_matrix": [[1]]}
+    test = {
+        "accuracy": acc,
+        "balanced_accuracy": bacc,
+        "kappa": bacc - 0.05,
+        "error_rate": 1 - acc,
+        "macro_auroc": 0.97,
+        "macro_f1": 0.8,
+        "per_class": {},
+        "confusion_matrix": [[1]],
+    }
     rec = RunRecord(
-        run_id=run_id, folder=folder, created=created,
-        config={"model": model, "pretrained": False, "image_size": 64, "epochs": 8, "recipe": "one_cycle",
-                "batch_size": 64, "mixup_alpha": 0.0, "label_smoothing": 0.1, "train_time_s": train_time},
+        run_id=run_id,
+        folder=folder,
+        created=created,
+        config={
+            "model": model,
+            "pretrained": False,
+            "image_size": 64,
+            "epochs": 8,
+            "recipe": "one_cycle",
+            "batch_size": 64,
+            "mixup_alpha": 0.0,
+            "label_smoothing": 0.1,
+            "train_time_s": train_time,
+        },
         profile=config.get_profile(profile).as_dict(),
         data={"train": summary, "valid": {**summary, "n": 40}, "test": {**summary, "n": 80}},
-        environment={"hardware": hw}, history=[], epoch_times_s=[train_time], wall_time_s=train_time + 10,
+        environment={"hardware": hw},
+        history=[],
+        epoch_times_s=[train_time],
+        wall_time_s=train_time + 10,
         metrics={"valid": test, "test": test},
     )
     rec.save()
@@ -117,7 +149,7 @@ def test_split_and_unknown_values(tmp_workdirs):
 def test_a_real_training_run_is_read_back(tmp_workdirs):
     """End to end: helpers.train writes a record that results_table reads (tiny synthetic arrays)."""
     from helpers.data.base import ImageDataset
-    from helpers.train import train
+    from helpers.train import get_config, train
 
     rng = np.random.default_rng(0)
 
@@ -126,8 +158,10 @@ def test_a_real_training_run_is_read_back(tmp_workdirs):
         images = (rng.integers(0, 60, (n, 16, 16, 3)) + labels[:, None, None, None] * 150).astype(np.uint8)
         return ImageDataset("pbc", name, "binary", ["a", "b"], images, labels.astype(np.int64), "synthetic")
 
-    rec = train("resnet18", (split("train", 32), split("valid", 16), split("test", 16)), profile="smoke",
-                epochs=1, image_size=16, batch_size=16, bootstrap=0, progress=False)
+    setup = get_config("one_cycle").replace(epochs=1, image_size=16, batch_size=16, bootstrap=0)
+    rec = train(
+        "resnet18", (split("train", 32), split("valid", 16), split("test", 16)), setup, profile="smoke", progress=False
+    )
     df = results.results_table(task="pbc")
     run = df[df.kind == "run"].iloc[0]
     assert run.who == rec.run_id and run.status == "smoke run + synthetic data (not a result)"
