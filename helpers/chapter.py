@@ -9,15 +9,18 @@
 
 ``python -m helpers new-chapter book/part/name.ipynb "Title" --param EPOCHS=3`` writes a new
 notebook with these cells; ``tests/test_chapters.py`` checks that every notebook in the book has
-them, with the install cell exactly as :func:`colab_install_source` writes it.
+them, with the install cell as :func:`colab_install_source` writes it (white space aside). The
+cells are written as ``ruff format`` lays them out, so a new chapter passes ``make lint``.
 """
+
 from __future__ import annotations
 
 import json
 import re
 import uuid
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from . import config
 
@@ -49,28 +52,39 @@ def repository_url() -> str:
 
 
 def colab_install_source(url: str | None = None) -> str:
-    """Source of the first cell: install the package in Colab, do nothing elsewhere."""
+    """Source of the first cell: install the package in Colab, do nothing elsewhere (as ``ruff format`` lays it out)."""
     url = url or repository_url()
     return (
         "# Runs only in Google Colab: installs this book's `helpers` package. Elsewhere it does nothing.\n"
         "import sys\n"
-        "if \"google.colab\" in sys.modules:\n"
+        "\n"
+        'if "google.colab" in sys.modules:\n'
         "    import subprocess\n"
-        f"    subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"git+{url}.git\"], check=True)"
+        "\n"
+        "    subprocess.run(\n"
+        f'        [sys.executable, "-m", "pip", "install", "-q", "git+{url}.git"], check=True\n'
+        "    )"
     )
+
+
+def _literal(value: Any) -> str:
+    """``repr(value)``, with strings in double quotes as ``ruff format`` writes them."""
+    if isinstance(value, str) and '"' not in value and "\\" not in value:
+        return f'"{value}"'
+    return repr(value)
 
 
 def parameters_source(params: dict[str, Any] | None = None) -> str:
     """Source of the papermill ``parameters`` cell. ``PROFILE`` always comes first."""
     lines = [
-        "# Parameters (papermill: -p NAME VALUE). PROFILE: \"smoke\", \"quick\" or \"full\";",
-        "# None means $MEDVIT_PROFILE, else \"quick\".",
+        '# Parameters (papermill: -p NAME VALUE). PROFILE: "smoke", "quick" or "full";',
+        '# None means $MEDVIT_PROFILE, else "quick".',
         "PROFILE = None",
     ]
     for name, value in (params or {}).items():
         if name == "PROFILE":
             continue
-        lines.append(f"{name} = {value!r}")
+        lines.append(f"{name} = {_literal(value)}")
     return "\n".join(lines)
 
 
@@ -82,7 +96,7 @@ def runinfo_source(datasets: Iterable[str] = ()) -> str:
         "\n"
         "profile = config.get_profile(PROFILE)\n"
         "config.seed_everything(42)\n"
-        f"run_info = runinfo.show(profile, datasets={names!r})"
+        f"run_info = runinfo.show(profile, datasets={json.dumps(names)})"
     )
 
 
@@ -140,6 +154,11 @@ def _source(cell: dict[str, Any]) -> str:
     return "".join(src) if isinstance(src, list) else src
 
 
+def _tokens(source: str) -> str:
+    """``source`` without its white space: the install cell may be laid out by ``ruff format`` or not."""
+    return re.sub(r"\s+", "", source)
+
+
 def check_notebook(path: str | Path) -> list[str]:
     """Problems with a chapter notebook's template cells (an empty list when it is fine)."""
     nb = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -149,7 +168,7 @@ def check_notebook(path: str | Path) -> list[str]:
     code = [c for c in nb.get("cells", []) if c.get("cell_type") == "code"]
     if len(code) < 3:
         return problems + ["fewer than three code cells"]
-    if _source(code[0]).strip() != colab_install_source().strip():
+    if _tokens(_source(code[0])) != _tokens(colab_install_source()):
         problems.append("first code cell is not the Colab install cell of helpers.chapter")
     if "parameters" not in code[1].get("metadata", {}).get("tags", []):
         problems.append("second code cell is not tagged 'parameters'")
