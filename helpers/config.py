@@ -14,6 +14,7 @@ A chapter's ``PROFILE`` parameter (set by papermill with ``-p PROFILE smoke``) p
 is ``None`` the ``MEDVIT_PROFILE`` environment variable decides, and when that is unset too the
 profile is ``quick``.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -73,7 +74,7 @@ class Profile:
     description: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
-    def replace(self, **changes: Any) -> "Profile":
+    def replace(self, **changes: Any) -> Profile:
         """A copy with some fields changed (``profile.replace(epochs=3)``)."""
         return dataclasses.replace(self, **changes)
 
@@ -139,7 +140,7 @@ def get_profile(name: str | None = None, **overrides: Any) -> Profile:
     return profile.replace(**overrides) if overrides else profile
 
 
-def profile_table() -> "Any":
+def profile_table() -> Any:
     """The three profiles as a pandas DataFrame (one row each), for the book's tables."""
     import pandas as pd
 
@@ -209,7 +210,7 @@ def runs_dir(create: bool = True) -> Path:
 # ----------------------------------------------------------------------------- device & seed
 
 
-def get_device(prefer: str | None = None) -> "Any":
+def get_device(prefer: str | None = None) -> Any:
     """The fastest device present: CUDA, then Apple MPS, then CPU.
 
     ``prefer`` (or the ``MEDVIT_DEVICE`` environment variable) forces one, e.g. ``"cpu"``.

@@ -12,10 +12,12 @@ lists, ready for a run record (JSON) or a pandas table. Built on scikit-learn.
 * :func:`evaluate` dispatches on the task; :func:`bootstrap_ci` resamples images (seeded) to
   put a percentile interval on any scalar metric.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 from sklearn import metrics as skm
@@ -117,7 +119,9 @@ def f1_optimal_threshold(y: np.ndarray, score: np.ndarray) -> tuple[float, float
     return float(thresholds[best]), float(f1[best])
 
 
-def multilabel_metrics(y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str] | None = None, threshold: float = 0.5) -> dict[str, Any]:
+def multilabel_metrics(
+    y_true: np.ndarray, probs: np.ndarray, labels: Sequence[str] | None = None, threshold: float = 0.5
+) -> dict[str, Any]:
     """Per-label and mean metrics of a multi-label task.
 
     For each label: AUROC, AUPRC (average precision), F1 / accuracy / precision / recall at
@@ -203,7 +207,14 @@ def bootstrap_ci(
     if not stats:
         return {"value": value, "low": NAN, "high": NAN, "alpha": alpha, "n_boot": n_boot, "n_valid": 0}
     low, high = np.quantile(stats, [alpha / 2, 1 - alpha / 2])
-    return {"value": value, "low": float(low), "high": float(high), "alpha": alpha, "n_boot": n_boot, "n_valid": len(stats)}
+    return {
+        "value": value,
+        "low": float(low),
+        "high": float(high),
+        "alpha": alpha,
+        "n_boot": n_boot,
+        "n_valid": len(stats),
+    }
 
 
 _FAST_KEYS = ("accuracy", "balanced_accuracy", "kappa", "macro_auroc", "auroc", "error_rate")
@@ -242,8 +253,14 @@ def _single_label_fast(y_true: np.ndarray, probs: np.ndarray) -> dict[str, float
     else:
         present = [i for i in range(k) if 0 < support[i] < n]
         auroc = float(np.mean([_rank_auroc((y == i).astype(int), probs[:, i]) for i in present])) if present else NAN
-    return {"accuracy": acc, "error_rate": 1 - acc, "balanced_accuracy": float(recall.mean()), "kappa": kappa,
-            "macro_auroc": auroc, "auroc": auroc}
+    return {
+        "accuracy": acc,
+        "error_rate": 1 - acc,
+        "balanced_accuracy": float(recall.mean()),
+        "kappa": kappa,
+        "macro_auroc": auroc,
+        "auroc": auroc,
+    }
 
 
 def bootstrap_metrics(
@@ -263,7 +280,11 @@ def bootstrap_metrics(
     """
     y_true, probs = _check(y_true, probs)
     if keys is None:
-        keys = ["mean_auroc", "mean_auprc", "mean_f1"] if task == "multilabel" else ["accuracy", "balanced_accuracy", "kappa", "macro_auroc"]
+        keys = (
+            ["mean_auroc", "mean_auprc", "mean_f1"]
+            if task == "multilabel"
+            else ["accuracy", "balanced_accuracy", "kappa", "macro_auroc"]
+        )
     point = evaluate(y_true, probs, task)
     fast = task != "multilabel" and set(keys) <= set(_FAST_KEYS)
     rng = np.random.default_rng(seed)
@@ -278,6 +299,13 @@ def bootstrap_metrics(
     out = {}
     for k in keys:
         s = samples[k]
-        low, high = (np.quantile(s, [alpha / 2, 1 - alpha / 2]) if s else (NAN, NAN))
-        out[k] = {"value": float(point.get(k, NAN)), "low": float(low), "high": float(high), "alpha": alpha, "n_boot": n_boot, "n_valid": len(s)}
+        low, high = np.quantile(s, [alpha / 2, 1 - alpha / 2]) if s else (NAN, NAN)
+        out[k] = {
+            "value": float(point.get(k, NAN)),
+            "low": float(low),
+            "high": float(high),
+            "alpha": alpha,
+            "n_boot": n_boot,
+            "n_valid": len(s),
+        }
     return out

@@ -3,13 +3,15 @@
 Numbers in the book are only comparable when one knows what produced them, so each chapter's
 run-info cell calls :func:`show`, and every run record stores :func:`collect`.
 """
+
 from __future__ import annotations
 
 import os
 import platform
 import sys
+from collections.abc import Iterable
 from importlib import metadata
-from typing import Any, Iterable
+from typing import Any
 
 from . import config
 

@@ -9,6 +9,7 @@ per-epoch history, and the final metrics on validation and test.
 
 :func:`load_runs` and :func:`runs_table` read every record back for the results chapter.
 """
+
 from __future__ import annotations
 
 import json
@@ -175,7 +176,7 @@ def _row(record: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def runs_table(runs: list[dict[str, Any]] | None = None, root: str | Path | None = None, **filters: Any) -> "Any":
+def runs_table(runs: list[dict[str, Any]] | None = None, root: str | Path | None = None, **filters: Any) -> Any:
     """Run records as a pandas DataFrame, one row each, for the results chapter.
 
     Args:

@@ -13,9 +13,11 @@
 Warmup factors are multipliers ``omega_t`` in ``[0, 1]`` of the base rate: ``alpha_t = alpha * omega_t``;
 steps count from 1.
 """
+
 from __future__ import annotations
 
-from typing import Callable, Literal, Mapping
+from collections.abc import Callable, Mapping
+from typing import Literal
 
 import numpy as np
 import torch
@@ -42,8 +44,7 @@ def _steps(step: int | np.ndarray) -> np.ndarray:
     return t
 
 
-def noam_lr(step: int | np.ndarray, d_model: int = 512, warmup: int = 4000,
-            form: NoamForm = "original") -> np.ndarray:
+def noam_lr(step: int | np.ndarray, d_model: int = 512, warmup: int = 4000, form: NoamForm = "original") -> np.ndarray:
     """The Noam learning rate at ``step`` (scalar or array).
 
     * ``"original"`` (Vaswani et al. 2017): ``d_model^-0.5 * min(t^-0.5, t * warmup^-1.5)``, linear
@@ -53,12 +54,12 @@ def noam_lr(step: int | np.ndarray, d_model: int = 512, warmup: int = 4000,
     """
     t = _steps(step)
     if form == "original":
-        ramp = t * warmup ** -1.5
+        ramp = t * warmup**-1.5
     elif form == "printed":
-        ramp = t * warmup ** -0.5
+        ramp = t * warmup**-0.5
     else:
         raise ValueError(f"form must be 'original' or 'printed', got {form!r}")
-    return d_model ** -0.5 * np.minimum(t ** -0.5, ramp)
+    return d_model**-0.5 * np.minimum(t**-0.5, ramp)
 
 
 def noam_peak(d_model: int = 512, warmup: int = 4000, form: NoamForm = "original") -> tuple[int, float]:
@@ -99,7 +100,7 @@ def radam_rho(step: int | np.ndarray, beta2: float = 0.999) -> np.ndarray:
     ``rho_t = rho_inf - 2 t beta2^t / (1 - beta2^t)`` with ``rho_inf = 2 / (1 - beta2) - 1``."""
     t = _steps(step)
     rho_inf = 2.0 / (1.0 - beta2) - 1.0
-    return rho_inf - 2.0 * t * beta2 ** t / (1.0 - beta2 ** t)
+    return rho_inf - 2.0 * t * beta2**t / (1.0 - beta2**t)
 
 
 def radam_rectification(step: int | np.ndarray, beta2: float = 0.999, threshold: float = 5.0) -> np.ndarray:
@@ -116,10 +117,16 @@ def radam_rectification(step: int | np.ndarray, beta2: float = 0.999, threshold:
     return np.where(rho > threshold, r, np.nan)
 
 
-def measure_effective_warmup(optimizer: Literal["adam", "radam"] = "radam", steps: int = 18000,
-                             schedules: Mapping[str, Callable[[np.ndarray], np.ndarray] | None] | None = None,
-                             lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.999), eps: float = 1e-8,
-                             dim: int = 4, seed: int = 0) -> dict[str, np.ndarray]:
+def measure_effective_warmup(
+    optimizer: Literal["adam", "radam"] = "radam",
+    steps: int = 18000,
+    schedules: Mapping[str, Callable[[np.ndarray], np.ndarray] | None] | None = None,
+    lr: float = 1e-3,
+    betas: tuple[float, float] = (0.9, 0.999),
+    eps: float = 1e-8,
+    dim: int = 4,
+    seed: int = 0,
+) -> dict[str, np.ndarray]:
     """The warmup factor an optimiser really applied at each of ``steps`` steps.
 
     ``schedules`` maps a name to a warmup function of the step (called once on the array of all
@@ -157,7 +164,7 @@ def measure_effective_warmup(optimizer: Literal["adam", "radam"] = "radam", step
         if schedules[name] is not None:
             rates[:, g] = np.broadcast_to(np.asarray(schedules[name](all_steps), dtype=np.float64), (steps,))
     rates = (lr * rates).tolist()
-    history = torch.zeros(steps + 1, len(names), dim, dtype=torch.float64)   # parameters after each step
+    history = torch.zeros(steps + 1, len(names), dim, dtype=torch.float64)  # parameters after each step
     groups = opt.param_groups
     for t in range(steps):
         for g, p in enumerate(params):
@@ -168,10 +175,10 @@ def measure_effective_warmup(optimizer: Literal["adam", "radam"] = "radam", step
             history[t + 1, g] = p.detach()
     beta1, beta2 = betas
     g_np = grads.numpy()
-    m = lfilter([1 - beta1], [1, -beta1], g_np, axis=0)            # m_t = beta1 m_{t-1} + (1 - beta1) g_t
-    v = lfilter([1 - beta2], [1, -beta2], g_np ** 2, axis=0)       # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
+    m = lfilter([1 - beta1], [1, -beta1], g_np, axis=0)  # m_t = beta1 m_{t-1} + (1 - beta1) g_t
+    v = lfilter([1 - beta2], [1, -beta2], g_np**2, axis=0)  # v_t = beta2 v_{t-1} + (1 - beta2) g_t^2
     t_col = all_steps[:, None, None].astype(np.float64)
-    bc1, bc2 = 1.0 - beta1 ** t_col, 1.0 - beta2 ** t_col
+    bc1, bc2 = 1.0 - beta1**t_col, 1.0 - beta2**t_col
     m_hat = m / bc1
     if optimizer == "adam":
         reference = lr * m_hat / (np.sqrt(v / bc2) + eps)

@@ -1,7 +1,6 @@
 """Profiles, paths, device choice and seeding."""
-from __future__ import annotations
 
-from pathlib import Path
+from __future__ import annotations
 
 import numpy as np
 import pytest

@@ -1,4 +1,5 @@
 """Metrics and losses against cases worked out by hand."""
+
 from __future__ import annotations
 
 import math

@@ -1,4 +1,5 @@
 """The run-info block: what every chapter prints and every run record stores."""
+
 from __future__ import annotations
 
 from helpers import config, runinfo
