@@ -68,7 +68,7 @@ def _data(args: argparse.Namespace) -> int:
     from .data import DATASETS, describe_source, load_dataset
     from .data.download import DownloadError, download
 
-    names = args.names or list(DATASETS)
+    names = args.names or [n for n, spec in DATASETS.items() if spec.kind == "folder"]  # MedMNIST by name only
     if args.action == "describe":
         for name in names:
             print(f"{name:<15} {describe_source(name)}")
