@@ -166,12 +166,13 @@ _T004_MODELS = {
 }
 _T004_METRICS = ("balanced_accuracy", "accuracy", "kappa", "error_rate")
 
-#: How thesis 004 trained each model, as keyword arguments of :func:`helpers.train.train` (the
-#: ``full`` profile of the blood-cells chapter runs these). Common to all: 80/20 random split with
-#: seed 42, images resized to 224 px, fastai augmentation with ``min_scale=0.75``. ResNets come from
-#: torchvision's ImageNet weights (``tv_in1k``), ViTs from timm's ImageNet-21k weights. The thesis
-#: names no ViT epochs for the MixUp runs: 15, as in its batch-size and depth runs, is assumed.
-#: ``table2`` names the Table 2 column a configuration reproduces (``None``: an ablation).
+#: How thesis 004 trained each model: :func:`helpers.configs.thesis004_config` turns each entry into
+#: a :class:`~helpers.training.config.TrainConfig` (the ``full`` profile of the blood-cells chapter
+#: runs these). Common to all: 80/20 random split with seed 42, images resized to 224 px, fastai
+#: augmentation with ``min_scale=0.75``. ResNets come from torchvision's ImageNet weights
+#: (``tv_in1k``), ViTs from timm's ImageNet-21k weights. The thesis names no ViT epochs for the
+#: MixUp runs: 15, as in its batch-size and depth runs, is assumed. ``table2`` names the Table 2
+#: column a configuration reproduces (``None``: an ablation).
 THESIS004_PROTOCOL: dict[str, dict[str, Any]] = {
     "resnet18": dict(
         model="resnet18.tv_in1k",
