@@ -32,3 +32,11 @@ def test_no_function_in_helpers_is_longer_than_80_lines():
     assert len(files) > 20, "the helpers package was not found"
     long = [entry for path in files for entry in _long_functions(path)]
     assert not long, f"functions over {MAX_LINES} lines (split them): " + "; ".join(long)
+
+
+def test_contributing_lists_every_module():
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    layout = text[text.index("## Layout") : text.index("## A chapter")]
+    names = {p.name for p in (ROOT / "helpers").rglob("*.py")}
+    missing = sorted(n for n in names if n not in layout)
+    assert not missing, f"CONTRIBUTING.md's layout does not list {missing}"
