@@ -11,6 +11,7 @@ export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: install book test lint format unit nbval book-strict browser dashboard app-models clean help
+.PHONY: data publish linkcheck
 
 help:
 	@echo "make book       build the book (PROFILE=smoke|quick|full, default quick) into _build/html"
@@ -18,6 +19,9 @@ help:
 	@echo "make lint       ruff check + ruff format --check (seconds; make format rewrites the files)"
 	@echo "make dashboard  serve the classifier app with Voila on localhost (trains small models first if none exist)"
 	@echo "make app-models train one small model per task for the app (minutes on a CPU)"
+	@echo "make data       download the free datasets the chapters read (MedMNIST, mini-MIAS) into the cache"
+	@echo "make publish    build the book and push _build/html to the gh-pages branch (GitHub Pages by hand)"
+	@echo "make linkcheck  check the book's external links (needs the internet)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,8 +30,12 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The build log goes to _build/book.log; when a chapter fails, the failing cell (for a claim, its
+# assert and message) is named last, and as an annotation under GitHub Actions.
 book: install
-	MEDVIT_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --builder html
+	@mkdir -p _build
+	set -o pipefail; MEDVIT_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --builder html 2>&1 | tee _build/book.log \
+	  || { echo; $(BIN)/python -m helpers site failures _build/book.log; exit 1; }
 	@echo
 	@echo "The book ($(PROFILE) profile) is at: file://$(CURDIR)/_build/html/index.html"
 
@@ -35,10 +43,12 @@ book: install
 book-strict: install
 	MEDVIT_PROFILE=smoke $(BIN)/jupyter-book build . --builder html -W -n --keep-going --path-output _build/strict
 
-# ruff (config in pyproject.toml) over helpers, tests, benchmarks, scripts and the chapters: seconds.
+# ruff (config in pyproject.toml) over helpers, tests, benchmarks, scripts and the chapters, and
+# actionlint over the GitHub workflows: seconds.
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/actionlint .github/workflows/*.yml
 
 format: install
 	$(BIN)/ruff check --fix .
@@ -71,6 +81,27 @@ dashboard: install
 # checkpoints under runs/ where the app finds them.
 app-models: install
 	$(BIN)/python -m helpers app-models
+
+# The datasets the chapters read that can be downloaded (small and free); the others come from
+# $MEDVIT_DATA or a synthetic stand-in. Downloads go to $MEDVIT_CACHE/downloads, checksummed.
+DATA ?= mias bloodmnist pneumoniamnist breastmnist
+data: install
+	$(BIN)/python -m helpers data download $(DATA)
+
+# Publishing by hand: build the book as `make book` does, then push _build/html to the gh-pages
+# branch of the `origin` remote (GitHub Pages: Settings > Pages > Deploy from a branch > gh-pages).
+# The book workflow (.github/workflows/book.yml) publishes with GitHub Actions instead.
+publish: book
+	$(BIN)/ghp-import --no-jekyll --push --force \
+	  --message "Publish the book built from $$(git rev-parse --short HEAD) ($(PROFILE) profile)" _build/html
+	@echo "Pushed to gh-pages; GitHub Pages serves it at $$($(BIN)/python -m helpers site url)"
+
+# External links of the book, checked on the internet (the book workflow's linkcheck job). Hosts that
+# turn robots away are in _config.yml (linkcheck_ignore). Chapters are not executed for it.
+linkcheck: install
+	$(BIN)/python -m helpers site online
+	$(BIN)/python -m helpers site linkcheck-config _build/linkcheck/_config.yml
+	$(BIN)/jupyter-book build . --builder linkcheck --config _build/linkcheck/_config.yml --path-output _build/linkcheck
 
 test: install lint browser book-strict
 	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import ast
 import sys
+from pathlib import Path
 
 
 def _assignments(items: list[str]) -> dict[str, object]:
@@ -88,6 +89,27 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _site(args: argparse.Namespace) -> int:
+    from . import site
+
+    if args.action == "url":
+        print(site.pages_url())
+    elif args.action == "online":
+        try:
+            print(f"{site.require_online()} is reachable")
+        except site.OfflineError as err:
+            print(err, file=sys.stderr)
+            return 1
+    elif args.action == "linkcheck-config":
+        print(f"wrote {site.write_linkcheck_config(args.path or '_build/linkcheck/_config.yml')}")
+    else:  # "failures": name what failed in a book build's log
+        if not args.path:
+            print("site failures: give the build log's path", file=sys.stderr)
+            return 2
+        print(site.report(site.build_failures(Path(args.path).read_text(encoding="utf-8", errors="replace"))))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -145,6 +167,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("names", nargs="*", help="registry names (default: pbc nih covid mias cbis_ddsm)")
     p.add_argument("--profile", default=None, help="for 'cache': the profile whose size and caps to use")
     p.set_defaults(func=_data)
+
+    p = sub.add_parser("site", help="the book online: Pages URL, link-check set-up, what failed in a build log")
+    p.add_argument("action", choices=["url", "online", "linkcheck-config", "failures"])
+    p.add_argument("path", nargs="?", help="linkcheck-config: where to write it; failures: the build log")
+    p.set_defaults(func=_site)
 
     # Other commands (training a model, listing app models, ...) add their sub-parser here.
     return parser

@@ -35,20 +35,28 @@ __all__ = [
 ]
 
 KERNELSPEC = {"display_name": "Python 3", "language": "python", "name": "python3"}
-_FALLBACK_URL = "https://github.com/medvit-book/medvit-book"
 
 
-def repository_url() -> str:
-    """The repository URL, read from ``repository.url`` in ``_config.yml`` (its one home)."""
-    cfg = config.repo_root() / "_config.yml"
-    if cfg.exists():
-        import yaml
+def repository_url(config_file: str | Path | None = None) -> str:
+    """The repository URL, read from ``repository.url`` in ``_config.yml`` (its one home).
 
-        data = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
-        url = (data.get("repository") or {}).get("url")
-        if url:
-            return str(url).rstrip("/")
-    return _FALLBACK_URL
+    Args:
+        config_file: the book's configuration; default ``_config.yml`` at the checkout's root.
+
+    Raises:
+        FileNotFoundError: without a configuration (the package is not installed from a checkout).
+        ValueError: when the configuration has no ``repository.url``.
+    """
+    import yaml
+
+    cfg = Path(config_file) if config_file is not None else config.repo_root() / "_config.yml"
+    if not cfg.is_file():
+        raise FileNotFoundError(f"no {cfg}: the repository URL is read from the book's _config.yml, in a checkout")
+    data = yaml.safe_load(cfg.read_text(encoding="utf-8")) or {}
+    url = (data.get("repository") or {}).get("url") if isinstance(data, dict) else None
+    if not url:
+        raise ValueError(f"{cfg} has no repository.url: set it to the book's repository (https://github.com/...)")
+    return str(url).rstrip("/")
 
 
 def colab_install_source(url: str | None = None) -> str:
