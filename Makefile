@@ -65,17 +65,19 @@ browser:
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
-# The classifier app (book/tools/app.ipynb) served by Voila on localhost only. Uploads reach the
-# kernel in one websocket message; Tornado's default limit (10 MiB) would drop them silently, so the
-# limit is raised to what helpers.app allows (a 50 MB DICOM fits; larger files get a message).
+# The classifier app (book/tools/app.ipynb) served by Voila on localhost only, through
+# helpers.serving: the websocket limit raised to the app's upload limit (a 50 MB DICOM fits), the
+# kernel of a closed tab shut down, orphaned idle kernels culled, and at most DASHBOARD_KERNELS
+# pages (about 1 GB each) at once.
 DASHBOARD_PORT ?= 8866
+DASHBOARD_KERNELS ?= 4
 dashboard: install
 	$(BIN)/python -m helpers app-models --if-missing
 	@echo
 	@echo "The classifier app: http://127.0.0.1:$(DASHBOARD_PORT)/  (Ctrl-C stops it)"
 	@echo
-	$(BIN)/voila book/tools/app.ipynb --no-browser --Voila.ip=127.0.0.1 --port=$(DASHBOARD_PORT) \
-	  --Voila.tornado_settings="$$($(BIN)/python -c 'from helpers.app import tornado_settings; print(tornado_settings())')"
+	$(BIN)/python -m helpers.serving book/tools/app.ipynb --ip=127.0.0.1 --port=$(DASHBOARD_PORT) \
+	  --max-kernels=$(DASHBOARD_KERNELS)
 
 # One small model per app task, trained on whatever data is present (MEDVIT_DATA), saved as
 # checkpoints under runs/ where the app finds them.

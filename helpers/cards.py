@@ -10,7 +10,11 @@ and nowhere else. The card carries everything inference needs without the traini
 * how its input was made: ``input_size``, ``in_chans``, ``preprocess`` (e.g. ``"equalize"``) and
   the training split's per-channel ``mean``/``std``;
 * where it came from: ``dataset``, ``data_source`` (``real``, ``download``, ``synthetic``,
-  ``untrained``...), ``profile``, ``run_id``, ``created`` and the held-out ``metrics``.
+  ``untrained``...), ``profile``, ``run_id``, ``created`` and the held-out ``metrics``;
+* how far to trust it: ``chance`` (whether its test predictions beat chance,
+  :func:`helpers.chance.chance_check`), and what its training images looked like,
+  ``image_stats`` (:func:`helpers.imagestats.summarise`) and ``background`` (their border
+  colour, on which transparent uploads are composited).
 
 Like timm's ``PretrainedCfg`` it is a frozen dataclass: one set of field names, typed, and
 changed only by :meth:`ModelCard.replace`. Cards written before schema 2 (``format``
@@ -84,6 +88,12 @@ class ModelCard:
         pretrained_init: whether training started from pretrained weights.
         num_parameters: parameters of the model (filled when the checkpoint is saved).
         versions: library versions at training time.
+        image_stats: the training images' colour and intensity statistics
+            (:func:`helpers.imagestats.summarise`); empty on cards written before they were kept.
+        background: the training images' background colour, one ``uint8`` value per input
+            channel (:func:`helpers.imagestats.background_colour`); ``None``: black.
+        chance: the test split's chance check (:func:`helpers.chance.chance_check`); empty when
+            it was not made.
         schema_version: the card schema (:data:`SCHEMA_VERSION`).
     """
 
@@ -106,6 +116,9 @@ class ModelCard:
     pretrained_init: bool | None = None
     num_parameters: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
+    image_stats: dict[str, Any] = field(default_factory=dict)
+    background: tuple[int, ...] | None = None
+    chance: dict[str, Any] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -115,6 +128,10 @@ class ModelCard:
         set_(self, "std", tuple(float(s) for s in self.std))
         set_(self, "input_size", int(self.input_size))
         set_(self, "in_chans", int(self.in_chans))
+        if self.background is not None:
+            set_(self, "background", tuple(int(v) for v in self.background))
+        set_(self, "image_stats", dict(self.image_stats or {}))
+        set_(self, "chance", dict(self.chance or {}))
         kwargs = dict(self.model_kwargs or {})
         kwargs.pop("pretrained", None)  # the weights are in the checkpoint
         kwargs.setdefault("num_classes", len(self.classes))
@@ -142,6 +159,12 @@ class ModelCard:
             values = getattr(self, name)
             if len(values) != self.in_chans:
                 raise CardError(f"model card field {name!r} has {len(values)} values for {self.in_chans} channel(s)")
+        if self.background is not None and (
+            len(self.background) != self.in_chans or not all(0 <= v <= 255 for v in self.background)
+        ):
+            raise CardError(
+                f"model card field 'background' is {list(self.background)}; expected {self.in_chans} value(s) in 0..255"
+            )
         if any(s <= 0 for s in self.std):
             raise CardError(f"model card field 'std' must be positive, got {list(self.std)}")
         if self.model_kwargs["num_classes"] != len(self.classes):
@@ -158,6 +181,13 @@ class ModelCard:
     def untrained(self) -> bool:
         """True for random-weight cards made to test the app."""
         return "untrained" in self.data_source.lower()
+
+    @property
+    def no_better_than_chance(self) -> bool | None:
+        """Whether the test predictions were found no better than chance; ``None`` when not checked."""
+        if "no_better_than_chance" not in self.chance:
+            return None
+        return bool(self.chance["no_better_than_chance"])
 
     @property
     def synthetic(self) -> bool:

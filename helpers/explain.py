@@ -11,14 +11,22 @@
   on the class asked about.
 * :func:`explain` picks one (Grad-CAM for CNNs, rollout for ViTs) and returns a heatmap in
   ``[0, 1]`` at the input's size; :func:`overlay` paints it over the image.
+* **A map needs cells to point with** (:func:`explanation_plan`). A ResNet at 64 px ends on a 2×2
+  map: Grad-CAM on it can only light up a quarter of the image, the same quarter for every image.
+  The plan explains on the deepest stage whose feature map is at least :data:`MIN_MAP_SIDE` cells
+  a side for the model's input size (ResNet-18 at 64 px: ``layer2``, 8×8), and a ViT only when its
+  patch grid is that fine; when no layer is, it raises :class:`NoMapError`, whose message says so
+  (the app shows it instead of a map).
 
 Works for timm CNNs and ViTs and for :class:`helpers.models.vit.VisionTransformer`.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,7 +35,11 @@ from torch import nn
 
 __all__ = [
     "METHODS",
+    "MIN_MAP_SIDE",
+    "NoMapError",
+    "MapPlan",
     "is_vit",
+    "explanation_plan",
     "gradcam_target_layer",
     "vit_reshape_transform",
     "grad_cam",
@@ -40,6 +52,34 @@ __all__ = [
 
 METHODS = ("auto", "gradcam", "rollout")
 HEAD_FUSIONS = ("mean", "max", "min")
+#: The smallest side, in cells, of the feature map or patch grid a heatmap is made from.
+MIN_MAP_SIDE = 7
+
+
+class NoMapError(ValueError):
+    """The model's resolution allows no meaningful heatmap at this input size; the message says why."""
+
+
+@dataclass(frozen=True)
+class MapPlan:
+    """How a model is explained at one input size (:func:`explanation_plan`).
+
+    Attributes:
+        method: ``"gradcam"`` or ``"rollout"``.
+        layer: the Grad-CAM layer's name in ``model.named_modules()`` (``None`` for rollout).
+        side: the side, in cells, of the map the heatmap is made from.
+        input_size: the input side in pixels.
+    """
+
+    method: str
+    layer: str | None
+    side: int
+    input_size: int
+
+    def describe(self) -> str:
+        """A plain description, e.g. ``"Grad-CAM on layer2.1 (8×8 cells at 64 px)"``."""
+        what = "attention rollout over the patch grid" if self.method == "rollout" else f"Grad-CAM on {self.layer}"
+        return f"{what} ({self.side}×{self.side} cells at {self.input_size} px)"
 
 
 def is_vit(model: nn.Module) -> bool:
@@ -62,11 +102,15 @@ def _grid_size(model: nn.Module, num_tokens: int | None = None) -> tuple[int, in
     return grid  # type: ignore[return-value]
 
 
-def gradcam_target_layer(model: nn.Module) -> nn.Module:
-    """The layer Grad-CAM reads: a ViT's last ``blocks[-1].norm1``; a ResNet's last stage
-    (``layer4``); other timm CNNs' last stage (``stages``/``features``); else the last ``Conv2d``."""
+def gradcam_target_layer(model: nn.Module, input_size: int | None = None) -> nn.Module:
+    """The layer Grad-CAM reads: a ViT's last ``blocks[-1].norm1``; for a CNN, given ``input_size``,
+    the layer of :func:`explanation_plan` (the deepest stage whose map is at least
+    :data:`MIN_MAP_SIDE` cells a side; :class:`NoMapError` when none is), else the last stage
+    (``layer4``; other timm CNNs' ``stages``/``features``), else the last ``Conv2d``."""
     if is_vit(model):
         return model.blocks[-1].norm1
+    if input_size is not None:
+        return dict(model.named_modules())[explanation_plan(model, input_size).layer]
     for name in ("layer4", "stages", "features", "blocks"):
         part = getattr(model, name, None)
         if isinstance(part, nn.Sequential | nn.ModuleList) and len(part) > 0:
@@ -75,6 +119,110 @@ def gradcam_target_layer(model: nn.Module) -> nn.Module:
     if not convs:
         raise ValueError(f"no layer for Grad-CAM found in {type(model).__name__}; pass target_layer")
     return convs[-1]
+
+
+def _cnn_candidates(model: nn.Module) -> list[tuple[str, nn.Module]]:
+    """The layers Grad-CAM may read, deepest first: the last block of each stage (``layer4`` ...
+    ``layer1``, or each entry of ``stages``/``features``/``blocks``), else every ``Conv2d``."""
+    names = [n for n in ("layer4", "layer3", "layer2", "layer1") if isinstance(getattr(model, n, None), nn.Module)]
+    if names:
+        out = []
+        for n in names:
+            part = getattr(model, n)
+            last = len(part) - 1 if isinstance(part, nn.Sequential | nn.ModuleList) and len(part) else None
+            out.append((n if last is None else f"{n}.{last}", part if last is None else part[last]))
+        return out
+    for name in ("stages", "features", "blocks"):
+        part = getattr(model, name, None)
+        if isinstance(part, nn.Sequential | nn.ModuleList) and len(part) > 0:
+            return [(f"{name}.{i}", part[i]) for i in reversed(range(len(part)))]
+    return [(n, m) for n, m in reversed(list(model.named_modules())) if isinstance(m, nn.Conv2d)]
+
+
+def _in_chans(model: nn.Module) -> int:
+    conv = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    return int(conv.in_channels) if conv is not None else 3
+
+
+def _map_sides(model: nn.Module, layers: list[tuple[str, nn.Module]], input_size: int) -> dict[str, int]:
+    """The smaller side of each layer's output for one ``input_size`` image (one forward pass of zeros)."""
+    sides: dict[str, int] = {}
+    handles = []
+    for name, layer in layers:
+
+        def hook(module: nn.Module, inputs: tuple, output: torch.Tensor, name: str = name) -> None:
+            if isinstance(output, torch.Tensor) and output.ndim == 4:
+                sides[name] = int(min(output.shape[-2:]))
+
+        handles.append(layer.register_forward_hook(hook))
+    param = next(model.parameters())
+    x = torch.zeros(1, _in_chans(model), input_size, input_size, device=param.device, dtype=param.dtype)
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return sides
+
+
+_PLANS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def _vit_plan(model: nn.Module, input_size: int) -> MapPlan:
+    patch = getattr(model.patch_embed, "patch_size", None)
+    patch = int(patch[0] if isinstance(patch, tuple | list) else patch) if patch is not None else None
+    side = input_size // patch if patch else min(_grid_size(model))
+    if side < MIN_MAP_SIDE:
+        raise NoMapError(
+            f"this Vision Transformer cuts its {input_size}×{input_size} px input into a {side}×{side} grid of "
+            f"{patch} px patches; a map that coarse cannot show where it looked (a map needs at least "
+            f"{MIN_MAP_SIDE}×{MIN_MAP_SIDE} cells), so none is drawn"
+        )
+    return MapPlan("rollout", None, side, input_size)
+
+
+def _cnn_plan(model: nn.Module, input_size: int) -> MapPlan:
+    layers = _cnn_candidates(model)
+    if not layers:
+        raise NoMapError(f"{type(model).__name__} has no convolutional layer to explain")
+    sides = _map_sides(model, layers, input_size)
+    for name, _ in layers:  # deepest first
+        if sides.get(name, 0) >= MIN_MAP_SIDE:
+            return MapPlan("gradcam", name, sides[name], input_size)
+    best = max(sides.values(), default=0)
+    raise NoMapError(
+        f"at {input_size}×{input_size} px the largest feature map of this network is {best}×{best} cells; a map "
+        f"that coarse cannot show where it looked (a map needs at least {MIN_MAP_SIDE}×{MIN_MAP_SIDE}), "
+        "so none is drawn"
+    )
+
+
+def explanation_plan(model: nn.Module, input_size: int) -> MapPlan:
+    """How to explain ``model`` at ``input_size`` px so that the map can point at something.
+
+    A ViT gets attention rollout when its patch grid is at least :data:`MIN_MAP_SIDE` cells a side;
+    a CNN gets Grad-CAM on the deepest stage whose feature map is (found with one forward pass,
+    remembered per model and size).
+
+    Raises:
+        NoMapError: when no layer of the model is that fine at this size; the message says why.
+    """
+    if input_size < 1:
+        raise ValueError(f"input_size must be positive, got {input_size}")
+    cached = _PLANS.setdefault(model, {})
+    if input_size not in cached:
+        try:
+            cached[input_size] = _vit_plan(model, input_size) if is_vit(model) else _cnn_plan(model, input_size)
+        except NoMapError as err:
+            cached[input_size] = err
+    plan = cached[input_size]
+    if isinstance(plan, NoMapError):
+        raise NoMapError(str(plan))
+    return plan
 
 
 def vit_reshape_transform(model: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:

@@ -15,8 +15,9 @@ file that trains is a file that uploads. The rules it applies, in order:
 * **Bit depth**: 16-bit and 32-bit grey (and float) images are scaled to 8 bits by their own range,
   ``(x - min) / (max - min) * 255``; a constant image becomes all zeros.
 * **Transparency**: RGBA, LA and palette images with transparency are composited on **black**
-  (``background=0``), the background of radiographs and microscopy crops; pass ``background=255``
-  for white.
+  (``background=0``), the background of radiographs; pass ``background=255`` for white, or a colour
+  ``(r, g, b)`` (the app passes the training images' background colour from the model card; a grey
+  image gets the colour's luma).
 * **Modes**: palette → RGB (or grey when the palette is grey), CMYK/YCbCr/LAB/HSV → RGB,
   1-bit → grey 0/255.
 * **DICOM**: the modality LUT (rescale slope/intercept) is applied, then the VOI window
@@ -141,10 +142,32 @@ def _scale_by_range(arr: np.ndarray) -> tuple[np.ndarray, float, float]:
     return np.clip(np.rint(out), 0, 255).astype(np.uint8), lo, hi
 
 
-def _composite(rgb: np.ndarray, alpha: np.ndarray, background: int) -> np.ndarray:
-    """Alpha-composite ``rgb`` (H, W, C) over a uniform ``background`` grey level."""
+Background = int | tuple[int, ...]
+
+
+def _background_values(background: Background, channels: int) -> np.ndarray:
+    """``background`` (a grey level or a colour) as ``channels`` float values (a colour's luma for grey)."""
+    values = np.atleast_1d(np.asarray(background, dtype=np.float32))
+    if values.size not in (1, 3) or (values < 0).any() or (values > 255).any():
+        raise ValueError(f"background must be a grey level or an (r, g, b) colour in 0..255, got {background!r}")
+    if values.size == channels:
+        return values
+    if channels == 1:
+        return np.array([values @ np.array([0.299, 0.587, 0.114], dtype=np.float32)])
+    return np.repeat(values, channels)
+
+
+def _background_name(background: Background) -> str:
+    values = [int(v) for v in np.atleast_1d(background)]
+    if len(set(values)) == 1:
+        return "black" if values[0] == 0 else f"grey level {values[0]}"
+    return "the colour (" + ", ".join(map(str, values)) + ")"
+
+
+def _composite(rgb: np.ndarray, alpha: np.ndarray, background: Background) -> np.ndarray:
+    """Alpha-composite ``rgb`` (H, W, C) over a uniform ``background`` (grey level or colour)."""
     a = alpha.astype(np.float32)[..., None] / 255.0
-    out = rgb.astype(np.float32) * a + float(background) * (1.0 - a)
+    out = rgb.astype(np.float32) * a + _background_values(background, rgb.shape[-1]) * (1.0 - a)
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
@@ -171,7 +194,7 @@ def to_channels(arr: np.ndarray, channels: int | None) -> np.ndarray:
 _BIT_DEPTH = {"1": 1, "I;16": 16, "I;16B": 16, "I;16L": 16, "I;16N": 16, "I": 32, "F": 32}
 
 
-def _pil_to_array(img: Image.Image, background: int, notes: list[str]) -> np.ndarray:
+def _pil_to_array(img: Image.Image, background: Background, notes: list[str]) -> np.ndarray:
     """One Pillow frame → uint8 (H, W) or (H, W, 3), applying the module's conversion rules."""
     mode = img.mode
     if mode == "1":
@@ -196,14 +219,14 @@ def _pil_to_array(img: Image.Image, background: int, notes: list[str]) -> np.nda
             return arr
     if mode in ("LA", "La"):
         la = np.asarray(img.convert("LA"))
-        notes.append(f"LA composited on {'black' if background == 0 else f'grey level {background}'}")
+        notes.append(f"LA composited on {_background_name(background)}")
         return _composite(la[..., :1], la[..., 1], background)[..., 0]
     if mode in ("RGBA", "RGBa"):
         rgba = np.asarray(img.convert("RGBA"))
         if (rgba[..., 3] == 255).all():
             notes.append("RGBA with an opaque alpha: alpha dropped")
             return rgba[..., :3].copy()
-        notes.append(f"RGBA composited on {'black' if background == 0 else f'grey level {background}'}")
+        notes.append(f"RGBA composited on {_background_name(background)}")
         return _composite(rgba[..., :3], rgba[..., 3], background)
     # CMYK, YCbCr, LAB, HSV, RGBX, ...
     notes.append(f"{mode} converted to RGB")
@@ -213,7 +236,7 @@ def _pil_to_array(img: Image.Image, background: int, notes: list[str]) -> np.nda
 # ----------------------------------------------------------------------------- decoders
 
 
-def _decode_pil(data: bytes, name: str, max_pixels: int, background: int) -> DecodedImage:
+def _decode_pil(data: bytes, name: str, max_pixels: int, background: Background) -> DecodedImage:
     notes: list[str] = []
     try:
         with warnings.catch_warnings():
@@ -317,7 +340,7 @@ def decode_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     channels: int | None = None,
-    background: int = 0,
+    background: Background = 0,
 ) -> DecodedImage:
     """Decode ``source`` and report what was converted (see the module docstring for the rules).
 
@@ -339,7 +362,7 @@ def read_image(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     channels: int | None = None,
-    background: int = 0,
+    background: Background = 0,
 ) -> np.ndarray:
     """Decode an image file (path, bytes or stream) into a ``uint8`` ``(H, W, C)`` array.
 

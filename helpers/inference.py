@@ -12,7 +12,9 @@ The classifier app, the chapters and evaluation run a trained model through thes
   one sigmoid per label for a multi-label model, ``[1 - p, p]`` for a binary model with a single
   output. :func:`predict` applies it to a batch.
 * :func:`explain` is the heatmap of where the model looked (Grad-CAM for CNNs, attention
-  rollout for ViTs; :mod:`helpers.explain`).
+  rollout for ViTs; :mod:`helpers.explain`); :func:`heatmap`, what the app shows, first asks
+  :func:`helpers.explain.explanation_plan` for a layer fine enough at the card's input size to
+  point at something, and raises :class:`~helpers.explain.NoMapError` (saying why) when there is none.
 
 Nothing here imports fastai, the training code or the dataset registry and downloaders; a test
 checks that in a fresh interpreter.
@@ -31,6 +33,7 @@ from torch import nn
 from . import explain as _explain
 from .cards import TASK_KINDS, ModelCard
 from .checkpoints import load_checkpoint
+from .explain import MapPlan, NoMapError
 from .imageio import DEFAULT_MAX_PIXELS, DecodedImage, Source
 from .preprocessing import normalize, prepare_file, prepare_image
 
@@ -44,7 +47,9 @@ __all__ = [
     "prepare",
     "predict",
     "explain",
+    "heatmap",
     "heatmap_method",
+    "NoMapError",
     "load_model",
 ]
 
@@ -104,7 +109,8 @@ def model_input(source: Source | np.ndarray, card: ModelCard, *, max_pixels: int
 
     A file goes through :func:`helpers.preprocessing.prepare_file` exactly as the decode-once cache
     stores a training image (the card's channels, preprocessing and input size); an array goes
-    through the same :func:`~helpers.preprocessing.prepare_image`.
+    through the same :func:`~helpers.preprocessing.prepare_image`. Transparent pixels are composited
+    on the card's ``background`` (the training images' background colour), black when it has none.
 
     Raises:
         helpers.imageio.ImageReadError: for a file that cannot be decoded.
@@ -116,7 +122,10 @@ def model_input(source: Source | np.ndarray, card: ModelCard, *, max_pixels: int
         image = prepare_image(source, card.input_size, card.preprocess, card.in_chans)
     else:
         size, chans = card.input_size, card.in_chans
-        image, decoded = prepare_file(source, size, chans, card.preprocess, max_pixels=max_pixels, seconds=seconds)
+        background = card.background if card.background is not None else 0
+        image, decoded = prepare_file(
+            source, size, chans, card.preprocess, max_pixels=max_pixels, seconds=seconds, background=background
+        )
     t1 = time.perf_counter()
     x = input_tensor(image, card)
     seconds["preprocess"] = seconds.get("preprocess", t1 - t0) + time.perf_counter() - t1
@@ -154,6 +163,26 @@ def explain(model: nn.Module, x: torch.Tensor, target: int | None = None, method
     """A heatmap in ``[0, 1]`` at the input's size (:func:`helpers.explain.explain`; ``target``: the class)."""
     heat = np.asarray(_explain.explain(model, x, method=method, target=target), dtype=np.float32)
     return np.clip(heat, 0.0, 1.0)
+
+
+def heatmap(
+    model: nn.Module, x: torch.Tensor, card: ModelCard, target: int | None = None
+) -> tuple[np.ndarray, MapPlan]:
+    """The heatmap in ``[0, 1]`` at the input's size, made on a layer fine enough to point with.
+
+    Returns:
+        ``(heat, plan)``: the map and how it was made (:class:`~helpers.explain.MapPlan`).
+
+    Raises:
+        NoMapError: when the model's resolution at ``card.input_size`` allows no meaningful map.
+    """
+    plan = _explain.explanation_plan(model, card.input_size)
+    if plan.method == "rollout":
+        heat = _explain.rollout_map(model, x)
+    else:
+        layer = dict(model.named_modules())[plan.layer]
+        heat = _explain.grad_cam(model, x, target=target, target_layer=layer)
+    return np.clip(np.asarray(heat[0], dtype=np.float32), 0.0, 1.0), plan
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:

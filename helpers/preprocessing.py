@@ -90,6 +90,7 @@ def prepare_file(
     *,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     seconds: dict[str, float] | None = None,
+    background: int | Sequence[int] = 0,
 ) -> tuple[np.ndarray, DecodedImage]:
     """Decode one file (path, bytes or stream) and apply :func:`prepare_image`.
 
@@ -99,6 +100,8 @@ def prepare_file(
         source, size, channels, preprocess: the file and the rule's settings.
         max_pixels: larger images are refused (a possible decompression bomb).
         seconds: when given, receives the time of the two steps under ``"decode"`` and ``"preprocess"``.
+        background: what transparent pixels are composited on: a grey level (the cache's black,
+            0) or a colour (the app passes the model card's ``background``).
 
     Returns:
         ``(image, decoded)``: the ``uint8`` ``(size, size, channels)`` image and what the decoder
@@ -109,7 +112,9 @@ def prepare_file(
     """
     _check(preprocess)
     t0 = time.perf_counter()
-    decoded = decode_image(source, max_pixels=max_pixels, channels=1 if preprocess == "equalize" else channels)
+    chans = 1 if preprocess == "equalize" else channels
+    background = background if isinstance(background, int) else tuple(background)
+    decoded = decode_image(source, max_pixels=max_pixels, channels=chans, background=background)
     t1 = time.perf_counter()
     image = prepare_image(decoded.array, size, preprocess, channels)
     if seconds is not None:

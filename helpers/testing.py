@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 from .app.core import APP_TASKS
 from .cards import ModelCard
@@ -52,11 +53,15 @@ def make_untrained_checkpoint(
     in_chans: int = 3,
     seed: int = 0,
     preprocess: str | None = None,
+    card_fields: dict[str, Any] | None = None,
+    model_kwargs: dict[str, Any] | None = None,
 ) -> Path:
     """Save a randomly initialised model for the app task ``task`` as a checkpoint the app lists.
 
     The card normalises with mean 0.5 and std 0.25 per channel; ``preprocess`` (e.g.
-    ``"equalize"``) is recorded on the card like a training run's.
+    ``"equalize"``) is recorded on the card like a training run's; ``card_fields`` sets any other
+    card field (``image_stats``, ``background``, ``chance``, ``metrics`` ...); ``model_kwargs``
+    adds :func:`~helpers.models.vision.create_model` arguments (e.g. ``{"patch_size": 8}``).
     """
     import torch
 
@@ -65,7 +70,7 @@ def make_untrained_checkpoint(
 
     kind, classes = TASK_CLASSES[task]
     torch.manual_seed(seed)
-    kwargs = {"in_chans": in_chans, "img_size": input_size}
+    kwargs = {"in_chans": in_chans, "img_size": input_size, **(model_kwargs or {})}
     model = create_model(architecture, num_classes=len(classes), pretrained=False, **kwargs)
     card = ModelCard(
         architecture=architecture,
@@ -83,7 +88,7 @@ def make_untrained_checkpoint(
         run_id=f"untrained-{task}-{architecture}-{input_size}px",
         app_task=task,
     )
-    return save_checkpoint(model, folder, card)
+    return save_checkpoint(model, folder, card.replace(**(card_fields or {})))
 
 
 _SAMPLE_GLOBS = {

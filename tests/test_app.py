@@ -65,22 +65,24 @@ def classify1(name: str, data: bytes, model_card) -> app.Result:
 
 
 def test_websocket_limit_fits_the_largest_upload_as_base64():
-    settings = json.loads(app.tornado_settings())
+    settings = app.tornado_settings()
     assert settings["websocket_max_message_size"] == app.websocket_max_message_size()
+    assert isinstance(settings["websocket_max_message_size"], int)  # typed, not a command-line string
     assert app.websocket_max_message_size() >= app.MAX_UPLOAD_MB * 1e6 * 4 / 3
     assert app.MAX_FILE_MB >= 50  # a 50 MB DICOM mammogram must be accepted
 
 
-def test_voila_command_binds_localhost_and_raises_the_limit():
+def test_voila_command_binds_localhost_through_the_serving_launcher():
     cmd = app.voila_command("book/tools/app.ipynb", port=9999)
-    assert "--Voila.ip=127.0.0.1" in cmd and "--port=9999" in cmd and "--no-browser" in cmd
-    assert any(a.startswith("--Voila.tornado_settings=") and "websocket_max_message_size" in a for a in cmd)
+    assert cmd[1:4] == ["-m", "helpers.serving", "book/tools/app.ipynb"]
+    assert "--ip=127.0.0.1" in cmd and "--port=9999" in cmd
+    assert any(a.startswith("--max-kernels=") for a in cmd) and any(a.startswith("--cull-idle=") for a in cmd)
 
 
 def test_makefile_dashboard_uses_the_same_settings():
     make = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
     block = make.split("\ndashboard:", 1)[1].split("\n\n", 1)[0]
-    assert "tornado_settings" in block and "127.0.0.1" in block and "--no-browser" in block
+    assert "-m helpers.serving book/tools/app.ipynb" in block and "--ip=127.0.0.1" in block
     assert "install" in make.split("\ndashboard:", 1)[1].splitlines()[0]
 
 
@@ -220,8 +222,11 @@ def test_heatmap_is_drawn_over_the_image(blood, ckroot):
     assert res.overlay.dtype == np.uint8 and res.overlay.shape[-1] == 3
     assert res.overlay.shape[:2] == res.thumbnail.shape[:2]
     assert not np.array_equal(res.overlay, res.thumbnail)
+    assert res.heatmap_method == f"Grad-CAM on layer1.1 (8×8 cells at {SIZE} px)"  # layer4 would be 1×1
     vit = classify1("m.png", png(np.full((64, 64), 100, np.uint8)), app.load_model(ckroot / "mammo"))
-    assert vit.overlay is not None, vit.notes
+    assert vit.ok and vit.overlay is None  # a 2×2 patch grid: no map, and the page says why
+    assert "2×2 grid of 16 px patches" in vit.heatmap_note
+    assert "No heatmap" in app.result_html(vit) and "medvit-heatmap" not in app.result_html(vit)
     assert {"decode", "preprocess", "predict", "heatmap", "total"} <= set(res.seconds)
 
 
@@ -448,7 +453,10 @@ def test_real_sample_of_each_task(real_data, ckroot, task, in_chans):
     (res,) = app.classify([sample], model, card)
     assert res.ok, res.error
     assert res.original_shape[-1] == in_chans
-    assert res.overlay is not None, res.notes
+    if task == "mammo":  # the ViT-Tiny at 32 px sees a 2×2 patch grid: no map, said so
+        assert res.overlay is None and "2×2 grid" in res.heatmap_note
+    else:
+        assert res.overlay is not None, res.heatmap_note
 
 
 def test_stray_non_image_in_the_real_data(real_data, blood):

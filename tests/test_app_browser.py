@@ -4,9 +4,13 @@ This tests the user interface, not accuracy: the checkpoints are untrained netwo
 writes into a temporary runs folder (a ResNet-18 for blood cells, a grey multi-label ResNet-18
 for chest X-rays, a grey ViT-Tiny for mammograms). The steps: the page shows the app and its
 disclaimer; a real sample of each task is uploaded, classified, and its prediction and heatmap
-appear; two bad files get their messages while a good file in the same batch is classified; a
-50 MB DICOM arrives whole (over Tornado's default 10 MiB websocket limit) and is classified; a file
-over the app's limit gets a message and the page keeps working.
+appear (the ViT at 32 px sees a 2×2 patch grid: the page says it draws no map); two bad files get
+their messages while a good file in the same batch is classified; a 50 MB DICOM arrives whole (over
+Tornado's default 10 MiB websocket limit) and is classified; a file over the app's limit gets a
+message and the page keeps working; switching task after a classification leaves no stale result;
+a file named like a spreadsheet formula is neutralised in the CSV; and kernels stay bounded: five
+reloads leave at most two kernels alive, a page over the cap (two, here) gets the busy message,
+and leaving a page shuts its kernel down.
 
 Chromium is Debian's (``shutil.which("chromium")``); without it the test FAILS and says to run
 ``make browser``. Only the real-sample uploads skip (with the reason) when the shared data is absent.
@@ -28,6 +32,7 @@ import numpy as np
 import pytest
 
 from helpers import app
+from helpers.serving import ServeSettings
 from helpers.testing import TASK_CLASSES, find_sample, make_untrained_checkpoint
 
 pytestmark = pytest.mark.browser
@@ -45,6 +50,8 @@ CHROMIUM_ARGS = [
 ]
 LOAD_TIMEOUT_MS = 150_000  # the kernel imports torch and timm on a shared 2-core machine
 STEP_TIMEOUT_MS = 60_000
+MAX_KERNELS = 2  # the test server's cap: the main page and one more
+KERNEL_SETTLE_S = 30  # a closed or reloaded page's kernel is gone within this time
 
 
 def _free_port() -> int:
@@ -83,10 +90,10 @@ def server(tmp_path_factory):
     if data is not None:
         env["MEDVIT_DATA"] = str(data)
     port = _free_port()
-    voila = str(Path(sys.executable).with_name("voila"))
     log = open(tmp / "voila.log", "w")
+    settings = ServeSettings(max_kernels=MAX_KERNELS)
     proc = subprocess.Popen(
-        app.voila_command(NOTEBOOK, port=port, voila=voila),
+        app.voila_command(NOTEBOOK, port=port, python=sys.executable, settings=settings),
         cwd=ROOT,
         env=env,
         stdout=log,
@@ -104,7 +111,7 @@ def server(tmp_path_factory):
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail("voila did not start listening within 90 s")
         time.sleep(0.3)
-    yield {"url": f"http://127.0.0.1:{port}/", "tmp": tmp, "log": tmp / "voila.log", "data": data}
+    yield {"url": f"http://127.0.0.1:{port}/", "tmp": tmp, "log": tmp / "voila.log", "data": data, "pid": proc.pid}
     os.killpg(proc.pid, signal.SIGTERM)  # voila and the kernels it started (its own session)
     try:
         proc.wait(timeout=15)
@@ -114,24 +121,56 @@ def server(tmp_path_factory):
     log.close()
 
 
+def kernels(server) -> int:
+    """Kernels alive under the server (its ipykernel child processes)."""
+    import psutil
+
+    children = psutil.Process(server["pid"]).children(recursive=True)
+    alive = []
+    for child in children:
+        try:
+            if "ipykernel" in " ".join(child.cmdline()) and child.status() != psutil.STATUS_ZOMBIE:
+                alive.append(child)
+        except psutil.NoSuchProcess:
+            continue
+    return len(alive)
+
+
+def wait_for_kernels(server, at_most: int, within_s: float) -> tuple[int, float]:
+    """Poll until at most ``at_most`` kernels are alive or ``within_s`` passed: ``(count, seconds)``."""
+    t0 = time.time()
+    while (count := kernels(server)) > at_most and time.time() - t0 < within_s:
+        time.sleep(0.5)
+    return count, time.time() - t0
+
+
+def open_app(pg, server) -> None:
+    pg.goto(server["url"], timeout=LOAD_TIMEOUT_MS)
+    try:
+        pg.wait_for_selector("button:has-text('Classify')", timeout=LOAD_TIMEOUT_MS)
+    except Exception:
+        pytest.fail(f"the app did not appear; voila log:\n{server['log'].read_text()[-3000:]}")
+
+
 @pytest.fixture(scope="module")
-def page(server, chromium):
+def browser(chromium):
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        pg = browser.new_page()
-        pg.set_default_timeout(STEP_TIMEOUT_MS)
-        errors: list[str] = []
-        pg.on("pageerror", lambda e: errors.append(str(e)))
-        pg.goto(server["url"], timeout=LOAD_TIMEOUT_MS)
-        try:
-            pg.wait_for_selector("button:has-text('Classify')", timeout=LOAD_TIMEOUT_MS)
-        except Exception:
-            pytest.fail(f"the app did not appear; voila log:\n{server['log'].read_text()[-3000:]}")
-        pg.errors = errors
-        yield pg
-        browser.close()
+        b = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        yield b
+        b.close()
+
+
+@pytest.fixture(scope="module")
+def page(server, browser):
+    pg = browser.new_page()
+    pg.set_default_timeout(STEP_TIMEOUT_MS)
+    errors: list[str] = []
+    pg.on("pageerror", lambda e: errors.append(str(e)))
+    open_app(pg, server)
+    pg.errors = errors
+    yield pg
 
 
 class UI:
@@ -148,12 +187,14 @@ class UI:
         select.select_option(label=title)
         self.page.locator(".medvit-card", has_text=expect_in_card).wait_for()
 
-    def upload(self, *paths: Path) -> None:
+    def upload(self, *paths: Path | dict) -> None:
+        """Pick files (paths, or Playwright file payloads ``{"name", "mimeType", "buffer"}``)."""
         with self.page.expect_file_chooser() as chooser:
             self.page.locator("button:has-text('Upload')").click()
-        chooser.value.set_files([str(p) for p in paths])
+        chooser.value.set_files([p if isinstance(p, dict) else str(p) for p in paths])
+        last = paths[-1]["name"] if isinstance(paths[-1], dict) else paths[-1].name
         # the kernel has the files once it lists them
-        self.page.locator(".medvit-ready", has_text=paths[-1].name).wait_for(timeout=STEP_TIMEOUT_MS)
+        self.page.locator(".medvit-ready", has_text=last).wait_for(timeout=STEP_TIMEOUT_MS)
 
     def classify(self):
         self.page.locator("button:has-text('Classify')").click()
@@ -166,11 +207,15 @@ class UI:
         assert href.startswith("data:text/csv;base64,")
         return base64.b64decode(href.split(",", 1)[1]).decode()
 
-    def check_prediction(self, name: str, classes: list[str]) -> None:
+    def check_prediction(self, name: str, classes: list[str], heatmap: bool = True) -> None:
         result = self.page.locator(".medvit-result", has_text=name)
         assert result.count() == 1
         predicted = result.locator(".medvit-prediction").inner_text().strip()
         assert all(p in classes for p in predicted.split("|")) or predicted == "none", predicted
+        if not heatmap:  # the model's resolution allows no map: the page says so and shows none
+            assert result.locator("img.medvit-heatmap").count() == 0
+            assert "No heatmap" in result.locator(".medvit-noheatmap").inner_text()
+            return
         heat = result.locator("img.medvit-heatmap")
         heat.wait_for(state="visible")
         assert heat.evaluate("img => img.complete && img.naturalWidth > 0")
@@ -226,7 +271,8 @@ def test_mammogram(server, ui):
     ui.choose_task("Mammogram", "malignant")
     ui.upload(sample)
     ui.classify()
-    ui.check_prediction(sample.name, TASK_CLASSES["mammo"][1])
+    ui.check_prediction(sample.name, TASK_CLASSES["mammo"][1], heatmap=False)
+    assert "2×2 grid of 16 px patches" in ui.page.locator(".medvit-noheatmap").inner_text()
 
 
 def _good_png(path: Path) -> Path:
@@ -291,7 +337,7 @@ def test_a_50_mb_dicom_arrives_and_is_classified(server, ui):
     ui.choose_task("Mammogram", "malignant")
     ui.upload(big)
     ui.classify()
-    ui.check_prediction(big.name, TASK_CLASSES["mammo"][1])
+    ui.check_prediction(big.name, TASK_CLASSES["mammo"][1], heatmap=False)
     text = ui.page.locator(".medvit-result", has_text=big.name).inner_text()
     assert "DICOM" in text and "5000×5000" in text
 
@@ -310,3 +356,64 @@ def test_an_oversized_upload_gets_a_message_and_the_page_lives(server, ui):
     ui.classify()
     ui.check_prediction("after.png", TASK_CLASSES["blood"][1])
     assert not [e for e in ui.page.errors if "medvit" in e.lower()], ui.page.errors
+
+
+def test_switching_task_leaves_no_stale_result(server, ui):
+    cell = _good_png(server["tmp"] / "switch.png")
+    ui.choose_task("Blood cells", "basophil")
+    ui.upload(cell)
+    ui.classify()
+    ui.check_prediction("switch.png", TASK_CLASSES["blood"][1])
+    ui.choose_task("Chest X-ray", "Atelectasis")
+    page = ui.page
+    page.wait_for_function("document.querySelectorAll('.medvit-result').length === 0")
+    assert page.locator("a.medvit-csv").count() == 0 and page.locator(".medvit-ready").count() == 0
+    page.locator("button:has-text('Classify')").click()  # the blood cell is not classified as a chest film
+    page.locator(".medvit-error", has_text="Upload one or more images first").wait_for()
+    assert page.locator(".medvit-result").count() == 0
+    ui.choose_task("Blood cells", "basophil")
+    ui.upload(cell)  # the same file picked again is ready again
+    ui.classify()
+    ui.check_prediction("switch.png", TASK_CLASSES["blood"][1])
+
+
+def test_a_formula_named_file_is_neutralised_in_the_csv(server, ui):
+    import csv
+    import io
+
+    name = '=HYPERLINK("http://x","y").png'
+    data = _good_png(server["tmp"] / "formula.png").read_bytes()
+    ui.choose_task("Blood cells", "basophil")
+    ui.upload({"name": name, "mimeType": "image/png", "buffer": data})
+    ui.classify()
+    row = next(csv.DictReader(io.StringIO(ui.csv())))
+    assert row["file"] == "'" + name  # a leading quote: a spreadsheet shows it as text, never runs it
+
+
+def test_kernels_stay_bounded(server, browser):
+    """Five reloads leave at most two kernels (this page's and the main page's); a third page over the
+    cap gets the busy message; leaving the page shuts its kernel down."""
+    extra = browser.new_page()
+    extra.set_default_timeout(STEP_TIMEOUT_MS)
+    open_app(extra, server)
+    seen = [kernels(server)]
+    for _ in range(5):
+        extra.reload(timeout=LOAD_TIMEOUT_MS)
+        extra.wait_for_selector("button:has-text('Classify')", timeout=LOAD_TIMEOUT_MS)
+        seen.append(kernels(server))
+    count, waited = wait_for_kernels(server, 2, KERNEL_SETTLE_S)
+    print(f"\nkernels after each load: {seen}; {count} alive {waited:.1f} s after the fifth reload")
+    assert count <= 2, f"{count} kernels alive {KERNEL_SETTLE_S} s after five reloads (seen: {seen})"
+    over = browser.new_page()
+    response = over.goto(server["url"], timeout=LOAD_TIMEOUT_MS)
+    assert response.status == 503
+    assert f"already serving {MAX_KERNELS} pages" in over.inner_text("body")
+    over.close()
+    # Leaving the page runs Voila's beforeunload handler, which asks for the kernel's shutdown, as
+    # closing a tab does in a browser (Playwright's page.close() removes the page without it).
+    extra.goto("about:blank")
+    count, waited = wait_for_kernels(server, 1, KERNEL_SETTLE_S)
+    assert count == 1, f"{count} kernels alive {KERNEL_SETTLE_S} s after the page was left"
+    extra.close()
+    log = server["log"].read_text()
+    assert "'_xsrf' argument missing" not in log and "DeprecationWarning" not in log

@@ -148,6 +148,10 @@ def test_run_record_checkpoint_and_tables(tmp_workdirs, monkeypatch):
     assert card.run_id == record.run_id and card.metrics["test"]["auroc"] == pytest.approx(
         record.metrics["test"]["auroc"]
     )
+    # what the app needs to judge the model and its uploads: the chance check and the training images' look
+    assert card.chance == record.metrics["test_chance"] and card.chance["metric"] == "balanced_accuracy"
+    assert card.image_stats["channels"] == 1 and set(card.image_stats["stats"]) == {"mean grey", "contrast"}
+    assert card.background is not None and len(card.background) == 1
 
     from helpers.data.loaders import make_eval_loader
 

@@ -36,9 +36,18 @@ The pipeline for one uploaded file (:func:`classify_one`), each step timed:
 3. **Predict** with :func:`helpers.inference.probabilities`: softmax over the classes, or one
    sigmoid per label for a multi-label model.
 4. **Explain**: a heatmap (Grad-CAM for CNNs, attention rollout for ViTs, through
-   :func:`helpers.explain.explain`) laid over the image the model saw.
+   :func:`helpers.inference.heatmap`) laid over the image the model saw, made on a layer whose map
+   is at least 7×7 cells at the model's input size; when the model has none (a ViT-Tiny at 64 px
+   sees a 4×4 patch grid), the result says so instead of showing a map that cannot point.
+5. **Warn**: an image whose colour and intensity statistics lie outside those of the training
+   images (kept in the model card) gets a visible warning beside its answer; a model whose test
+   predictions were no better than chance is marked in the model list and on its card.
 
-Any failure of one file becomes that file's message; the batch and the app carry on.
+Any failure of one file becomes that file's message; the batch and the app carry on. Transparent
+pixels are composited on the training images' background colour (from the card); CSV cells are
+neutralised against formula injection. Switching task or model clears the picked files, the
+results and the CSV link. How Voila serves the page (kernel culling, a cap on live kernels,
+shutdown when the tab closes) is :mod:`helpers.serving`.
 """
 
 from __future__ import annotations
@@ -64,8 +73,21 @@ from .core import (
     find_models,
     load_model,
     task_of,
+    upload_problem,
 )
-from .render import batch_table, card_html, csv_download_html, model_label, png_data_uri, result_html, results_csv
+from .render import (
+    METRIC_NAMES,
+    batch_table,
+    card_html,
+    chance_warning,
+    csv_download_html,
+    csv_safe,
+    metric_name,
+    model_label,
+    png_data_uri,
+    result_html,
+    results_csv,
+)
 from .widgets import (
     UPLOAD_GUARD_JS,
     ClassifierApp,
@@ -95,10 +117,15 @@ __all__ = [
     "checkpoints_root",
     "as_uploads",
     "check_upload",
+    "upload_problem",
     "classify_one",
     "classify",
     "card_html",
     "model_label",
+    "METRIC_NAMES",
+    "metric_name",
+    "chance_warning",
+    "csv_safe",
     "result_html",
     "batch_table",
     "results_csv",

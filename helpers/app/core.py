@@ -20,8 +20,10 @@ import numpy as np
 from .. import config, inference
 from ..cards import ModelCard
 from ..checkpoints import Checkpoint, list_checkpoints
-from ..explain import overlay
+from ..explain import NoMapError, overlay
 from ..imageio import ImageReadError, MultiFrameWarning
+from ..imagestats import unlike_training
+from ..serving import MAX_FILE_MB, MAX_UPLOAD_MB
 
 __all__ = [
     "AppTask",
@@ -42,6 +44,7 @@ __all__ = [
     "checkpoints_root",
     "as_uploads",
     "check_upload",
+    "upload_problem",
     "classify_one",
     "classify",
 ]
@@ -82,10 +85,8 @@ APP_TASKS: dict[str, AppTask] = {
 
 #: What the upload button offers (anything else is still tried, and refused with a message if it is no image).
 ACCEPT = ".png,.jpg,.jpeg,.tif,.tiff,.pgm,.ppm,.pnm,.bmp,.dcm,.dicom"
-#: Largest single file the app takes, in MB (10^6 bytes). A 50 MB DICOM mammogram fits.
-MAX_FILE_MB = 64
-#: Largest total of one upload (all files picked at once), in MB.
-MAX_UPLOAD_MB = 128
+# MAX_FILE_MB (64: a 50 MB DICOM mammogram fits) and MAX_UPLOAD_MB (128) come from helpers.serving,
+# which sizes the server's websocket messages to them.
 #: Largest image (pixels of one frame) decoded; above it a file is refused as a possible decompression bomb.
 MAX_PIXELS = 8192 * 8192
 #: Smallest side, in pixels, of an image the app will classify.
@@ -98,9 +99,11 @@ DISCLAIMER = (
 )
 
 HOW_TO_GET_MODELS = (
-    "No trained model for this task was found in {root}. To get one, run the task's chapter "
+    "No trained model for this task was found in {root} (the runs folder: <code>$MEDVIT_RUNS</code> "
+    "when it is set, else <code>runs/</code> in the project). To get one, run the task's chapter "
     "(it saves a checkpoint), or train a small model per task in a few minutes on a CPU with "
-    "<code>make app-models</code> (or <code>python -m helpers app-models</code>), then reload this page."
+    "<code>make app-models</code> (or <code>python -m helpers app-models</code>), then reload this page. "
+    "Until then there is nothing to classify with."
 )
 
 
@@ -193,21 +196,34 @@ def _mb(n: int) -> str:
     return f"{n / 1e6:.1f} MB"
 
 
-def check_upload(upload: Upload) -> str | None:
-    """A message when ``upload`` is over the size limit or did not arrive whole, else ``None``."""
+def upload_problem(upload: Upload) -> str | None:
+    """Why ``upload`` cannot be classified, in a few words, before any decoding (``None``: no reason).
+
+    The same words begin :func:`check_upload`'s message, so the list of picked files and the result
+    say the same thing.
+    """
     limit = MAX_FILE_MB * 1_000_000
     if upload.size > limit or len(upload.data) > limit:
-        return (
-            f"{upload.name}: {_mb(max(upload.size, len(upload.data)))} is over the upload limit of "
-            f"{MAX_FILE_MB} MB per file, so it was not classified. Reduce the image (or export one "
-            "frame) and upload it again."
-        )
+        return f"over the upload limit of {MAX_FILE_MB} MB per file"
     if upload.size and len(upload.data) != upload.size:
-        return (
-            f"{upload.name}: only {len(upload.data):,} of {upload.size:,} bytes arrived (an upload "
-            f"holds at most {MAX_UPLOAD_MB} MB in all); upload this file on its own."
-        )
+        return f"did not arrive whole (an upload holds at most {MAX_UPLOAD_MB} MB in all)"
     return None
+
+
+def check_upload(upload: Upload) -> str | None:
+    """A message when ``upload`` is over the size limit or did not arrive whole, else ``None``."""
+    problem = upload_problem(upload)
+    if problem is None:
+        return None
+    if problem.startswith("over"):
+        return (
+            f"{upload.name}: {_mb(max(upload.size, len(upload.data)))} is {problem}, so it was not "
+            "classified. Reduce the image (or export one frame) and upload it again."
+        )
+    return (
+        f"{upload.name}: {problem}: only {len(upload.data):,} of {upload.size:,} bytes arrived; "
+        "upload this file on its own."
+    )
 
 
 # ----------------------------------------------------------------------------- classification
@@ -223,10 +239,12 @@ class Result:
         probabilities: class → probability (softmax; for multi-label one sigmoid per label).
         multilabel: whether the probabilities are independent labels.
         notes: what was converted or worth knowing (16-bit scaled, first of 3 frames, resized ×0.06, ...).
+        warnings: what makes the answer doubtful (an image unlike the training images), shown beside it.
         original_shape: ``(H, W, C)`` of the decoded image.
         thumbnail: ``uint8`` image for display (the image the model saw, enlarged).
         overlay: ``uint8`` RGB heatmap over the thumbnail, or ``None``.
-        heatmap_method: how the heatmap was made.
+        heatmap_method: how the heatmap was made (method, layer and map size).
+        heatmap_note: why there is no heatmap, when there is none.
         seconds: time per step (``decode``, ``preprocess``, ``predict``, ``heatmap``, ``total``).
     """
 
@@ -235,10 +253,12 @@ class Result:
     probabilities: dict[str, float] = field(default_factory=dict)
     multilabel: bool = False
     notes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     original_shape: tuple[int, ...] | None = None
     thumbnail: np.ndarray | None = None
     overlay: np.ndarray | None = None
     heatmap_method: str | None = None
+    heatmap_note: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -311,17 +331,26 @@ def _decode(upload: Upload, card: ModelCard, res: Result) -> inference.ModelInpu
         )
         return None
     res.notes += _size_notes(shape, card.input_size)
+    unlike = unlike_training(prepared.image, card.image_stats)
+    if unlike:
+        res.warnings.append(
+            "This image is unlike the images the model was trained on (" + "; ".join(unlike) + "). "
+            f"The model expects {APP_TASKS[task_of(card)].what if task_of(card) else 'images like its training images'}"
+            "; its answer for this image may mean nothing."
+        )
     return prepared
 
 
-def _explain_into(res: Result, model: Any, x: Any, target: int) -> None:
-    """Add the heatmap over the thumbnail to ``res``; a failure becomes a note (the prediction stands)."""
+def _explain_into(res: Result, model: Any, x: Any, card: ModelCard, target: int) -> None:
+    """Add the heatmap over the thumbnail to ``res``; no map, or a failure, becomes ``heatmap_note``."""
     t0 = time.perf_counter()
     try:
-        heat = inference.explain(model, x, target=target)
-        res.overlay, res.heatmap_method = overlay(res.thumbnail, heat), inference.heatmap_method(model)
+        heat, plan = inference.heatmap(model, x, card, target=target)
+        res.overlay, res.heatmap_method = overlay(res.thumbnail, heat), plan.describe()
+    except NoMapError as exc:
+        res.heatmap_note = f"No heatmap: {exc}."
     except Exception as exc:
-        res.notes.append(f"no heatmap: {type(exc).__name__}: {exc}")
+        res.heatmap_note = f"No heatmap: it could not be made ({type(exc).__name__}: {exc})."
     res.seconds["heatmap"] = time.perf_counter() - t0
 
 
@@ -338,7 +367,7 @@ def _classify_into(res: Result, upload: Upload, model: Any, card: ModelCard, hea
     res.seconds["predict"] = time.perf_counter() - t0
     res.thumbnail = _enlarge(prepared.image, _display_size(card.input_size))
     if heatmap:
-        _explain_into(res, model, prepared.x, int(np.argmax(probs)))
+        _explain_into(res, model, prepared.x, card, int(np.argmax(probs)))
 
 
 def classify_one(upload: Upload, model: Any, card: ModelCard, *, heatmap: bool = True) -> Result:

@@ -2,12 +2,17 @@
 
 Everything is built from a :class:`~helpers.cards.ModelCard` and :class:`~helpers.app.core.Result`
 objects; every value that came from a file or a card is HTML-escaped, and the CSV travels as a
-``data:`` URI (no server route, nothing written to disk).
+``data:`` URI (no server route, nothing written to disk). Its text cells are neutralised against
+formula injection as OWASP recommends (:func:`csv_safe`): a file named ``=HYPERLINK(...).png``
+must not become a live formula in a spreadsheet. Metrics carry plain names (:data:`METRIC_NAMES`),
+and a model whose test predictions are no better than chance says so in the menu and on its card
+(:func:`chance_warning`).
 """
 
 from __future__ import annotations
 
 import base64
+import csv
 import html
 import io
 import os
@@ -21,6 +26,10 @@ from ..checkpoints import Checkpoint
 from .core import Result
 
 __all__ = [
+    "METRIC_NAMES",
+    "metric_name",
+    "chance_warning",
+    "csv_safe",
     "card_html",
     "model_label",
     "result_html",
@@ -31,11 +40,40 @@ __all__ = [
 ]
 
 
+#: Plain names of the metric keys a model card carries (:func:`helpers.metrics.headline`).
+METRIC_NAMES = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "kappa": "Cohen's kappa",
+    "macro_f1": "macro F1",
+    "error_rate": "error rate",
+    "auroc": "AUROC",
+    "macro_auroc": "macro AUROC",
+    "sensitivity": "sensitivity",
+    "specificity": "specificity",
+    "mean_auroc": "mean AUROC over labels",
+    "mean_auprc": "mean AUPRC over labels",
+    "mean_f1": "mean F1 at 0.5",
+    "mean_accuracy": "mean accuracy at 0.5",
+    "mean_f1_best": "mean F1 at each label's best threshold",
+    "mean_accuracy_best": "mean accuracy at each label's best threshold",
+    "valid": "validation split",
+    "test": "test split",
+}
+#: The metric the model list shows first, when the card has it: chance-aware ones before accuracy.
+HEADLINE_ORDER = ("balanced_accuracy", "macro_auroc", "mean_auroc", "auroc", "accuracy")
+
+
+def metric_name(key: str) -> str:
+    """The plain name of a metric key (``balanced_accuracy`` → ``balanced accuracy``)."""
+    return METRIC_NAMES.get(key, key.replace("_", " "))
+
+
 def _fmt_metric(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.3f}"
     if isinstance(v, dict):
-        return ", ".join(f"{k} {_fmt_metric(x)}" for k, x in v.items())
+        return ", ".join(f"{html.escape(metric_name(str(k)))} {_fmt_metric(x)}" for k, x in v.items())
     return html.escape(str(v))
 
 
@@ -44,39 +82,90 @@ def _is_number(v: Any) -> bool:
 
 
 def _headline(metrics: dict[str, Any]) -> str:
-    """One number for the model list: the first test metric, else the first metric (``", test accuracy 0.912"``)."""
+    """One number for the model list (``", test balanced accuracy 0.912"``): of the test split (else
+    validation), the first metric of :data:`HEADLINE_ORDER` it has, else its first number."""
     for split in ("test", "valid"):
         values = metrics.get(split)
         if isinstance(values, dict):
-            for k, v in values.items():
-                if _is_number(v):
-                    return f", {split} {k} {v:.3f}"
+            numbers = [(k, v) for k, v in values.items() if _is_number(v)]
+            numbers.sort(key=lambda kv: HEADLINE_ORDER.index(kv[0]) if kv[0] in HEADLINE_ORDER else len(HEADLINE_ORDER))
+            if numbers:
+                k, v = numbers[0]
+                return f", {split} {metric_name(k)} {v:.3f}"
     for k, v in metrics.items():
         if _is_number(v):
-            return f", {k} {v:.3f}"
+            return f", {metric_name(k)} {v:.3f}"
     return ""
 
 
+def _constant_by_headline(card: ModelCard) -> bool:
+    """For cards without a chance check: test kappa 0 with balanced accuracy 1/K, the mark of one class for all."""
+    test = card.metrics.get("test") or {}
+    kappa, bal = test.get("kappa"), test.get("balanced_accuracy")
+    k = len(card.classes)
+    return _is_number(kappa) and _is_number(bal) and abs(kappa) < 1e-9 and abs(bal - 1 / k) < 1e-9
+
+
+def chance_warning(card: ModelCard) -> str | None:
+    """Why the model is no better than chance on its test split, or ``None`` when it is (or was not checked).
+
+    The card's ``chance`` (:func:`helpers.chance.chance_check`) decides; a card written before
+    that check is judged by its test metrics: Cohen's kappa 0 with balanced accuracy ``1/K`` is
+    what a model that gives every image the same class scores.
+    """
+    c = card.chance
+    if card.no_better_than_chance:
+        if c.get("constant"):
+            why = "it gives every test image the same answer"
+        else:
+            why = (
+                f"its test {metric_name(str(c.get('metric', '?')))} {c.get('value', float('nan')):.3f} is within what "
+                f"chance gives on its test split (up to {c.get('chance_high', float('nan')):.3f} in "
+                f"{c.get('n_perm', '?')} label shuffles; chance level {c.get('chance', float('nan')):.3f})"
+            )
+        return f"no better than chance: {why}"
+    if card.no_better_than_chance is None and _constant_by_headline(card):
+        return (
+            "no better than chance: its test Cohen's kappa is 0 and its balanced accuracy "
+            f"1/{len(card.classes)}, as for a model that gives every image the same answer"
+        )
+    return None
+
+
 def model_label(entry: Checkpoint) -> str:
-    """How a checkpoint is named in the model list: architecture, data, profile, headline metric, run."""
+    """How a checkpoint is named in the model list: architecture, data, profile, headline metric, run;
+    a model no better than chance begins with a warning."""
     c = entry.card
-    return f"{c.architecture} on {c.dataset} ({c.profile}{_headline(c.metrics)}) — {c.run_id or entry.folder.name}"
+    flag = "⚠ NO BETTER THAN CHANCE · " if chance_warning(c) else ""
+    run = c.run_id or entry.folder.name
+    return f"{flag}{c.architecture} on {c.dataset} ({c.profile}{_headline(c.metrics)}) — {run}"
 
 
 def _warning(card: ModelCard) -> str:
-    if not (card.untrained or card.synthetic):
-        return ""
-    what = "Untrained" if card.untrained else "Trained on synthetic stand-in data"
-    return (
-        f"<p class='medvit-warning' style='color:#b00'><b>{what}:</b> "
-        "its predictions show how the app works and mean nothing about real images.</p>"
-    )
+    parts = []
+    if card.untrained or card.synthetic:
+        what = "Untrained" if card.untrained else "Trained on synthetic stand-in data"
+        parts.append(f"<b>{what}:</b> its predictions show how the app works and mean nothing about real images.")
+    chance = chance_warning(card)
+    if chance:
+        parts.append(
+            f"<b>{html.escape(chance[0].upper() + chance[1:])}.</b> Its answers say nothing about an image; "
+            "use another model."
+        )
+    return "".join(f"<p class='medvit-warning' style='color:#b00'>{p}</p>" for p in parts)
 
 
-def card_html(card: ModelCard, folder: str | os.PathLike | None = None) -> str:
-    """The model card as an HTML panel: architecture, classes, data and source, profile, metrics."""
+def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap: str | None = None) -> str:
+    """The model card as an HTML panel: architecture, classes, data and source, profile, metrics.
+
+    Args:
+        card: the model card.
+        folder: the checkpoint folder, shown when given.
+        heatmap: how its heatmaps are made, or why it has none (shown when given).
+    """
     metric_rows = "".join(
-        f"<tr><td>{html.escape(str(k))}</td><td>{_fmt_metric(v)}</td></tr>" for k, v in card.metrics.items()
+        f"<tr><td>{html.escape(metric_name(str(k)))}</td><td>{_fmt_metric(v)}</td></tr>"
+        for k, v in card.metrics.items()
     )
     rows = [
         ("architecture", html.escape(card.architecture)),
@@ -91,6 +180,8 @@ def card_html(card: ModelCard, folder: str | os.PathLike | None = None) -> str:
     ]
     if card.preprocess:
         rows.insert(4, ("preprocessing", html.escape(card.preprocess)))
+    if heatmap is not None:
+        rows.append(("heatmap", html.escape(heatmap)))
     if folder is not None:
         rows.append(("folder", html.escape(str(folder))))
     body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
@@ -102,7 +193,7 @@ def card_html(card: ModelCard, folder: str | os.PathLike | None = None) -> str:
 
 
 def batch_table(results: Sequence[Result], card: ModelCard | None = None) -> Any:
-    """One row per file: prediction, its probability, every class probability, timing, notes, error."""
+    """One row per file: prediction, its probability, every class probability, timing, notes, warnings, error."""
     import pandas as pd
 
     rows = []
@@ -114,6 +205,7 @@ def batch_table(results: Sequence[Result], card: ModelCard | None = None) -> Any
             row[f"p({c})"] = round(p, 4)
         row["seconds"] = round(r.seconds.get("total", float("nan")), 3)
         row["notes"] = "; ".join(r.notes)
+        row["warnings"] = " ".join(r.warnings)
         row["error"] = r.error or ""
         if card is not None:
             row["model"] = card.architecture
@@ -122,9 +214,33 @@ def batch_table(results: Sequence[Result], card: ModelCard | None = None) -> Any
     return pd.DataFrame(rows)
 
 
+#: What a spreadsheet may read as the start of a formula (OWASP, CSV injection).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_safe(value: Any) -> Any:
+    """A text cell that a spreadsheet cannot take for a formula: one that begins with ``=``, ``+``,
+    ``-``, ``@``, a tab or a carriage return gets a leading single quote (OWASP's advice); other
+    values are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 def results_csv(results: Sequence[Result], card: ModelCard | None = None) -> str:
-    """The batch table as CSV text (what the download link holds)."""
-    return batch_table(results, card).to_csv(index=False)
+    """The batch table as CSV text (what the download link holds).
+
+    Text cells and headers go through :func:`csv_safe`, and every text cell is quoted (embedded
+    quotes doubled), as OWASP recommends against CSV injection.
+    """
+    from pandas.api.types import is_numeric_dtype
+
+    table = batch_table(results, card)
+    table.columns = [csv_safe(str(c)) for c in table.columns]
+    for column in table.columns:
+        if not is_numeric_dtype(table[column]):
+            table[column] = table[column].map(csv_safe)
+    return table.to_csv(index=False, quoting=csv.QUOTE_NONNUMERIC)
 
 
 def csv_download_html(
@@ -186,13 +302,21 @@ def result_html(r: Result, k: int = 3) -> str:
     if r.thumbnail is not None:
         imgs += _figure("medvit-thumb", r.thumbnail, "what the model saw")
     if r.overlay is not None:
-        imgs += _figure("medvit-heatmap", r.overlay, f"heatmap ({html.escape(r.heatmap_method or '')})")
+        imgs += _figure("medvit-heatmap", r.overlay, f"heatmap: {html.escape(r.heatmap_method or '')}")
+    elif r.heatmap_note:
+        imgs += (
+            "<p class='medvit-noheatmap' style='width:192px;margin:0 0.6em 0 0;font-size:smaller'>"
+            f"{html.escape(r.heatmap_note)}</p>"
+        )
     timing = ", ".join(f"{step} {v * 1000:.0f} ms" for step, v in r.seconds.items())
     notes = "".join(f"<li>{html.escape(n)}</li>" for n in r.notes)
+    warnings = "".join(
+        f"<p class='medvit-ood' style='color:#b00;margin:0.2em 0'><b>⚠ {html.escape(w)}</b></p>" for w in r.warnings
+    )
     return (
         "<div class='medvit-result' style='border-left:4px solid #3b7dd8;padding:0.3em 0.6em;margin:0.4em 0'>"
         f"<b>{html.escape(r.name)}</b> → <span class='medvit-prediction'>{html.escape(str(r.label))}</span>"
-        f" ({max(r.probabilities.values()):.3f})"
+        f" ({max(r.probabilities.values()):.3f}){warnings}"
         f"<div style='display:flex;align-items:flex-start;flex-wrap:wrap'>{imgs}"
         f"<div><i>{what}</i><table>{rows}</table><small>{timing}</small>"
         f"<ul style='font-size:smaller'>{notes}</ul></div></div></div>"

@@ -1,18 +1,26 @@
-"""The app's face: ipywidgets, the browser's upload guard, and the Voila settings that serve it.
+"""The app's face: ipywidgets, the scripts the page runs, and the command that serves it.
 
 :func:`build_app` is what ``book/tools/app.ipynb`` displays; served by Voila (``make dashboard``,
-:func:`voila_command`) it is the whole page. Uploads reach the kernel in one websocket message, so
-Voila runs with the limit of :func:`tornado_settings`, and a script in the page
-(:data:`UPLOAD_GUARD_JS`) keeps files over the app's limits from being sent at all.
+:func:`voila_command`, :mod:`helpers.serving`) it is the whole page. Uploads reach the kernel in
+one websocket message, so the server runs with the limit of :func:`tornado_settings`, and a script
+in the page (:data:`UPLOAD_GUARD_JS`) keeps files over the app's limits from being sent at all;
+another (:data:`helpers.serving.XSRF_COOKIE_JS`) lets Voila shut the page's kernel down when the tab
+closes.
+
+What the page shows always belongs to the chosen task and model: switching either clears the
+picked files, the results and the CSV link.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import html
-import json
 import os
+import sys
 from typing import Any
 
+from ..explain import NoMapError, explanation_plan
+from ..serving import XSRF_COOKIE_JS, ServeSettings, serve_command, tornado_settings, websocket_max_message_size
 from .core import (
     ACCEPT,
     APP_TASKS,
@@ -21,12 +29,13 @@ from .core import (
     MAX_FILE_MB,
     MAX_UPLOAD_MB,
     Result,
+    Upload,
     as_uploads,
-    check_upload,
     checkpoints_root,
     classify,
     find_models,
     load_model,
+    upload_problem,
 )
 from .render import card_html, csv_download_html, model_label, result_html
 
@@ -43,33 +52,19 @@ __all__ = [
 # ----------------------------------------------------------------------------- serving
 
 
-def websocket_max_message_size() -> int:
-    """Bytes one websocket message may hold so that a full upload (:data:`MAX_UPLOAD_MB`) arrives.
-
-    ipywidgets send uploaded files to the kernel over the kernel websocket; Tornado drops any
-    message above its limit (10 MiB by default) and the page loses its connection. The limit is
-    the largest upload plus a third (in case the client encodes it as base64) plus 8 MiB of margin.
-    """
-    return int(MAX_UPLOAD_MB * 1_000_000 * 4 / 3) + 8 * 2**20
-
-
-def tornado_settings() -> str:
-    """The value of ``voila --Voila.tornado_settings=...`` that raises the websocket limit."""
-    return json.dumps({"websocket_max_message_size": websocket_max_message_size()})
-
-
 def voila_command(
-    notebook: str | os.PathLike, port: int = 8866, ip: str = "127.0.0.1", voila: str = "voila"
+    notebook: str | os.PathLike,
+    port: int = 8866,
+    ip: str = "127.0.0.1",
+    python: str = sys.executable,
+    settings: ServeSettings | None = None,
 ) -> list[str]:
-    """The command line that serves ``notebook`` on ``ip:port`` with the raised upload limit."""
-    return [
-        voila,
-        str(notebook),
-        "--no-browser",
-        f"--Voila.ip={ip}",
-        f"--port={port}",
-        f"--Voila.tornado_settings={tornado_settings()}",
-    ]
+    """The command line that serves ``notebook`` on ``ip:port`` (:func:`helpers.serving.serve_command`:
+    Voila with the raised upload limit, idle-kernel culling and a cap on live kernels).
+
+    ``settings`` (a :class:`~helpers.serving.ServeSettings`) overrides everything but ``ip`` and ``port``.
+    """
+    return serve_command(notebook, dataclasses.replace(settings or ServeSettings(), ip=ip, port=port), python)
 
 
 def in_voila() -> bool:
@@ -109,19 +104,22 @@ class ClassifierApp:
     """The widgets and their behaviour. ``app.widget`` is what the notebook displays.
 
     The parts are attributes so that tests (and curious readers) can drive them: ``task``,
-    ``model``, ``card``, ``upload``, ``button``, ``status``, ``results``, ``download``.
+    ``model``, ``card``, ``upload``, ``button``, ``status``, ``results``, ``download``. Picked
+    files are taken from the upload button into ``pending`` as they arrive (the button is then
+    emptied, so picking the same files again is noticed).
     """
 
     def __init__(self, root: str | os.PathLike | None = None) -> None:
         self.root = root
         self._loaded: dict[str, tuple[Any, Any]] = {}
         self.entries: list[Any] = []
+        self.pending: list[Upload] = []
         self.last_results: list[Result] = []
         self.runs = 0  # classifications done, shown as data-run on the status (a test waits on it)
         self._make_parts()
         self.task.observe(lambda _: self.refresh_models(), "value")
         self.model.observe(lambda _: self.show_card(), "value")
-        self.upload.observe(lambda _: self.show_uploaded(), "value")
+        self.upload.observe(lambda _: self.take_uploads(), "value")
         self.button.on_click(lambda _: self.run())
         self.widget = self._layout()
         self.refresh_models()
@@ -149,22 +147,31 @@ class ClassifierApp:
         import ipywidgets as w
         from IPython.display import Javascript
 
-        guard = w.Output(layout=w.Layout(display="none"))
-        guard.append_display_data(Javascript(UPLOAD_GUARD_JS))
+        scripts = w.Output(layout=w.Layout(display="none"))
+        scripts.append_display_data(Javascript(UPLOAD_GUARD_JS + XSRF_COOKIE_JS))
         parts = [self.header]
         if in_voila():
             # Served by Voila the page is the app: hide the book's narrative and the other cells' outputs.
             style = "<style>.jp-MarkdownCell, .jp-Cell:not(:has(.medvit-app)) { display: none; }</style>"
             parts.insert(0, w.HTML(style))
         parts += [w.HBox([self.task]), self.model, self.card, self.hint, w.HBox([self.upload, self.button])]
-        parts += [self.limits, self.status, self.results, self.download, guard]
+        parts += [self.limits, self.status, self.results, self.download, scripts]
         widget = w.VBox(parts)
         widget.add_class("medvit-app")
         return widget
 
+    # -- what belongs to a task and model
+    def clear(self) -> None:
+        """Forget the picked files, the results and the CSV link (they belonged to the previous choice)."""
+        self.pending, self.last_results = [], []
+        if self.upload.value:
+            self.upload.value = ()
+        self.status.value = self.results.value = self.download.value = ""
+
     # -- model choice
     def refresh_models(self) -> None:
-        """List the checkpoints of the chosen task in the model dropdown."""
+        """List the checkpoints of the chosen task in the model dropdown (and clear the page)."""
+        self.clear()
         try:
             self.entries = find_models(self.task.value, self.root)
         except Exception as exc:
@@ -194,14 +201,22 @@ class ClassifierApp:
             self._loaded[key] = load_model(entry)
         return self._loaded[key]
 
+    @staticmethod
+    def _heatmap_plan(model: Any, card: Any) -> str:
+        try:
+            return explanation_plan(model, card.input_size).describe()
+        except NoMapError as exc:
+            return f"none: {exc}"
+
     def show_card(self) -> None:
-        """Load the chosen model and show its card, or say why it cannot be used."""
+        """Load the chosen model and show its card, or say why it cannot be used (and clear the page)."""
+        self.clear()
         if self.model.value is None or not self.entries:
             return
         entry = self.entries[self.model.value]
         try:
-            _, card = self.current()
-            self.card.value = card_html(card, entry.folder)
+            model, card = self.current()
+            self.card.value = card_html(card, entry.folder, heatmap=self._heatmap_plan(model, card))
             self.hint.value = f"<small>Expected input: {html.escape(APP_TASKS[self.task.value].what)}.</small>"
             self.button.disabled = False
         except Exception as exc:
@@ -212,16 +227,34 @@ class ClassifierApp:
             self.button.disabled = True
 
     # -- files
-    def show_uploaded(self) -> None:
-        """Say which files arrived (and which are over the limit) once the browser has sent them."""
+    def take_uploads(self) -> None:
+        """Take the files the browser has sent into ``pending``, empty the upload button, say what arrived."""
         files = as_uploads(self.upload.value)
-        names = [f.name + (" (over the size limit)" if check_upload(f) else "") for f in files]
+        if not files:
+            return  # the button was emptied (by this method or by a change of task or model)
+        self.pending = files
+        self.upload.value = ()
+        self.results.value = self.download.value = ""
+        self.show_pending()
+
+    def show_pending(self) -> None:
+        """Say which files are ready (and why some cannot be classified), and what to do next."""
+        if not self.pending:
+            self.status.value = ""
+            return
+        names = []
+        for f in self.pending:
+            problem = upload_problem(f)
+            names.append(f.name + (f" ({problem})" if problem else ""))
+        action = (
+            "Press <b>Classify</b>."
+            if not self.button.disabled
+            else "There is no usable model for this task (see above), so nothing can be classified yet."
+        )
         self.status.value = (
-            f"<span class='medvit-ready'>{len(files)} file(s) ready: "
+            f"<span class='medvit-ready'>{len(self.pending)} file(s) ready: "
             + html.escape(", ".join(names))
-            + ". Press <b>Classify</b>.</span>"
-            if files
-            else ""
+            + f". {action}</span>"
         )
 
     def _loaded_or_message(self) -> tuple[Any, Any] | None:
@@ -230,22 +263,26 @@ class ClassifierApp:
         except Exception as exc:
             loaded = None
             self.status.value = f"<span class='medvit-error'>{html.escape(str(exc))}</span>"
-        if loaded is None and not self.status.value:
-            self.status.value = "<span class='medvit-error'>No usable model for this task (see above).</span>"
+        if loaded is None:
+            self.status.value = self.status.value or (
+                "<span class='medvit-error'>No usable model for this task (see above).</span>"
+            )
         return loaded
 
     def run(self, files: Any = None) -> list[Result]:
-        """Classify ``files`` (default: what was uploaded) with the chosen model and show the results."""
-        uploads = as_uploads(self.upload.value if files is None else files)
+        """Classify ``files`` (default: the picked files) with the chosen model and show the results."""
+        uploads = as_uploads(files) if files is not None else list(self.pending)
+        self.results.value = self.download.value = ""
         if not uploads:
             self.status.value = "<span class='medvit-error'>Upload one or more images first.</span>"
             return []
+        self.status.value = ""
         loaded = self._loaded_or_message()
         if loaded is None:
             return []
         model, card = loaded
         self.button.disabled = True
-        self.status.value = f"Classifying {len(uploads)} file(s)…"
+        self.status.value = f"<span class='medvit-busy'>Classifying {len(uploads)} file(s)…</span>"
         try:
             results = classify(uploads, model, card)
         finally:

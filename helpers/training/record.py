@@ -12,9 +12,10 @@ import torch
 from torch import nn
 
 from .. import config as settings
+from .. import imagestats, runinfo
 from .. import metrics as M
-from .. import runinfo
 from ..cards import ModelCard
+from ..chance import chance_check
 from ..checkpoints import save_checkpoint
 from ..inference import probabilities
 from ..runs import RunRecord, new_run_folder
@@ -68,7 +69,8 @@ def predict(
 
 def evaluate_splits(fitted: Fitted) -> dict[str, Any]:
     """:func:`helpers.metrics.evaluate` on the validation and test splits, with bootstrap intervals
-    for the test metrics when ``config.bootstrap`` asks for them."""
+    for the test metrics when ``config.bootstrap`` asks for them, and the test split's chance check
+    (:func:`helpers.chance.chance_check`) under ``test_chance``."""
     from ..data.loaders import make_eval_loader
 
     _, valid_ds, test_ds = fitted.splits
@@ -78,6 +80,8 @@ def evaluate_splits(fitted: Fitted) -> dict[str, Any]:
     for split, ds in (("valid", valid_ds), ("test", test_ds)):
         y, probs = predict(fitted.learn.model, make_eval_loader(ds, fitted.learn.dls), task, amp_dtype)
         results[split] = M.evaluate(y, probs, task, classes)
+        if split == "test" and len(y):
+            results["test_chance"] = chance_check(y, probs, task, seed=fitted.config.seed)
         if split == "test" and fitted.config.bootstrap:
             results["test_ci"] = M.bootstrap_metrics(
                 y, probs, task, n_boot=fitted.config.bootstrap, seed=fitted.config.seed
@@ -167,6 +171,8 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
     norm = normalization(fitted.learn.dls, fitted.in_chans)
     if built.kwargs is None or norm is None:
         return None
+    # what the training images looked like, for the app's out-of-distribution warning and transparency
+    stats, background = imagestats.training_profile(train_ds.images, fitted.in_chans, fitted.config.seed)
     return ModelCard(
         architecture=built.name,
         model_kwargs={**built.kwargs, "num_classes": len(train_ds.classes)},
@@ -184,6 +190,9 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
         metrics={k: M.headline(v) for k, v in metrics.items() if k in ("valid", "test")},
         run_id=run_id,
         pretrained_init=built.pretrained,
+        image_stats=stats,
+        background=background,
+        chance=metrics.get("test_chance") or {},
     )
 
 
