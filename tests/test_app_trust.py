@@ -268,3 +268,24 @@ def test_no_model_page_names_the_runs_folder_and_does_not_ask_for_classify(tmp_p
     assert "$MEDVIT_RUNS" in a.hint.value and a.button.disabled
     a.upload.value = _file_value("x.png", png(np.zeros((16, 16, 3), np.uint8)))
     assert "ready" in a.status.value and "Press" not in a.status.value and "no usable model" in a.status.value
+
+
+def test_old_results_are_gone_while_classifying(trained_like, monkeypatch):
+    import helpers.app.widgets as widgets
+
+    a = app.ClassifierApp(trained_like)
+    data = png(np.full((48, 48, 3), 200, np.uint8))
+    a.upload.value = _file_value("first.png", data)
+    a.run()
+    assert "first.png" in a.results.value
+    seen = {}
+    real = widgets.classify
+
+    def watching(*args, **kwargs):
+        seen.update(results=a.results.value, download=a.download.value, status=a.status.value)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(widgets, "classify", watching)
+    a.run()  # the same file again: while it runs, the page shows "Classifying…" and nothing older
+    assert seen == {"results": "", "download": "", "status": seen["status"]} and "Classifying 1 file" in seen["status"]
+    assert "first.png" in a.results.value
