@@ -12,7 +12,8 @@ The models are each task's default, as ``python -m helpers app-models`` trains t
 (:mod:`helpers.app_models`) at the ``quick`` profile's 64 px: a ResNet-18 on RGB blood cells,
 a ViT-Tiny with 8 px patches on grey chest X-rays (multi-label), a ResNet-18 on grey mammograms;
 ``--large`` adds the same architectures at 224 px (ResNet-18 11.2 M parameters, ViT-Tiny/16
-5.5 M). Their weights are random (timing does not depend on them). The images are real samples
+5.5 M). Their weights are random (timing does not depend on them); their cards hold image statistics
+(of the sample itself), so the check against the training images runs too. The images are real samples
 when ``MEDVIT_DATA`` has them (a 360×363 PBC JPEG, a 1024×1024 NIH PNG, a 1024×1024 MIAS PGM),
 else synthetic PNGs of the same sizes.
 
@@ -41,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from helpers import app, runinfo  # noqa: E402
 from helpers.app_models import APP_MODELS, app_config  # noqa: E402
+from helpers.imagestats import training_profile  # noqa: E402
+from helpers.preprocessing import prepare_file  # noqa: E402
 from helpers.testing import find_sample, make_untrained_checkpoint  # noqa: E402
 
 TARGET_S = 0.5
@@ -75,10 +78,13 @@ def cases(large: bool) -> list[tuple[str, str, int, int, dict]]:
 
 def bench(case: tuple[str, str, int, int, dict], repeats: int, warmup: int) -> dict:
     task, arch, size, chans, kwargs = case
-    folder = Path(tempfile.mkdtemp()) / f"{task}-{arch}-{size}"
-    make_untrained_checkpoint(folder, task, arch, input_size=size, in_chans=chans, model_kwargs=kwargs)
-    model, card = app.load_model(folder)
     name, data, origin = sample_file(task)
+    image, _ = prepare_file(io.BytesIO(data), size, chans)
+    stats, background = training_profile(image[None], chans)
+    folder = Path(tempfile.mkdtemp()) / f"{task}-{arch}-{size}"
+    fields = {"image_stats": stats, "background": background}
+    make_untrained_checkpoint(folder, task, arch, size, chans, model_kwargs=kwargs, card_fields=fields)
+    model, card = app.load_model(folder)
     upload = app.Upload(name, data, len(data))
     for _ in range(warmup):
         app.result_html(app.classify_one(upload, model, card))
