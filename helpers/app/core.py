@@ -331,14 +331,22 @@ def _decode(upload: Upload, card: ModelCard, res: Result) -> inference.ModelInpu
         )
         return None
     res.notes += _size_notes(shape, card.input_size)
-    unlike = unlike_training(prepared.image, card.image_stats)
-    if unlike:
-        res.warnings.append(
-            "This image is unlike the images the model was trained on (" + "; ".join(unlike) + "). "
-            f"The model expects {APP_TASKS[task_of(card)].what if task_of(card) else 'images like its training images'}"
-            "; its answer for this image may mean nothing."
-        )
+    res.warnings += _unlike_warning(prepared.image, card)
     return prepared
+
+
+def _unlike_warning(image: np.ndarray, card: ModelCard) -> list[str]:
+    """A warning when ``image`` (as the model sees it) is unlike the card's training images
+    (:func:`helpers.imagestats.unlike_training`), else nothing."""
+    unlike = unlike_training(image, card.image_stats)
+    if not unlike:
+        return []
+    task = task_of(card)
+    expected = APP_TASKS[task].what if task else "images like its training images"
+    return [
+        f"This image is unlike the images the model was trained on ({'; '.join(unlike)}). The model "
+        f"expects {expected}; its answer for this image may mean nothing."
+    ]
 
 
 def _explain_into(res: Result, model: Any, x: Any, card: ModelCard, target: int) -> None:
