@@ -151,11 +151,13 @@ def serve_command(
     ]
 
 
-def _busy_message(alive: int, limit: int) -> str:
+def _busy_message(alive: int, cull_idle_s: int) -> str:
+    """The reason of the 503 page: why there is no app, and what to do."""
+    wait = f"{cull_idle_s // 60} minutes" if cull_idle_s >= 120 else f"{cull_idle_s} seconds"
+    orphans = f", or wait: a page whose tab is gone is closed after {wait} idle" if cull_idle_s > 0 else ""
     return (
         f"This app is already serving {alive} pages, the most it allows at once (each page holds a "
-        f"Python kernel of about {KERNEL_GB:.0f} GB). Close another tab of this app, or wait: a page "
-        "left without its tab is closed after a few minutes. Then reload this page."
+        f"Python kernel of about {KERNEL_GB:.0f} GB). Close another tab of this app{orphans}. Then reload this page."
     )
 
 
@@ -190,7 +192,7 @@ def capped_kernel_manager() -> type:
             alive = len(self.list_kernel_ids())
             if alive >= self.max_kernels:
                 self.log.warning("refused a new kernel: %d of at most %d alive", alive, self.max_kernels)
-                raise web.HTTPError(503, reason=_busy_message(alive, self.max_kernels))
+                raise web.HTTPError(503, reason=_busy_message(alive, self.cull_idle_timeout))
             return await super().start_kernel(*args, **kwargs)
 
     return CappedKernelManager
