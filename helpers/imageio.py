@@ -81,6 +81,9 @@ class DecodedImage:
         frames: frames in the file (only the first is in ``array``).
         bit_depth: bits per sample of the original.
         notes: conversions applied, in words (``"16-bit scaled by range 12..3071"``, ...).
+        colourfulness: for an image decoded in colour, the mean over a sample of its pixels of
+            (largest - smallest channel) / 255, measured before any conversion to ``channels``
+            (0 for a colour file that holds a grey picture); ``None`` for a grey image.
     """
 
     array: np.ndarray
@@ -89,6 +92,7 @@ class DecodedImage:
     frames: int = 1
     bit_depth: int = 8
     notes: list[str] = field(default_factory=list)
+    colourfulness: float | None = None
 
 
 # ----------------------------------------------------------------------------- sources
@@ -353,6 +357,10 @@ def decode_image(
         out = _decode_dicom(data, name, max_pixels)
     else:
         out = _decode_pil(data, name, max_pixels, background)
+    if out.array.ndim == 3 and out.array.shape[-1] == 3:
+        step = max(1, int(np.sqrt(out.array.shape[0] * out.array.shape[1] / 65536)))
+        sample = out.array[::step, ::step].astype(np.int16)
+        out.colourfulness = float((sample.max(axis=-1) - sample.min(axis=-1)).mean() / 255.0)
     out.array = to_channels(out.array, channels)
     return out
 

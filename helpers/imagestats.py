@@ -18,7 +18,9 @@ images (``low``, ``high``) and their median. **The rule** (:func:`unlike_trainin
 is unlike the training images when one of its statistics lies outside
 ``[low - MARGIN * (high - low), high + MARGIN * (high - low)]``, with :data:`MARGIN` = 0.25.
 :func:`background_colour` is the training images' typical border colour (the median over images
-of each image's median border pixel); the app composites transparent uploads on it.
+of each image's median border pixel); the app composites transparent uploads on it. (The app also
+warns about a colour picture sent to a model whose training images were grey, from the file's own
+colourfulness before the conversion to grey: ``helpers.imageio.DecodedImage.colourfulness``.)
 :func:`training_profile` gives both for a model card, from a seeded sample of at most
 :data:`MAX_PROFILE_IMAGES` training images.
 

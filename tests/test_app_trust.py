@@ -289,3 +289,23 @@ def test_old_results_are_gone_while_classifying(trained_like, monkeypatch):
     a.run()  # the same file again: while it runs, the page shows "Classifying…" and nothing older
     assert seen == {"results": "", "download": "", "status": seen["status"]} and "Classifying 1 file" in seen["status"]
     assert "first.png" in a.results.value
+
+
+def test_a_colour_picture_on_a_grey_model_is_warned_about(pbc_root, tmp_path):
+    """The grey chest model's card keeps the statistics of 30 NIH films: 10 other films and 10 COVID-19
+    films pass; a blood-cell photograph (converted to grey for the model) and a mammogram do not."""
+    films = sorted((pbc_root / "nih" / "images").glob("*.png"))
+    stats, background = training_profile(np.stack([prepare_file(f, SIZE, 1)[0] for f in films[:30]]), 1)
+    folder = make_untrained_checkpoint(
+        tmp_path / "chest", "chest", "resnet18", SIZE, 1, card_fields={"image_stats": stats, "background": background}
+    )
+    model, card = app.load_model(folder)
+
+    def warnings(path: Path) -> list[str]:
+        return app.classify_one(app.Upload(path.name, path.read_bytes(), 0), model, card, heatmap=False).warnings
+
+    others = films[30:40] + sorted((pbc_root / "covid" / "images").iterdir())[:10]
+    assert [f.name for f in others if warnings(f)] == []
+    (cell,) = warnings(find_sample("blood", pbc_root))
+    assert "a colour picture (colourfulness" in cell and "where the training images were grey" in cell
+    assert "mean grey" in warnings(find_sample("mammo", pbc_root))[0]

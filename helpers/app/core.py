@@ -331,14 +331,22 @@ def _decode(upload: Upload, card: ModelCard, res: Result) -> inference.ModelInpu
         )
         return None
     res.notes += _size_notes(shape, card.input_size)
-    res.warnings += _unlike_warning(prepared.image, card)
+    res.warnings += _unlike_warning(prepared.image, decoded.colourfulness, card)
     return prepared
 
 
-def _unlike_warning(image: np.ndarray, card: ModelCard) -> list[str]:
+#: A file decoded in colour whose colourfulness is above this is a colour picture (0.02 = 5 grey levels).
+COLOUR_PICTURE = 0.02
+
+
+def _unlike_warning(image: np.ndarray, colourfulness: float | None, card: ModelCard) -> list[str]:
     """A warning when ``image`` (as the model sees it) is unlike the card's training images
-    (:func:`helpers.imagestats.unlike_training`), else nothing."""
+    (:func:`helpers.imagestats.unlike_training`), or is a colour picture for a model trained on grey
+    images (``colourfulness`` of the decoded file before conversion), else nothing."""
     unlike = unlike_training(image, card.image_stats)
+    grey_training = card.image_stats.get("channels") == 1
+    if grey_training and colourfulness is not None and colourfulness > COLOUR_PICTURE:
+        unlike.insert(0, f"a colour picture (colourfulness {colourfulness:.2f}) where the training images were grey")
     if not unlike:
         return []
     task = task_of(card)
