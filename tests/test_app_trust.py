@@ -309,3 +309,11 @@ def test_a_colour_picture_on_a_grey_model_is_warned_about(pbc_root, tmp_path):
     (cell,) = warnings(find_sample("blood", pbc_root))
     assert "a colour picture (colourfulness" in cell and "where the training images were grey" in cell
     assert "mean grey" in warnings(find_sample("mammo", pbc_root))[0]
+
+
+def test_the_card_states_its_chance_check(constant_root, trained_like):
+    (constant,) = app.find_models("blood", constant_root)
+    text = html.unescape(app.card_html(constant.card))
+    assert "against chance" in text and "no better than chance: test balanced accuracy 0.125" in text
+    (untested,) = app.find_models("blood", trained_like)
+    assert "not checked (the card holds no chance check)" in app.card_html(untested.card)

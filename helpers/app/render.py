@@ -132,6 +132,19 @@ def chance_warning(card: ModelCard) -> str | None:
     return None
 
 
+def _chance_row(card: ModelCard) -> str:
+    """The card's chance check in one line."""
+    c = card.chance
+    if card.no_better_than_chance is None:
+        return "not checked (the card holds no chance check)" + (" — see the warning" if chance_warning(card) else "")
+    verdict = "no better than chance" if card.no_better_than_chance else "better than chance"
+    return (
+        f"{verdict}: test {metric_name(str(c.get('metric', '?')))} {c.get('value', float('nan')):.3f}; chance "
+        f"{c.get('chance', float('nan')):.3f}, up to {c.get('chance_high', float('nan')):.3f} in "
+        f"{c.get('n_perm', '?')} label shuffles of its {c.get('n', '?')} test images"
+    )
+
+
 def model_label(entry: Checkpoint) -> str:
     """How a checkpoint is named in the model list: architecture, data, profile, headline metric, run;
     a model no better than chance begins with a warning."""
@@ -182,6 +195,7 @@ def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap:
         rows.insert(4, ("preprocessing", html.escape(card.preprocess)))
     if heatmap is not None:
         rows.append(("heatmap", html.escape(heatmap)))
+    rows.append(("against chance", html.escape(_chance_row(card))))
     if folder is not None:
         rows.append(("folder", html.escape(str(folder))))
     body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
