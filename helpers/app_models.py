@@ -135,5 +135,13 @@ def train_app_models(
         print(
             f"[app-models] {task}: done in {record.wall_time_s:.0f} s; test {headline}; checkpoint {record.checkpoint}"
         )
+        chance = (record.metrics or {}).get("test_chance") or {}
+        summary["no_better_than_chance"] = chance.get("no_better_than_chance")
+        if chance.get("no_better_than_chance"):
+            why = "it gives every test image the same answer" if chance.get("constant") else "see its card"
+            print(
+                f"[app-models] {task}: NO BETTER THAN CHANCE ({why}); the app marks it so. More data or "
+                "epochs (python -m helpers app-models --help) may give a useful model."
+            )
         summaries.append(summary)
     return summaries

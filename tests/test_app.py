@@ -489,6 +489,8 @@ def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, cap
     assert summary["dataset"] == "mias" and summary["source"] == "real"
     out = capsys.readouterr().out
     assert "training resnet18 on mias (source: real" in out
+    assert summary["no_better_than_chance"] in (True, False)  # the chance check ran; the output says a useless one
+    assert ("NO BETTER THAN CHANCE" in out) == summary["no_better_than_chance"]
     (entry,) = app.find_models("mammo")
     assert entry.folder == Path(summary["checkpoint"])
     model, card = app.load_model(entry)
