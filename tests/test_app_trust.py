@@ -18,7 +18,7 @@ import pytest
 import torch
 from PIL import Image
 
-from helpers import app
+from helpers import app, inference
 from helpers.chance import chance_check
 from helpers.imagestats import training_profile
 from helpers.preprocessing import prepare_file
@@ -101,11 +101,8 @@ def constant_root(pbc_root, tmp_path_factory) -> Path:
         model.fc.weight.zero_()
         model.fc.bias.copy_(torch.tensor([5.0] + [0.0] * 7))
     files, labels = pbc_files(pbc_root, 10, skip=40)
-    probs = []
-    for f in files:
-        res = app.classify_one(app.Upload(f.name, f.read_bytes(), 0), model, card, heatmap=False)
-        probs.append([res.probabilities[c] for c in card.classes])
-    checked = chance_check(np.array(labels), np.array(probs), "multiclass")
+    x = torch.cat([inference.model_input(f, card).x for f in files])  # one batch: the app's input rule
+    checked = chance_check(np.array(labels), inference.predict(model, x, card), "multiclass")
     from helpers.checkpoints import save_checkpoint
 
     metrics = {"test": {"accuracy": 0.125, "balanced_accuracy": 0.125, "kappa": 0.0}}
