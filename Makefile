@@ -11,10 +11,11 @@ export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 
 .PHONY: install book test lint format unit nbval book-strict browser dashboard app-models clean help
-.PHONY: data publish linkcheck
+.PHONY: data publish linkcheck verify
 
 help:
 	@echo "make book       build the book (PROFILE=smoke|quick|full, default quick) into _build/html"
+	@echo "make verify     every chapter at quick on the shared real data; fails on any claim that does not hold"
 	@echo "make test       all tests: lint, unit, nbval (smoke), strict book build, browser test of the app"
 	@echo "make lint       ruff check + ruff format --check (seconds; make format rewrites the files)"
 	@echo "make dashboard  serve the classifier app with Voila on localhost (trains small models first if none exist)"
@@ -32,12 +33,25 @@ install: $(STAMP)
 
 # The build log goes to _build/book.log; when a chapter fails, the failing cell (for a claim, its
 # assert and message) is named last, and as an annotation under GitHub Actions.
+# A claim that fails (helpers.claims) is shown on its page and the other pages still build; the
+# build then ends non-zero naming it, after printing the ledger and the time per page.
+BUILD_ID := book-$(shell date -u +%Y%m%dT%H%M%SZ)
 book: install
 	@mkdir -p _build
-	set -o pipefail; MEDVIT_PROFILE=$(PROFILE) $(BIN)/jupyter-book build . --builder html 2>&1 | tee _build/book.log \
+	set -o pipefail; MEDVIT_PROFILE=$(PROFILE) MEDVIT_BUILD=$(BUILD_ID) MEDVIT_CLAIMS=record \
+	  $(BIN)/jupyter-book build . --builder html 2>&1 | tee _build/book.log \
 	  || { echo; $(BIN)/python -m helpers site failures _build/book.log; exit 1; }
 	@echo
 	@echo "The book ($(PROFILE) profile) is at: file://$(CURDIR)/_build/html/index.html"
+	@echo
+	MEDVIT_BUILD=$(BUILD_ID) $(BIN)/python -m helpers.claims report --fail
+
+# Every chapter at quick on real data (the shared samples by default; VERIFY_DATA=<root> for another),
+# failing on any claim that does not hold; prints the ledger and the time per chapter.
+VERIFY_DATA ?= $(abspath ../shared/data)
+verify: install
+	@test -d "$(VERIFY_DATA)" || { echo "make verify: no data root at $(VERIFY_DATA) (set VERIFY_DATA=<root>)"; exit 2; }
+	MEDVIT_DATA=$(VERIFY_DATA) $(MAKE) --no-print-directory book PROFILE=quick
 
 # The strict build CI runs: smoke profile, warnings are errors, a failing cell fails the build.
 book-strict: install

@@ -1,0 +1,117 @@
+"""The claims ledger: check compares, records and reports; the build order puts gathering pages last."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from helpers import bookbuild, claims
+
+
+@pytest.fixture
+def build(tmp_path, monkeypatch):
+    """A fresh runs root and build id; failures recorded (as in a book build) unless a test says otherwise."""
+    monkeypatch.setenv("MEDVIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MEDVIT_BUILD", "book-test")
+    monkeypatch.setenv("MEDVIT_CLAIMS", "record")
+    return "book-test"
+
+
+def test_a_claim_that_holds_is_recorded_and_printed(build, capsys):
+    claim = claims.check("accuracy", 0.93, ">=", 0.9, chapter="c1", profile="quick", data_source="real", spread="x")
+    assert claim.status == "pass" and claim.passed and claim.build == build
+    assert "claim holds: accuracy = 0.93" in capsys.readouterr().out
+    (recorded,) = claims.ledger(build)
+    assert recorded == claim
+
+
+def test_a_failed_claim_is_recorded_shown_and_does_not_stop_a_build(build, capsys):
+    claim = claims.check("loss", 0.5, "<=", 0.2, chapter="c1", profile="quick", data_source="real")
+    assert claim.status == "fail" and not claim.passed
+    assert "FAILED" in capsys.readouterr().err
+    assert claims.failed(claims.ledger(build)) == [claim]
+
+
+def test_a_failed_claim_raises_outside_a_build(build, monkeypatch):
+    monkeypatch.delenv("MEDVIT_CLAIMS")
+    with pytest.raises(AssertionError, match="loss"):
+        claims.check("loss", 0.5, "<=", 0.2, chapter="c1", profile="quick", data_source="real")
+    assert claims.failed(claims.ledger(build))  # recorded before raising
+
+
+def test_smoke_records_not_checked_with_a_reason(build):
+    claim = claims.check("accuracy", 0.1, ">=", 0.9, chapter="c1", profile="smoke", data_source="real")
+    assert claim.status == "not checked" and claim.value is None and "smoke" in claim.reason
+    assert not claims.failed([claim])
+
+
+@pytest.mark.parametrize("op,value,ok", [(">", 1.0, False), ("<", 0.5, True), ("==", 1.0, True), (">=", 0.99, False)])
+def test_every_comparison(build, op, value, ok):
+    assert claims.check("x", value, op, 1.0, chapter="c", profile="full", data_source="d").passed is ok
+
+
+def test_bad_comparisons_and_values_are_refused(build):
+    with pytest.raises(ValueError, match="unknown comparison"):
+        claims.check("x", 1.0, "=>", 1.0, chapter="c", profile="quick", data_source="d")
+    with pytest.raises(ValueError, match="not a finite number"):
+        claims.check("x", float("nan"), ">=", 1.0, chapter="c", profile="quick", data_source="d")
+
+
+def test_a_rerun_replaces_the_claim_in_the_ledger(build):
+    claims.check("acc", 0.5, ">=", 0.9, chapter="c", profile="quick", data_source="d")
+    claims.check("other", 1.0, ">=", 0.9, chapter="c", profile="quick", data_source="d")
+    claims.check("acc", 0.95, ">=", 0.9, chapter="c", profile="quick", data_source="d")
+    names = [(c.name, c.status) for c in claims.ledger(build)]
+    assert names == [("other", "pass"), ("acc", "pass")]
+
+
+def test_report_cli_fails_naming_the_failed_claim(build, tmp_path):
+    claims.check("held", 1.0, ">=", 0.5, chapter="ch_a", profile="quick", data_source="d")
+    claims.check("broken", 0.1, ">=", 0.5, chapter="ch_b", profile="quick", data_source="d")
+    page_file = claims.build_dir(build) / "pages.json"
+    page_file.write_text(json.dumps({"book/x": {"seconds": 12.5}}))
+    cmd = [sys.executable, "-m", "helpers.claims", "report", "--fail"]
+    out = subprocess.run(cmd, capture_output=True, text=True, env=dict(os.environ))
+    assert out.returncode == 1
+    assert "ch_b: broken" in out.stdout and "1 claim(s) FAILED" in out.stdout and "12.5  book/x" in out.stdout
+    ok = subprocess.run(cmd[:-1], capture_output=True, text=True, env=dict(os.environ))
+    assert ok.returncode == 0
+
+
+def test_latest_build_without_the_variable_is_the_newest(build, monkeypatch):
+    claims.check("a", 1.0, ">=", 0.5, chapter="c", profile="quick", data_source="d")
+    monkeypatch.delenv("MEDVIT_BUILD")
+    assert claims.latest_build() == build
+
+
+def test_ledger_table_has_one_row_per_claim(build):
+    claims.check("a", 1.0, ">=", 0.5, chapter="c", profile="quick", data_source="d")
+    claims.check("b", 1.0, ">=", 0.5, chapter="c", profile="smoke", data_source="d")
+    table = claims.ledger_table(claims.ledger(build))
+    assert list(table["claim"]) == ["a", "b"]
+    assert table["status"].tolist()[0] == "pass" and table["status"].tolist()[1].startswith("not checked")
+
+
+def test_gathering_pages_are_read_last_in_the_given_order():
+    names = ["book/intro", "book/applications/results", "book/appendix/claims", "book/models/vit"]
+    last = ["book/applications/results", "book/appendix/claims", "book/not/in/build"]
+    assert bookbuild.gather_last(names, last) == [
+        "book/intro",
+        "book/models/vit",
+        "book/applications/results",
+        "book/appendix/claims",
+    ]
+
+
+def test_the_book_configuration_gathers_results_and_claims_last():
+    import yaml
+
+    from helpers import config
+
+    cfg = yaml.safe_load((config.repo_root() / "_config.yml").read_text())
+    assert "helpers.bookbuild" in cfg["sphinx"]["extra_extensions"]
+    assert cfg["sphinx"]["config"]["medvit_gather_last"][-1] == "book/appendix/claims"
