@@ -159,8 +159,29 @@ def test_flexible_heads_learn_and_localise():
 def test_patch_distance():
     d = vit.patch_distance((2, 3))
     assert d.shape == (7, 7)
-    assert torch.all(d[0] == 0) and torch.all(d[:, 0] == 0)
+    torch.testing.assert_close(d, d.T)
+    assert float(d[0, 0]) == 0.0
+    # the class token sits at the image centre (0.5, 1): patch (0, 0) is sqrt(1.25) away, (1, 1) 0.5
+    assert float(d[0, 1]) == pytest.approx(1.25**0.5) and float(d[0, 5]) == pytest.approx(0.5)
     assert float(d[1, 6]) == pytest.approx(5**0.5)  # (0,0) to (1,2)
+
+
+@pytest.mark.parametrize("variant", ["standard", "flexible"])
+def test_every_parameter_gets_a_gradient(variant):
+    """One backward pass from a classification loss reaches every learnable parameter: none has no
+    gradient, none has an identically zero one (the last block's spans included, which only the
+    class token's row of that block can reach)."""
+    torch.manual_seed(0)
+    model = vit.vit_scratch_tiny(num_classes=3, img_size=32, patch_size=8, depth=3, attn_variant=variant)
+    x = torch.randn(4, 3, 32, 32)
+    torch.nn.functional.cross_entropy(model(x), torch.tensor([0, 1, 2, 0])).backward()
+    named = dict(model.named_parameters())
+    missing = [n for n, p in named.items() if p.grad is None]
+    zero = [n for n, p in named.items() if p.grad is not None and not torch.any(p.grad != 0)]
+    assert not missing and not zero, f"no gradient: {missing}; identically zero gradient: {zero}"
+    if variant == "flexible":
+        spans = [n for n in named if n.endswith("span_decay")]
+        assert len(spans) == 3 and all(torch.all(named[n].grad != 0) for n in spans), "every head's span moves"
 
 
 def test_create_vit_scratch_names():

@@ -26,13 +26,17 @@ attention heads" without defining it. Here it means: every head ``h`` learns
                - \\lambda_h\\, \\delta_{ij}\\Big),
 
 where ``delta_ij`` is the Euclidean distance between the centres of patches ``i`` and ``j`` in
-units of patches (0 whenever either token is the class token). Multiplying the attention weights
+units of patches; the class token is placed at the centre of the image (:func:`patch_distance`).
+Multiplying the attention weights
 by ``exp(-lambda_h delta)`` is a soft, exponentially decaying span in the spirit of the adaptive
 span of Sukhbaatar et al. (2019), measured on the 2-D patch grid instead of along a sequence:
 ``1/lambda_h`` is the distance over which the head's weights fall by a factor ``e``. A head with
 ``lambda_h > 0`` becomes local (convolution-like), one with ``lambda_h = 0`` stays global, and
-``lambda_h < 0`` favours distant patches. Both parameters start at 0, where the variant is *exactly*
-the standard ViT, and their gradients are not zero there, so each head can move away from it.
+``lambda_h < 0`` favours distant patches; for the class token, ``lambda_h > 0`` favours the middle
+of the image. Both parameters start at 0, where the variant is *exactly* the standard ViT, and the
+gradient of every one of them is not zero there (a unit test checks it), so each head can move away
+from it. (With the class token at no place, distance 0, the last block's spans would get exactly
+zero gradient: only the class token's row of that block reaches the head.)
 They add ``2 × heads`` parameters per block.
 """
 
@@ -131,18 +135,19 @@ class PatchEmbed(nn.Module):
 
 
 def patch_distance(grid_size: tuple[int, int], num_prefix_tokens: int = 1) -> torch.Tensor:
-    """Euclidean distance between patch centres, in patches: ``(N, N)`` with ``N = prefix + h·w``.
+    """Euclidean distance between token positions, in patches: ``(N, N)`` with ``N = prefix + h·w``.
 
-    Rows and columns of prefix (class) tokens are 0: they are at no place on the grid.
+    A patch sits at its centre on the grid; a prefix (class) token sits at the centre of the image,
+    so its distance to a patch is that patch's distance from the image centre (and 0 to another
+    prefix token). Placing the class token somewhere matters: only its row of the last block
+    reaches the head, and with a row of zeros that block's span would get no gradient at all.
     """
     gh, gw = grid_size
     ys, xs = torch.meshgrid(torch.arange(gh, dtype=torch.float32), torch.arange(gw, dtype=torch.float32), indexing="ij")
-    coords = torch.stack([ys.flatten(), xs.flatten()], dim=1)  # (h·w, 2)
-    dist = torch.cdist(coords, coords)
-    n = num_prefix_tokens + gh * gw
-    out = torch.zeros(n, n)
-    out[num_prefix_tokens:, num_prefix_tokens:] = dist
-    return out
+    patches = torch.stack([ys.flatten(), xs.flatten()], dim=1)  # (h·w, 2)
+    centre = torch.tensor([[(gh - 1) / 2, (gw - 1) / 2]]).expand(num_prefix_tokens, 2)
+    coords = torch.cat([centre, patches])  # (prefix + h·w, 2)
+    return torch.cdist(coords, coords)
 
 
 class Attention(nn.Module):
