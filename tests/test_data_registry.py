@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import io
 import urllib.error
+import warnings
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from helpers import config
-from helpers.data import describe_source, load_dataset
+from helpers.data import describe_source, load_dataset, registry
 from helpers.data import download as dl
-from helpers.data.registry import SyntheticDataWarning
+from helpers.data.registry import BLOOD_CELLS, SyntheticDataWarning, choose
 from helpers.data.specs import DATASETS
 from helpers.data.synthetic import write_synthetic
+
+
+@pytest.fixture(autouse=True)
+def fresh_banners(monkeypatch):
+    """Each test starts with no stand-in announced yet."""
+    monkeypatch.setattr(registry, "_ANNOUNCED", set())
 
 
 @pytest.fixture
@@ -22,7 +29,7 @@ def offline_fetch(monkeypatch):
     """Simulate a machine without internet: every network call fails as urllib does offline."""
     calls = []
 
-    def no_network(url, dest, timeout=30.0):
+    def no_network(url, dest, known_hash=None):
         calls.append(url)
         raise urllib.error.URLError("[Errno -2] Name or service not known")
 
@@ -141,13 +148,15 @@ def test_generated_cbis_layout(tmp_path, tmp_workdirs, monkeypatch):
 # ----------------------------------------------------------------------------- fallbacks and downloads
 
 
-def test_synthetic_fallback_is_loud(tmp_path, tmp_workdirs, monkeypatch, capsys):
+def test_synthetic_fallback_is_loud_once(tmp_path, tmp_workdirs, monkeypatch, capsys):
     monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
     monkeypatch.setenv("MEDVIT_OFFLINE", "1")
-    with pytest.warns(SyntheticDataWarning, match="SYNTHETIC STAND-IN for 'pbc'"):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", SyntheticDataWarning)  # verbose: the printed banner, not a second one
         ds = load_dataset("pbc", "train", profile="smoke")
+        load_dataset("pbc", "test", profile="smoke")
     out = capsys.readouterr().out
-    assert ds.source == "synthetic" and "SYNTHETIC STAND-IN" in out and "mendeley" in out.lower()
+    assert ds.source == "synthetic" and out.count("SYNTHETIC STAND-IN for 'pbc'") == 1 and "mendeley" in out.lower()
     assert ds.summary()["source"] == "synthetic"
     assert describe_source("pbc").startswith("synthetic stand-in")
     with pytest.warns(SyntheticDataWarning):
@@ -170,19 +179,6 @@ def test_offline_download_message_medmnist(tmp_path, tmp_workdirs, offline_fetch
         dl.download_medmnist("bloodmnist", tmp_path)
 
 
-def test_checksum_mismatch_rejected(tmp_path, tmp_workdirs, monkeypatch):
-    def fake_fetch(url, dest, timeout=30.0):
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        dest.write_bytes(b"not the file")
-        return dest
-
-    monkeypatch.setattr(dl, "fetch", fake_fetch)
-    monkeypatch.delenv("MEDVIT_OFFLINE", raising=False)
-    with pytest.raises(dl.DownloadError, match="checksum mismatch"):
-        dl.download_medmnist("bloodmnist", tmp_path)
-    assert not (tmp_path / "bloodmnist.npz").exists()
-
-
 def test_registry_tries_download_then_falls_back(tmp_path, tmp_workdirs, monkeypatch, offline_fetch):
     monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
     assert describe_source("mias").startswith("download from http://peipa")
@@ -196,7 +192,7 @@ def test_registry_uses_a_download(tmp_path, tmp_workdirs, monkeypatch):
     """A successful (simulated) MedMNIST download is read with source='download'."""
     src = write_synthetic("pneumoniamnist", tmp_path / "zenodo", flag="pneumoniamnist")
 
-    def fake_download(dest):
+    def fake_download(dest, size=None):
         dest.mkdir(parents=True, exist_ok=True)
         target = dest / "pneumoniamnist.npz"
         target.write_bytes((src / "pneumoniamnist.npz").read_bytes())
@@ -223,7 +219,6 @@ def test_unknown_names_and_splits():
         ("pbc", "$MEDVIT_DATA/pbc/PBC_dataset_normal_DIB"),
         ("nih", "$MEDVIT_DATA/nih/"),
         ("cbis_ddsm", "$MEDVIT_DATA/cbis_ddsm/csv/dicom_info.csv"),
-        ("covid", "$MEDVIT_DATA/covid/metadata.csv"),
     ],
 )
 def test_manual_datasets_explain_where_to_get_them(name, where):
@@ -250,3 +245,55 @@ def test_cli_data_describe_and_download(real_data, capsys, offline_fetch):
     assert "pbc             real (" in out and "cbis_ddsm       synthetic stand-in" in out
     assert main(["data", "download", "nih"]) == 1
     assert "$MEDVIT_DATA/nih/" in capsys.readouterr().out
+
+
+def test_blood_cells_choose_pbc_then_bloodmnist(real_data, tmp_path, tmp_workdirs, monkeypatch):
+    assert choose(BLOOD_CELLS, download=False)[:2] == ("pbc", "real")
+    data = tmp_path / "data"
+    write_synthetic("bloodmnist", data / "medmnist", flag="bloodmnist", counts=(8, 4, 4))
+    monkeypatch.setenv("MEDVIT_DATA", str(data))
+    monkeypatch.setenv("MEDVIT_OFFLINE", "1")
+    name, source, why = choose(BLOOD_CELLS, size=64)
+    assert (name, source) == ("bloodmnist", "real") and "PBC images re-cut" in why and "pbc not present" in why
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
+    assert choose(BLOOD_CELLS)[:2] == ("pbc", "synthetic"), "offline with nothing: the first one's stand-in"
+
+
+def test_medmnist_download_at_the_profile_side(tmp_path, tmp_workdirs, monkeypatch):
+    """A download is made at the side the profile needs; offline, an earlier one at another side is used."""
+    src = write_synthetic("breastmnist", tmp_path / "zenodo", flag="breastmnist") / "breastmnist.npz"
+    asked = []
+
+    def fake_download(dest, size=None):
+        asked.append(size)
+        dest.mkdir(parents=True, exist_ok=True)
+        target = dest / "breastmnist_64.npz"
+        target.write_bytes(src.read_bytes())
+        return target
+
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
+    monkeypatch.delenv("MEDVIT_OFFLINE", raising=False)
+    monkeypatch.setitem(DATASETS, "breastmnist", DATASETS["breastmnist"].replace(downloader=fake_download))
+    assert registry.resolve("breastmnist", size=64, verbose=False)[:1] == ("download",) and asked == [64]
+    assert registry.resolve("breastmnist", size=64, verbose=False)[1].name == "breastmnist_64.npz" and asked == [64]
+    monkeypatch.setenv("MEDVIT_OFFLINE", "1")
+    source, path, why = registry.resolve("breastmnist", size=224, verbose=False)
+    assert source == "download" and path.name == "breastmnist_64.npz" and "another side" in why
+
+
+def test_medmnist_file_picks_the_side(tmp_path):
+    from helpers.data.medmnist import medmnist_file
+
+    for name in ("bloodmnist.npz", "bloodmnist_64.npz", "bloodmnist_224.npz"):
+        (tmp_path / name).write_bytes(b"")
+    pick = {s: medmnist_file(tmp_path, "bloodmnist", s).name for s in (None, 28, 32, 64, 100, 512)}
+    assert pick == {
+        None: "bloodmnist.npz",
+        28: "bloodmnist.npz",
+        32: "bloodmnist_64.npz",
+        64: "bloodmnist_64.npz",
+        100: "bloodmnist_224.npz",
+        512: "bloodmnist_224.npz",
+    }
+    assert medmnist_file(tmp_path, "bloodmnist", 100, exact=True) is None
+    assert medmnist_file(tmp_path, "pathmnist") is None

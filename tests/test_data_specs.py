@@ -68,7 +68,7 @@ def test_every_name_has_one_complete_spec():
         assert f"{{{spec.citation}," in bib, f"{name}: citation key {spec.citation!r} is not in references.bib"
         assert spec.licence and spec.url.startswith("http") and "$MEDVIT_DATA" in spec.layout, name
         assert spec.home == ("medmnist" if spec.kind == "medmnist" else name)
-    assert [n for n, s in DATASETS.items() if s.auto and s.kind == "folder"] == ["mias"]
+    assert [n for n, s in DATASETS.items() if s.auto and s.kind == "folder"] == ["covid", "mias"]
     assert (DATASETS["pneumoniamnist"].task, DATASETS["chestmnist"].task) == ("binary", "multilabel")
     assert DATASETS["cbis_ddsm"].reader_options == ("label",)
     with pytest.raises(KeyError, match="unknown dataset 'imagenet'"):
@@ -114,7 +114,8 @@ def test_resolve_prefers_a_medmnist_plus_file_of_the_size_asked(tmp_path, tmp_wo
     shutil.copy(real_data / "medmnist" / "breastmnist.npz", home / "breastmnist_64.npz")
     monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "data"))
     assert resolve("breastmnist", size=64, verbose=False)[1] == home / "breastmnist_64.npz"
-    assert resolve("breastmnist", size=32, verbose=False)[1] == home / "breastmnist.npz"
+    assert resolve("breastmnist", size=32, verbose=False)[1] == home / "breastmnist_64.npz", "down, not up"
+    assert resolve("breastmnist", size=28, verbose=False)[1] == home / "breastmnist.npz"
     assert resolve("breastmnist", verbose=False)[1] == home / "breastmnist.npz"
 
 
@@ -155,8 +156,8 @@ def test_describe_source_says_what_resolve_does(real_data, tmp_path, tmp_workdir
                 assert source == "synthetic" and "download failed" in why, (name, said, why)
             else:
                 assert said.split(" ")[0] == source, (name, said, source)
-    # online, the empty root sends mias and the two MedMNIST flags to the network once each
-    assert len(no_network) == (0 if offline else 3), no_network
+    # online, the empty root sends covid, mias and the two MedMNIST flags to the network once each
+    assert len(no_network) == (0 if offline else 4), no_network
 
 
 def test_medmnist_honours_preprocess(real_data, tmp_workdirs, tmp_path):

@@ -15,7 +15,18 @@ import numpy as np
 
 from .base import ImageDataset
 
-__all__ = ["MEDMNIST_INFO", "medmnist_info", "medmnist_names", "medmnist_file", "read_medmnist_npz"]
+__all__ = [
+    "MEDMNIST_INFO",
+    "MEDMNIST_SIZES",
+    "medmnist_info",
+    "medmnist_names",
+    "medmnist_size",
+    "medmnist_file",
+    "read_medmnist_npz",
+]
+
+#: The image sides MedMNIST publishes (28 px is MedMNIST v2's own; 64/128/224 are MedMNIST+).
+MEDMNIST_SIZES = (28, 64, 128, 224)
 
 # name -> (task, class names). Class names follow the MedMNIST v2 INFO table.
 MEDMNIST_INFO: dict[str, tuple[str, list[str]]] = {
@@ -86,12 +97,31 @@ def medmnist_info(name: str) -> tuple[str, list[str], int]:
     return _TASKS[info["task"]], labels, int(info["n_channels"])
 
 
-def medmnist_file(folder: Path, name: str, size: int | None = None) -> Path | None:
-    """The ``.npz`` for ``name`` in ``folder``: ``<name>_<size>.npz`` when asked and present, else ``<name>.npz``."""
-    if size and size != 28 and (folder / f"{name}_{size}.npz").exists():
-        return folder / f"{name}_{size}.npz"
-    path = folder / f"{name}.npz"
-    return path if path.exists() else None
+def medmnist_size(size: int | None) -> int:
+    """The smallest published MedMNIST side that is at least ``size`` (28 for ``None``, 224 at most)."""
+    return next((side for side in MEDMNIST_SIZES if side >= (size or 0)), MEDMNIST_SIZES[-1])
+
+
+def _npz(folder: Path, name: str, side: int) -> Path:
+    return folder / (f"{name}.npz" if side == 28 else f"{name}_{side}.npz")
+
+
+def medmnist_file(folder: Path, name: str, size: int | None = None, *, exact: bool = False) -> Path | None:
+    """The ``.npz`` for ``name`` in ``folder`` (``<name>.npz`` at 28 px, ``<name>_<side>.npz`` for MedMNIST+).
+
+    With ``size``: the smallest side present that is at least ``size``, else the largest present;
+    ``exact``: only the side :func:`medmnist_size` gives for ``size``. Without ``size``: the 28 px
+    file, else any side present. ``None`` when there is none.
+    """
+    present = [side for side in MEDMNIST_SIZES if _npz(folder, name, side).exists()]
+    if exact and size is not None:
+        want = medmnist_size(size)
+        return _npz(folder, name, want) if want in present else None
+    if not present:
+        return None
+    if size is None:
+        return _npz(folder, name, present[0])
+    return _npz(folder, name, next((side for side in present if side >= size), present[-1]))
 
 
 def read_medmnist_npz(path: str | Path, name: str, split: str, source: str = "real") -> ImageDataset:

@@ -5,9 +5,17 @@ the spec says how to read the dataset, how to tell it is present and how to down
 module walks one order for all of them:
 
 1. ``$MEDVIT_DATA/<home>`` in the dataset's original layout (``source="real"``);
-2. an earlier automatic download in ``<cache_dir>/downloads/<home>``, or a new one where the
-   dataset is small and free: MedMNIST and mini-MIAS (``source="download"``);
-3. a synthetic stand-in written in the same layout (``source="synthetic"``), announced loudly.
+2. an earlier automatic download in ``<cache_dir>/downloads/<home>`` (MedMNIST: at the side the
+   profile needs, 28/64/128/224 px), or a new one where the dataset is free to fetch: MedMNIST,
+   mini-MIAS and the ieee8023 COVID-19 collection (``source="download"``);
+3. only when no download could be made (offline, blocked), an earlier download at another side,
+   and failing that a synthetic stand-in in the same layout (``source="synthetic"``), announced
+   once per dataset, loudly.
+
+:func:`choose` picks the first of several datasets that is real or downloadable: the blood cells
+(:data:`BLOOD_CELLS`) are PBC when it is under ``$MEDVIT_DATA``, else BloodMNIST, which holds the
+same PBC images re-cut (PBC itself publishes no direct file URL with a checksum, so it is never
+downloaded).
 
 :func:`resolve` walks it (and may download or write the stand-in); :func:`describe_source` is the
 same walk as a query that writes nothing. Then the catalog is split
@@ -37,7 +45,9 @@ from .specs import DATASETS, DatasetSpec, get_spec
 from .splits import cap_stratified, split_indices
 
 __all__ = [
+    "BLOOD_CELLS",
     "DATASETS",
+    "choose",
     "SPLITS",
     "SyntheticDataWarning",
     "load_dataset",
@@ -49,8 +59,16 @@ __all__ = [
 SPLITS = ("train", "valid", "test", "all")
 
 
+#: The blood-cell datasets in order of preference: PBC, else BloodMNIST (the same images, re-cut).
+BLOOD_CELLS = ("pbc", "bloodmnist")
+
+
 class SyntheticDataWarning(UserWarning):
     """Data came from a synthetic stand-in, not from the real dataset."""
+
+
+#: The datasets whose stand-in was announced in this process (one banner each, not one per split).
+_ANNOUNCED: set[str] = set()
 
 
 def _say(msg: str, verbose: bool) -> None:
@@ -59,15 +77,20 @@ def _say(msg: str, verbose: bool) -> None:
 
 
 def _announce_synthetic(spec: DatasetSpec, why: str, verbose: bool) -> None:
+    """One loud banner per dataset and process: printed when ``verbose``, else a :class:`SyntheticDataWarning`."""
+    if spec.name in _ANNOUNCED:
+        return
+    _ANNOUNCED.add(spec.name)
     text = (
         f"SYNTHETIC STAND-IN for {spec.name!r}: {why}. These are generated shapes in the dataset's layout, not "
         f"medical images: nothing measured on them says anything about medicine. To use the real data: "
         f"{spec.instructions()}"
     )
-    warnings.warn(text, SyntheticDataWarning, stacklevel=3)
-    if verbose:
-        bar = "!" * 100
-        print(f"[data] {bar}\n[data] {text}\n[data] {bar}", flush=True)
+    if not verbose:
+        warnings.warn(text, SyntheticDataWarning, stacklevel=3)
+        return
+    bar = "!" * 100
+    print(f"[data] {bar}\n[data] {text}\n[data] {bar}", flush=True)
 
 
 # ----------------------------------------------------------------------------- resolution
@@ -103,14 +126,56 @@ def resolve(
     if spec.auto:
         if download and not offline():
             try:
-                path = spec.downloader(download_dir(spec.home))
+                path = _download(spec, size)
                 _say(f"{name}: downloaded to {path} ({spec.checksum})", verbose)
                 return "download", path, f"downloaded to {path}"
             except DownloadError as exc:
                 why += f"; download failed: {exc}"
         elif offline():
             why += "; MEDVIT_OFFLINE is set"
+        other = spec.locate(download_dir(spec.home), None, downloaded=True) if spec.kind == "medmnist" else None
+        if other is not None:  # offline: an earlier download at another side beats a stand-in
+            return "download", other, f"downloaded earlier to {other} (another side than {size} px; {why})"
     return "synthetic", spec.stand_in(), why
+
+
+def _download(spec: DatasetSpec, size: int | None) -> Path:
+    """Run the spec's downloader into its downloads folder (MedMNIST at the side ``size`` needs)."""
+    if spec.kind == "medmnist":
+        return spec.downloader(download_dir(spec.home), size=size)
+    return spec.downloader(download_dir(spec.home))
+
+
+def _chosen_because(names: tuple[str, ...] | list[str], name: str, why: str) -> str:
+    if name != names[0]:
+        why += f" ({', '.join(names[: list(names).index(name)])} not present or not downloadable)"
+    if name == "bloodmnist" and "pbc" in names:
+        why += "; BloodMNIST holds the PBC images re-cut (28-224 px, its own official split)"
+    return why
+
+
+def choose(
+    names: tuple[str, ...] | list[str], *, download: bool = True, size: int | None = None
+) -> tuple[str, str, str]:
+    """The first of ``names`` with real data: ``(name, source, why)``.
+
+    Each name is first looked for on disk (``$MEDVIT_DATA``, then earlier downloads); only then is
+    a download tried, in the same order; only when none of them can be had, the first one's
+    synthetic stand-in (``source="synthetic"``). :data:`BLOOD_CELLS` so gives PBC when present,
+    else BloodMNIST.
+    """
+    if not names:
+        raise ValueError("choose needs at least one dataset name")
+    for name in names:
+        found = _present(get_spec(name), size)
+        if found is not None:
+            return name, found[0], _chosen_because(names, name, found[2])
+    for name in names if download else ():
+        source, _, why = resolve(name, download=True, verbose=False, size=size)
+        if source != "synthetic":
+            return name, source, _chosen_because(names, name, why)
+    source, _, why = resolve(names[0], download=False, verbose=False, size=size)
+    return names[0], source, why
 
 
 def describe_source(name: str) -> str:

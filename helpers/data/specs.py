@@ -24,7 +24,7 @@ from typing import Any
 
 from ..cards import TASK_KINDS
 from .chestxray import read_covid, read_nih
-from .download import download_medmnist, download_mias
+from .download import download_covid, download_medmnist, download_mias
 from .mammography import read_cbis_ddsm, read_mias
 from .medmnist import medmnist_file, medmnist_info, medmnist_names, read_medmnist_npz
 from .pbc import read_pbc
@@ -97,13 +97,14 @@ class DatasetSpec:
 
         Args:
             home: the dataset's home folder under a root (``$MEDVIT_DATA`` or the downloads folder).
-            size: MedMNIST: prefer the MedMNIST+ file ``<flag>_<size>.npz`` when it is there.
+            size: MedMNIST: the side needed: a copy under ``$MEDVIT_DATA`` gives its smallest file
+                at least that large (MedMNIST+ ``<flag>_<side>.npz``), a download only that side.
             downloaded: ``home`` is an automatic download, trusted only when its :attr:`marker`
                 exists. A folder put under ``$MEDVIT_DATA`` by hand counts as present as soon as it
                 exists, so that its reader can say what is missing in it.
         """
-        if self.kind == "medmnist":
-            return medmnist_file(home, self.name, size)
+        if self.kind == "medmnist":  # a download counts at the side asked for; a copy at any side
+            return medmnist_file(home, self.name, size, exact=downloaded)
         if downloaded:
             return home if self.marker is not None and (home / self.marker).exists() else None
         return home if home.is_dir() else None
@@ -136,10 +137,10 @@ def _medmnist_spec(flag: str) -> DatasetSpec:
         kind="medmnist",
         task=task,
         title=f"{flag} (MedMNIST v2, one .npz with the official split)",
-        url=f"https://zenodo.org/records/10519652 ({flag}.npz)",
+        url=f"https://zenodo.org/records/10519652 ({flag}.npz; MedMNIST+ {flag}_64/_128/_224.npz)",
         licence="CC BY 4.0",
         citation="yang2023medmnist",
-        layout=f"put {flag}.npz in $MEDVIT_DATA/medmnist/",
+        layout=f"put {flag}.npz (or {flag}_<side>.npz) in $MEDVIT_DATA/medmnist/",
         reader=read_medmnist_npz,
         downloader=partial(download_medmnist, flag),
         checksum="MD5 checked",
@@ -154,7 +155,8 @@ FOLDER_DATASETS: dict[str, DatasetSpec] = {
             name="pbc",
             kind="folder",
             task="multiclass",
-            title="PBC normal peripheral blood cells (17,092 JPEGs, 268 MB)",
+            title="PBC normal peripheral blood cells (17,092 JPEGs, 268 MB; no checksummed direct URL, so not "
+            "downloaded: BloodMNIST holds the same images re-cut)",
             url="https://data.mendeley.com/datasets/snkd93bnjr/1 (file PBC_dataset_normal_DIB.zip)",
             licence="CC BY 4.0",
             citation="acevedo2020dataset",
@@ -184,6 +186,9 @@ FOLDER_DATASETS: dict[str, DatasetSpec] = {
             citation="cohen2020covid",
             layout="clone or unzip so that $MEDVIT_DATA/covid/metadata.csv and $MEDVIT_DATA/covid/images/ exist",
             reader=read_covid,
+            downloader=download_covid,
+            marker="metadata.csv",
+            checksum="no checksum is published; SHA-256 recorded",
         ),
         DatasetSpec(
             name="mias",
