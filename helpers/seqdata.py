@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import random
+import re
 from collections.abc import Callable, Iterable, Sequence
 
 import torch
@@ -34,6 +35,8 @@ __all__ = [
     "copy_problem",
     "DATE_FORMATS",
     "date_pairs",
+    "date_fields",
+    "ISO_FIELDS",
     "reverse_pairs",
     "encode_pairs",
     "sequence_accuracy",
@@ -315,6 +318,38 @@ def date_pairs(n: int, seed: int = 0) -> list[tuple[str, str]]:
         day = _DATE_START + _dt.timedelta(days=rng.randint(0, _DATE_SPAN))
         pairs.append((rng.choice(formats)(day), day.isoformat()))
     return pairs
+
+
+# Where each field sits in the ISO target ``YYYY-MM-DD`` (character positions).
+ISO_FIELDS: dict[str, tuple[int, ...]] = {"year": (0, 1, 2, 3), "month": (5, 6), "day": (8, 9)}
+
+
+def _span(match: re.Match[str] | None) -> list[int]:
+    return list(range(match.start(), match.end())) if match else []
+
+
+def date_fields(text: str, iso: str) -> dict[str, list[int]]:
+    """Where the year, the month and the day of ``iso`` are written in ``text`` (character positions).
+
+    Works for every format of :data:`DATE_FORMATS`: the year is the last four- or two-digit group,
+    the month its name (full or abbreviated, any case) or the middle number of a dotted date, the
+    day the first number (or ordinal) that is not part of the year. Used to measure where an
+    attention model looks while it writes each field.
+
+    Example:
+        >>> date_fields("the 3rd of May 2021", "2021-05-03")
+        {'year': [15, 16, 17, 18], 'month': [11, 12, 13], 'day': [4, 5, 6]}
+    """
+    year, month, day = (int(part) for part in iso.split("-"))
+    years = list(re.finditer(rf"\b({year}|{year % 100:02d})\b", text))
+    year_pos = _span(years[-1] if years else None)
+    if "." in text:  # dd.mm.yyyy and d.m.yy
+        numbers = list(re.finditer(r"\d+", text))
+        return {"year": year_pos, "month": _span(numbers[1]), "day": _span(numbers[0])}
+    name = _MONTHS[month - 1]
+    found = re.search(name, text, re.IGNORECASE) or re.search(name[:3], text, re.IGNORECASE)
+    days = [m for m in re.finditer(rf"\b0?{day}(st|nd|rd|th)?\b", text) if m.start() not in year_pos]
+    return {"year": year_pos, "month": _span(found), "day": _span(days[0] if days else None)}
 
 
 def reverse_pairs(

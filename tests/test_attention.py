@@ -260,3 +260,18 @@ def test_seq2seq_sparsemax_attention_runs():
     src = torch.tensor([[4, 5, 2, 0]])
     _, w = model(src, torch.tensor([[1, 4]]))
     assert torch.allclose(w.sum(-1), torch.ones(1, 2), atol=1e-5) and w[0, :, 3].eq(0).all()
+
+
+def test_field_attention_measures_the_share_on_each_field():
+    pairs = [("3 May 2021", "2021-05-03")]
+    spans = seqdata.date_fields(*pairs[0])
+    weights = torch.zeros(1, 11, len(pairs[0][0]) + 1)
+    for field, outputs in seqdata.ISO_FIELDS.items():
+        for t in outputs:
+            weights[0, t, spans[field][0]] = 1.0  # every field looks only at its own source
+    shares = A.field_attention(weights, pairs)
+    assert all(shares[f]["attention"] == 1.0 for f in shares)
+    assert abs(shares["year"]["chance"] - 4 / 11) < 1e-9
+    uniform = torch.full_like(weights, 1 / weights.shape[-1])
+    even = A.field_attention(uniform, pairs)
+    assert all(abs(even[f]["attention"] - even[f]["chance"]) < 1e-6 for f in even)

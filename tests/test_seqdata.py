@@ -124,3 +124,26 @@ def test_sequence_accuracy():
     p = torch.tensor([[1, 2, 9], [3, 0, 5]])
     tok, exact = seqdata.sequence_accuracy(p, t)
     assert tok == pytest.approx(4 / 5) and exact == pytest.approx(0.5)
+
+
+def test_date_fields_find_each_field_in_every_format():
+    import calendar
+    import datetime as dt
+
+    for day in [dt.date(2021, 5, 3), dt.date(2020, 12, 20), dt.date(2003, 3, 3), dt.date(1999, 11, 11)]:
+        iso = day.isoformat()
+        for fmt, write in seqdata.DATE_FORMATS.items():
+            text = write(day)
+            spans = seqdata.date_fields(text, iso)
+            got = {k: text[v[0] : v[-1] + 1] for k, v in spans.items()}
+            assert got["year"] in (str(day.year), f"{day.year % 100:02d}"), (fmt, text, got)
+            name = calendar.month_name[day.month].lower()
+            month = got["month"].lower()
+            assert month in (str(day.month), f"{day.month:02d}") or (len(month) >= 3 and name.startswith(month)), got
+            assert got["day"].rstrip("stndrh") in (str(day.day), f"{day.day:02d}"), (fmt, text, got)
+            assert not set(spans["year"]) & set(spans["day"]), (fmt, text)
+    assert seqdata.date_fields("the 3rd of May 2021", "2021-05-03") == {
+        "year": [15, 16, 17, 18],
+        "month": [11, 12, 13],
+        "day": [4, 5, 6],
+    }

@@ -16,7 +16,7 @@ Attention reads a set of values ``V`` with weights computed from a query ``q`` a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -42,6 +42,7 @@ __all__ = [
     "attend",
     "Seq2Seq",
     "evaluate_seq2seq",
+    "field_attention",
 ]
 
 NEG_INF = -1e9  # score given to padded keys: exp() of it is 0 and sparsemax/entmax drop it
@@ -439,3 +440,31 @@ def evaluate_seq2seq(model: Seq2Seq, src: Tensor, tgt: Tensor) -> dict[str, floa
     pred = pred.masked_fill(((seen > 0) & (pred != eos_id)) | (seen > 1), pad_id)
     token, exact = sequence_accuracy(pred, target, pad_id=pad_id)
     return {"token_accuracy": token, "exact_match": exact}
+
+
+def field_attention(weights: Tensor, pairs: Sequence[tuple[str, str]]) -> dict[str, dict[str, float]]:
+    """Where a date translator looks: the share of attention each ISO field puts on that field's source.
+
+    Args:
+        weights: ``(B, T_out, S)`` attention of the output characters (``YYYY-MM-DD``, one per step)
+            over the source characters, for the ``B`` pairs in order (padding columns are ignored).
+        pairs: the ``(text, iso)`` pairs the weights belong to.
+
+    Returns:
+        For ``year``, ``month`` and ``day``: ``attention``, the mean weight the field's output
+        characters put on the characters where :func:`~helpers.seqdata.date_fields` finds that field
+        in the source, and ``chance``, the same share for attention spread evenly over the source.
+    """
+    from ..seqdata import ISO_FIELDS, date_fields
+
+    out: dict[str, dict[str, list[float]]] = {f: {"attention": [], "chance": []} for f in ISO_FIELDS}
+    for b, (text, iso) in enumerate(pairs):
+        spans = date_fields(text, iso)
+        for field, outputs in ISO_FIELDS.items():
+            if not spans[field]:
+                continue
+            rows = weights[b, list(outputs), : len(text) + 1]  # the source and its <eos>
+            share = rows[:, spans[field]].sum(-1) / rows.sum(-1).clamp_min(1e-12)
+            out[field]["attention"].append(share.mean().item())
+            out[field]["chance"].append(len(spans[field]) / (len(text) + 1))
+    return {f: {k: sum(v) / max(len(v), 1) for k, v in d.items()} for f, d in out.items()}
