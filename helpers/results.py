@@ -33,6 +33,7 @@ __all__ = [
     "normalise_confusion",
     "plot_confusion",
     "top_losses",
+    "stain_pointing",
 ]
 
 #: The metric columns of the tables, in the order printed (names of :data:`helpers.references.METRICS`).
@@ -503,3 +504,66 @@ def top_losses(y_true: Sequence[int], probs: Any, classes: Sequence[str], k: int
             "loss": loss[order],
         }
     )
+
+
+def stain_pointing(model: Any, x: Any, images: Sequence[Any]) -> dict[str, Any]:
+    """Do a blood-cell model's heatmaps point at the stained cell? (:mod:`helpers.pointing`)
+
+    Each image is explained the way the app explains it (:func:`helpers.explain.explanation_plan`:
+    Grad-CAM on the deepest layer whose map is fine enough, or attention rollout), for its predicted
+    class, and the map is scored against the image's stained-cell mask. Images with no stained
+    pixel are left out and counted.
+
+    Args:
+        model: a trained PBC classifier (in eval mode).
+        x: the normalised input batch ``(B, 3, H, W)``.
+        images: the ``B`` uint8 RGB images ``x`` was made from, at the same size.
+
+    Returns:
+        :func:`helpers.pointing.pointing_summary` (``heat_share``, ``area_share``, ``ratio``,
+        ``hit_rate``, ``n``) with ``method`` (the plan, in words) and ``no_stain`` (images left out).
+
+    Raises:
+        helpers.explain.NoMapError: when the model is too coarse at this size to point at anything.
+    """
+    import numpy as np
+    import torch
+
+    from . import explain, pointing
+
+    if len(images) != len(x):
+        raise ValueError(f"{len(x)} inputs but {len(images)} images")
+    plan = explain.explanation_plan(model, int(x.shape[-1]))
+    with torch.no_grad():
+        predicted = model(x).argmax(1).tolist()
+    if plan.method == "rollout":
+        maps = explain.rollout_map(model, x)
+    else:
+        maps = explain.grad_cam(model, x, target=predicted, target_layer=dict(model.named_modules())[plan.layer])
+    scores, no_stain = [], 0
+    for heat, image in zip(maps, images):
+        try:
+            scores.append(pointing.heat_in_region(heat, pointing.stained_cell_mask(np.asarray(image))))
+        except ValueError:
+            no_stain += 1
+    return {**pointing.pointing_summary(scores), "method": plan.describe(), "no_stain": no_stain}
+
+
+def error_rate_mismatches(table: Any, decimals: int = 2) -> Any:
+    """The rows of a reference table whose accuracy and error rate cannot both be right.
+
+    Published figures are rounded: an accuracy printed to ``decimals`` places is within half a unit
+    of the last place of the true one, and so is an error rate printed to as many places (or more).
+    The two printed numbers can then differ from ``1 - accuracy`` by less than one unit of the last
+    place; a row that differs by a full unit or more is inconsistent. Rows with either number
+    missing are left out.
+
+    Returns:
+        The offending rows, with a ``1 - accuracy`` column.
+    """
+    import pandas as pd
+
+    df = pd.DataFrame(table).dropna(subset=["accuracy", "error_rate"]).copy()
+    df["1 - accuracy"] = (1 - df["accuracy"]).round(decimals + 1)
+    unit = 10.0**-decimals
+    return df[(df["1 - accuracy"] - df["error_rate"]).abs() >= unit - 1e-9]

@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 
 import numpy as np
 import pytest
+import torch
 
 from helpers import config, results
 from helpers.runs import RunRecord, new_run_folder
@@ -188,3 +189,63 @@ def test_top_losses_per_class_and_confusion():
     assert table.loc["x", "support"] == 4 and table.loc["x", "recall"] == 0.5
     with pytest.raises(ValueError, match="per-class"):
         results.per_class_table({"mean_auroc": 0.8})
+
+
+def test_error_rate_mismatches_finds_rows_that_cannot_both_be_right():
+    import pandas as pd
+
+    from helpers import references
+
+    table = pd.DataFrame(
+        {
+            "model": ["ok", "rounded", "bad", "missing"],
+            "accuracy": [0.95, 0.99, 0.96, None],
+            "error_rate": [0.05, 0.012, 0.03, 0.1],
+        }
+    )
+    found = results.error_rate_mismatches(table, decimals=2)
+    assert list(found["model"]) == ["bad"] and found["1 - accuracy"].iloc[0] == pytest.approx(0.04)
+    # thesis 004's Table 2 as the book keeps it: ViT-Large (0.96 with 0.03) is the one inconsistent row
+    assert list(results.error_rate_mismatches(references.wide_table("pbc"))["model"]) == ["ViT-Large"]
+
+
+def _stained_cells(n: int = 4, size: int = 32) -> np.ndarray:
+    """Pale fields with a purple (blue - green = 90) disc at a different place in each."""
+    yy, xx = np.mgrid[:size, :size]
+    images = np.zeros((n, size, size, 3), np.uint8) + np.array([235, 215, 200], np.uint8)
+    for k in range(n):
+        cy, cx = 8 + 4 * k, 24 - 4 * k
+        images[k][(yy - cy) ** 2 + (xx - cx) ** 2 < 25] = (90, 40, 130)
+    return images
+
+
+class _ColourNet(torch.nn.Module):
+    """One 1×1 convolution that answers to blue minus green (``sign=1``) or green minus blue (``-1``)."""
+
+    def __init__(self, sign: float):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 1, 1, bias=False)
+        with torch.no_grad():
+            self.conv.weight.copy_(torch.tensor([0.0, -sign, sign]).view(1, 3, 1, 1))
+        self.head = torch.nn.Linear(1, 2)
+        with torch.no_grad():
+            self.head.weight.copy_(torch.tensor([[1.0], [-1.0]]))
+            self.head.bias.zero_()
+
+    def forward(self, x):
+        return self.head(torch.relu(self.conv(x)).mean(dim=(2, 3)))
+
+
+def test_stain_pointing_scores_maps_on_the_stained_cell():
+    images = _stained_cells()
+    x = torch.from_numpy(images).permute(0, 3, 1, 2).float() / 255
+    on_cell = results.stain_pointing(_ColourNet(1.0).eval(), x, images)
+    off_cell = results.stain_pointing(_ColourNet(-1.0).eval(), x, images)
+    assert on_cell["n"] == 4 and on_cell["no_stain"] == 0 and "Grad-CAM on conv" in on_cell["method"]
+    assert on_cell["ratio"] > 5 and on_cell["hit_rate"] == 1.0, on_cell
+    assert off_cell["ratio"] < 1 and off_cell["hit_rate"] == 0.0, off_cell
+    blank = images.copy()
+    blank[0] = 230  # no stained pixel: left out and counted
+    assert results.stain_pointing(_ColourNet(1.0).eval(), x, blank)["no_stain"] == 1
+    with pytest.raises(ValueError, match="4 inputs but 3 images"):
+        results.stain_pointing(_ColourNet(1.0).eval(), x, images[:3])
