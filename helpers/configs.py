@@ -207,9 +207,10 @@ def cnn_chapter_epochs(profile: Profile) -> int:
     return {"smoke": 1, "quick": 3}.get(profile.name, profile.epochs)
 
 
-def cnn_regimes(epochs: int) -> dict[str, Experiment]:
+def cnn_regimes(epochs: int, seed: int = 42) -> dict[str, Experiment]:
     """The CNN chapter's comparison: a ResNet-18 with frozen features, fastai-fine-tuned and fully
-    tuned, each for ``epochs`` epochs in all, and thesis 002's small CNN at a constant rate."""
+    tuned, each for ``epochs`` epochs in all, and thesis 002's small CNN at a constant rate; every
+    run with ``seed`` (initialisation, data order and subset)."""
     regimes = {
         "frozen features": ("resnet18", RECIPES["one_cycle"].replace(freeze_epochs=epochs, epochs=0)),
         "fine-tuning": ("resnet18", RECIPES["fastai_fine_tune"].replace(freeze_epochs=1, epochs=max(epochs - 1, 1))),
@@ -217,7 +218,7 @@ def cnn_regimes(epochs: int) -> dict[str, Experiment]:
         "thesis 002 CNN": ("thesis002_cnn", RECIPES["constant"].replace(epochs=epochs)),
     }
     return {
-        regime: Experiment(model, config.replace(name=f"{model}-{regime.replace(' ', '_')}"))
+        regime: Experiment(model, config.replace(name=f"{model}-{regime.replace(' ', '_')}", seed=seed))
         for regime, (model, config) in regimes.items()
     }
 
@@ -228,15 +229,16 @@ VIT_CHAPTER_DEPTH = {"smoke": 2, "quick": 6, "full": 12}
 
 
 def vit_chapter_experiments(
-    profile: Profile, vit: str, cnn: str, *, epochs: int | None = None, depth: int | None = None
+    profile: Profile, vit: str, cnn: str, *, epochs: int | None = None, depth: int | None = None, seed: int = 42
 ) -> dict[str, Experiment]:
     """The Vision Transformer chapter's comparison from scratch: the CNN, the ViT and the ViT with
     flexible heads, with one cycle of the learning rate and label smoothing 0.1 (the ViTs ``depth``
-    blocks deep; epochs and depth default to :data:`VIT_CHAPTER_EPOCHS`/:data:`VIT_CHAPTER_DEPTH`)."""
+    blocks deep; epochs and depth default to :data:`VIT_CHAPTER_EPOCHS`/:data:`VIT_CHAPTER_DEPTH`),
+    every run with ``seed`` (initialisation, data order and subset)."""
     epochs = epochs or VIT_CHAPTER_EPOCHS[profile.name]
     depth = depth or VIT_CHAPTER_DEPTH[profile.name]
     base = RECIPES["one_cycle"].replace(
-        epochs=epochs, label_smoothing=0.1, bootstrap=0 if profile.name == "smoke" else 200, seed=42
+        epochs=epochs, label_smoothing=0.1, bootstrap=0 if profile.name == "smoke" else 200, seed=seed
     )
     deep = base.replace(model_kwargs={"depth": depth})
     return {

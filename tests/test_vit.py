@@ -208,3 +208,12 @@ def test_forward_cost_grows_with_tokens():
     assert costs[8]["activation_bytes"] > 3 * costs[16]["activation_bytes"]
     with pytest.raises(ValueError):
         vit.forward_cost(model, torch.randn(1, 3, 64, 64), repeats=0)
+
+
+def test_scaling_exponent():
+    assert vit.scaling_exponent([50, 197, 785], [3 * n**1.5 for n in (50, 197, 785)]) == pytest.approx(1.5)
+    assert vit.scaling_exponent([1, 2], [5, 5]) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="two distinct sizes"):
+        vit.scaling_exponent([4, 4], [1, 2])
+    with pytest.raises(ValueError, match="positive"):
+        vit.scaling_exponent([1, 2], [0, 1])

@@ -45,7 +45,7 @@ from __future__ import annotations
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -69,6 +69,7 @@ __all__ = [
     "vit_scratch_base",
     "create_vit_scratch",
     "forward_cost",
+    "scaling_exponent",
 ]
 
 ATTN_VARIANTS = ("standard", "flexible")
@@ -637,3 +638,17 @@ def forward_cost(model: nn.Module, x: torch.Tensor, repeats: int = 3) -> dict[st
     if cuda:
         result["cuda_peak_bytes"] = float(peak)
     return result
+
+
+def scaling_exponent(sizes: Sequence[float], costs: Sequence[float]) -> float:
+    """The exponent ``k`` of ``cost ≈ c · size**k``: the slope of a least-squares line through
+    ``(log size, log cost)``. ``k > 1`` is growth faster than linear (``k = 2`` for a cost that is all
+    attention matrices); it needs at least two distinct sizes and positive values."""
+    x, y = torch.tensor(sizes, dtype=torch.float64), torch.tensor(costs, dtype=torch.float64)
+    if x.ndim != 1 or x.shape != y.shape or len(x) < 2 or len(set(x.tolist())) < 2:
+        raise ValueError(f"need matching 1-D sizes and costs with two distinct sizes, got {sizes!r} and {costs!r}")
+    if bool((x <= 0).any() or (y <= 0).any()):
+        raise ValueError("sizes and costs must be positive to fit a power law")
+    lx, ly = x.log(), y.log()
+    lx_c = lx - lx.mean()
+    return float((lx_c * (ly - ly.mean())).sum() / (lx_c**2).sum())
