@@ -124,10 +124,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("app-models", help="train one small model per app task (blood cells, chest X-ray, mammogram)")
     p.add_argument("--tasks", nargs="+", default=None, help="tasks to train (default: all): blood chest mammo")
     p.add_argument("--profile", default="quick", help="profile for image size and data caps (default: quick)")
-    p.add_argument("--epochs", type=int, default=4, help="training epochs per model (default: 4)")
-    p.add_argument(
-        "--max-train", type=int, default=1500, help="at most this many training images per model (default: 1500)"
-    )
+    p.add_argument("--epochs", type=int, default=None, help="epochs (default: blood the chapter's, others 4)")
+    p.add_argument("--max-train", type=int, default=None, help="training-image cap (blood: the profile's, others 1500)")
     p.add_argument("--if-missing", action="store_true", help="only tasks without a checkpoint")
     p.add_argument("--no-download", action="store_true", help="never try to download a dataset")
     p.set_defaults(func=_app_models)

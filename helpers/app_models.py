@@ -1,8 +1,12 @@
-"""The app's own models: one small model per app task, trained on whatever data is present.
+"""The app's own models: one model per app task, trained on the best data present.
 
-``python -m helpers app-models`` (``make app-models``) calls :func:`train_app_models`; each
-model is trained with :func:`helpers.train.train`, so it gets a run record and a checkpoint under
-the runs folder, where the classifier app (:mod:`helpers.app`) finds it. This is the only part of
+``python -m helpers app-models`` (``make app-models``, and ``make dashboard`` when no model
+exists) calls :func:`train_app_models`; each model is trained with :func:`helpers.train.train`, so
+it gets a run record and a checkpoint under the runs folder, where the classifier app
+(:mod:`helpers.app`) finds it. The blood-cell model *is* the blood-cells chapter's model: the same
+data (:data:`helpers.data.registry.BLOOD_CELLS`: PBC when present, else BloodMNIST), the same
+network, configuration, epochs and seed as the chapter at the same profile
+(:func:`blood_cells_run`), so its card's test numbers are the chapter's. This is the only part of
 the app that trains, and so the only one that imports the training code and the data registry.
 """
 
@@ -13,21 +17,31 @@ from typing import Any
 
 from .app.core import APP_TASKS, find_models
 
-__all__ = ["APP_MODELS", "APP_CONFIGS", "app_config", "choose_dataset", "train_app_models"]
+__all__ = [
+    "APP_MODELS",
+    "APP_CONFIGS",
+    "app_config",
+    "blood_cells_run",
+    "choose_dataset",
+    "train_app_models",
+]
 
 
-#: What ``python -m helpers app-models`` trains for each task: datasets in order of preference and a model.
+#: What ``python -m helpers app-models`` trains for each task: datasets in order of preference and a
+#: model. Blood cells: the blood-cells chapter's datasets and CPU model
+#: (:data:`helpers.configs.BLOOD_CELLS_QUICK_MODEL`; ``full`` takes the chapter's ``full`` model).
 APP_MODELS: dict[str, tuple[tuple[str, ...], str]] = {
-    "blood": (("pbc", "bloodmnist"), "resnet18"),
+    "blood": (("pbc", "bloodmnist"), "resnet10t"),
     "chest": (("pneumoniamnist", "nih"), "vit_tiny_patch16_224"),
     "mammo": (("cbis_ddsm", "mias"), "resnet18"),
 }
 
 #: The named configuration (:data:`helpers.configs.CONFIGS`) each task's model trains with. Blood
-#: cells take the blood-cells chapter's CPU recipe (flips both ways, lr 3e-3, batches of 32, label
-#: smoothing): in 4 epochs on the PBC sample it reaches a test accuracy of about 0.7 where plain
-#: one-cycle reaches about 0.3-0.45, and its Grad-CAM maps find the cell (tests/test_pointing.py).
+#: cells train as the blood-cells chapter does (:func:`blood_cells_run`); this entry is its
+#: ``quick`` configuration, for tools that only need the recipe.
 APP_CONFIGS: dict[str, str] = {"blood": "blood_cells_quick", "chest": "one_cycle", "mammo": "one_cycle"}
+#: Epochs and training-image cap of the chest and mammogram models when none is given.
+OTHER_EPOCHS, OTHER_MAX_TRAIN = 4, 1500
 #: A ViT trained at this size or less gets 8 px patches instead of 16, so that its patch grid (8×8
 #: at 64 px, not 4×4) is fine enough for a heatmap (:data:`helpers.explain.MIN_MAP_SIDE`).
 SMALL_VIT_SIZE = 112
@@ -53,63 +67,104 @@ def app_config(task: str, epochs: int | None = 4, image_size: int | None = None)
 
 
 def choose_dataset(task: str, download: bool = True) -> tuple[str, str, str]:
-    """The dataset to train ``task``'s app model on: ``(name, source, why)``.
+    """The dataset to train ``task``'s app model on: ``(name, source, why)``
+    (:func:`helpers.data.registry.choose` over the task's datasets in :data:`APP_MODELS`)."""
+    from .data.registry import choose
 
-    The first of :data:`APP_MODELS` found as real data under ``$MEDVIT_DATA`` wins; then one that
-    can be (or was) downloaded; only when neither exists, the first one's synthetic stand-in.
+    return choose(APP_MODELS[task][0], download=download)
+
+
+def blood_cells_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
+    """The blood-cells chapter's run at ``profile`` on dataset ``name``: ``(model, (train, valid, test), config)``.
+
+    As the chapter: :func:`~helpers.configs.blood_cells_model` and
+    :func:`~helpers.configs.blood_cells_config`, the three splits at the configuration's size
+    capped by the profile (seed 42), and at ``quick`` :func:`~helpers.configs.blood_cells_quick_epochs`
+    for the number of training images. Only the run's name differs (``app-blood-...``).
     """
-    from .data.registry import resolve
+    from .configs import blood_cells_config, blood_cells_model, blood_cells_quick_epochs
+    from .data.registry import load_dataset
 
-    names = APP_MODELS[task][0]
-    for allow_download in (False, True) if download else (False,):
-        for name in names:
-            source, _, why = resolve(name, download=allow_download, verbose=False)
-            if source != "synthetic":
-                return name, source, why
-    source, _, why = resolve(names[0], download=False, verbose=False)
-    return names[0], source, why
+    config = blood_cells_config(profile, dataset=name)
+    data = tuple(
+        load_dataset(name, split=s, size=config.image_size, profile=profile, verbose=False)
+        for s in ("train", "valid", "test")
+    )
+    if profile.name == "quick":
+        config = config.replace(epochs=blood_cells_quick_epochs(len(data[0])))
+    return blood_cells_model(profile), data, config.replace(name=f"app-blood-{config.name}")
+
+
+def _task_run(task: str, name: str, prof: Any, epochs: int | None, max_train: int | None) -> tuple[str, Any, Any, Any]:
+    """``(model, data, config, profile)`` for one task: the chapter's run for blood cells, else the small recipe."""
+    if max_train is not None or task != "blood":
+        cap = max_train or OTHER_MAX_TRAIN
+        prof = prof.replace(
+            max_train=min(cap, prof.max_train or cap), max_eval=min(max(cap // 3, 1), prof.max_eval or cap)
+        )
+    if task == "blood":
+        model, data, config = blood_cells_run(name, prof)
+        return model, data, (config.replace(epochs=epochs) if epochs else config), prof
+    epochs = epochs or OTHER_EPOCHS
+    return APP_MODELS[task][1], name, app_config(task, epochs, prof.image_size), prof
+
+
+def _summary(task: str, name: str, source: str, model: str, prof: Any, record: Any) -> dict[str, Any]:
+    test = (record.metrics or {}).get("test", {})
+    chance = (record.metrics or {}).get("test_chance") or {}
+    return {
+        "task": task,
+        "dataset": name,
+        "source": source,
+        "model": model,
+        "profile": prof.name,
+        "config": record.config.get("name"),
+        "epochs": record.config.get("epochs"),
+        "wall_time_s": round(record.wall_time_s, 1),
+        "checkpoint": record.checkpoint,
+        "test": {k: v for k, v in test.items() if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)},
+        "test_ci": (record.metrics or {}).get("test_ci") or {},
+        "no_better_than_chance": chance.get("no_better_than_chance"),
+        "constant": chance.get("constant"),
+    }
 
 
 def train_app_models(
     tasks: Sequence[str] | None = None,
     *,
     profile: str = "quick",
-    epochs: int | None = 4,
-    max_train: int | None = 1500,
+    epochs: int | None = None,
+    max_train: int | None = None,
     if_missing: bool = False,
     download: bool = True,
 ) -> list[dict[str, Any]]:
-    """Train one small model per task on whatever data is present and save checkpoints the app finds.
+    """Train one model per task on the best data present and save checkpoints the app finds.
 
-    Uses :func:`helpers.train.train` (so each model gets a run record and a checkpoint under the
-    runs folder) at the ``profile``'s image size, with at most ``max_train`` training images (and
-    a third of that for validation and test) so that each model takes minutes on a CPU; random
-    initialisation unless the profile says pretrained. ``if_missing`` skips tasks that already have
-    a checkpoint. Returns one summary per task (dataset, source, model, wall time, test metrics,
-    checkpoint folder).
+    Blood cells train exactly as the blood-cells chapter does at ``profile``
+    (:func:`blood_cells_run`); the chest and mammogram models train :data:`APP_CONFIGS` for
+    ``epochs`` (default 4) on at most ``max_train`` (default 1500) images. ``epochs``/``max_train``
+    given for blood cells depart from the chapter (the summary says so). ``if_missing`` skips tasks
+    that already have a checkpoint. Returns one summary per task (dataset, source, model,
+    configuration, wall time, test metrics and intervals, checkpoint folder).
     """
     from . import config
     from .train import train
 
-    prof = config.get_profile(profile)
-    if max_train is not None:
-        prof = prof.replace(
-            max_train=min(max_train, prof.max_train or max_train),
-            max_eval=min(max(max_train // 3, 1), prof.max_eval or max_train),
-        )
-
-    summaries = []
     for task in tasks or list(APP_TASKS):
         if task not in APP_TASKS:
             raise ValueError(f"unknown task {task!r}; choose from {list(APP_TASKS)}")
+    summaries = []
+    for task in tasks or list(APP_TASKS):
         if if_missing and find_models(task):
             print(f"[app-models] {task}: a checkpoint exists already; skipped")
             continue
         name, source, why = choose_dataset(task, download=download)
-        arch = APP_MODELS[task][1]
+        arch, data, cfg, prof = _task_run(task, name, config.get_profile(profile), epochs, max_train)
+        same = task == "blood" and epochs is None and max_train is None
         print(
             f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
-            f"({prof.image_size} px, at most {prof.max_train} training images, {epochs} epochs)",
+            f"({cfg.image_size or prof.image_size} px, at most {prof.max_train} training images, {cfg.epochs} epochs)"
+            + ("; the blood-cells chapter's run" if same else ""),
             flush=True,
         )
         if source == "synthetic":
@@ -117,31 +172,31 @@ def train_app_models(
                 f"[app-models] {task}: NO REAL DATA for {', '.join(APP_MODELS[task][0])}: the model learns synthetic "
                 "shapes and the app will say so. Put a dataset under MEDVIT_DATA for a meaningful model."
             )
-        record = train(arch, name, app_config(task, epochs, prof.image_size), profile=prof, progress=False)
-        test = (record.metrics or {}).get("test", {})
-        summary = {
-            "task": task,
-            "dataset": name,
-            "source": source,
-            "model": arch,
-            "profile": prof.name,
-            "wall_time_s": round(record.wall_time_s, 1),
-            "checkpoint": record.checkpoint,
-            "test": {
-                k: v for k, v in test.items() if k != "n" and isinstance(v, (int, float)) and not isinstance(v, bool)
-            },
-        }
-        headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
-        print(
-            f"[app-models] {task}: done in {record.wall_time_s:.0f} s; test {headline}; checkpoint {record.checkpoint}"
-        )
-        chance = (record.metrics or {}).get("test_chance") or {}
-        summary["no_better_than_chance"] = chance.get("no_better_than_chance")
-        if chance.get("no_better_than_chance"):
-            why = "it gives every test image the same answer" if chance.get("constant") else "see its card"
-            print(
-                f"[app-models] {task}: NO BETTER THAN CHANCE ({why}); the app marks it so. More data or "
-                "epochs (python -m helpers app-models --help) may give a useful model."
-            )
+        record = train(arch, data, cfg, profile=prof, progress=False)
+        summary = _summary(task, name, source, arch, prof, record)
+        summary["as_chapter"] = same
+        _report(summary)
         summaries.append(summary)
     return summaries
+
+
+def _report(summary: dict[str, Any]) -> None:
+    """Print where a model's numbers come from and whether it beats chance."""
+    task = summary["task"]
+    headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
+    origin = (
+        f"the blood-cells chapter's {summary['profile']} run ({summary['config']})"
+        if summary["as_chapter"]
+        else summary["config"]
+    )
+    print(
+        f"[app-models] {task}: done in {summary['wall_time_s']:.0f} s; test {headline} "
+        f"({summary['dataset']}, {summary['source']} data, profile {summary['profile']}, {origin}); "
+        f"checkpoint {summary['checkpoint']}"
+    )
+    if summary["no_better_than_chance"]:
+        why = "it gives every test image the same answer" if summary["constant"] else "see its card"
+        print(
+            f"[app-models] {task}: NO BETTER THAN CHANCE ({why}); the app marks it so. More data or "
+            "epochs (python -m helpers app-models --help) may give a useful model."
+        )

@@ -1,0 +1,47 @@
+"""app-models trains the blood-cells chapter's model: same data, network, configuration and epochs."""
+
+from __future__ import annotations
+
+from helpers import config, configs
+from helpers.app_models import APP_MODELS, _task_run, blood_cells_run, choose_dataset
+from helpers.data.synthetic import write_synthetic
+
+
+def test_the_blood_model_is_the_chapters(real_data, tmp_workdirs):
+    assert APP_MODELS["blood"][1] == configs.BLOOD_CELLS_QUICK_MODEL
+    smoke = config.get_profile("smoke")
+    model, data, cfg = blood_cells_run("pbc", smoke)
+    chapter = configs.blood_cells_config(smoke, dataset="pbc")
+    assert model == configs.blood_cells_model(smoke) and cfg == chapter.replace(name=f"app-blood-{chapter.name}")
+    assert [d.split for d in data] == ["train", "valid", "test"] and {d.source for d in data} == {"real"}
+    assert data[0].image_size == chapter.image_size and len(data[0]) == smoke.max_train
+    # asked for fewer images or epochs, it departs from the chapter, and only then
+    _, capped, cfg2, prof = _task_run("blood", "pbc", smoke, 2, 16)
+    assert cfg2.epochs == 2 and prof.max_train == 16 and len(capped[0]) == 16
+
+
+def test_quick_takes_the_chapters_epochs_for_the_data_size(monkeypatch):
+    import helpers.data.registry as registry
+
+    sizes = {"train": 3000, "valid": 300, "test": 300}
+    monkeypatch.setattr(registry, "load_dataset", lambda name, split, **kw: [0] * sizes[split])
+    quick = config.get_profile("quick")
+    _, data, cfg = blood_cells_run("pbc", quick)
+    chapter = configs.blood_cells_config(quick, dataset="pbc")
+    assert cfg.epochs == configs.blood_cells_quick_epochs(3000) and len(data[0]) == 3000
+    assert cfg.replace(epochs=chapter.epochs, name=chapter.name) == chapter, (
+        "only the epochs (as the chapter's) and name"
+    )
+
+
+def test_the_other_tasks_keep_the_small_recipe(tmp_workdirs):
+    quick = config.get_profile("quick")
+    arch, data, cfg, prof = _task_run("mammo", "mias", quick, None, None)
+    assert (arch, data, cfg.epochs, prof.max_train, prof.max_eval) == ("resnet18", "mias", 4, 1500, 500)
+
+
+def test_blood_falls_back_to_bloodmnist_not_a_stand_in(tmp_path, tmp_workdirs, monkeypatch):
+    write_synthetic("bloodmnist", tmp_path / "data" / "medmnist", flag="bloodmnist", counts=(8, 4, 4))
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "data"))
+    name, source, why = choose_dataset("blood", download=False)
+    assert (name, source) == ("bloodmnist", "real") and "re-cut" in why
