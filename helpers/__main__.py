@@ -42,8 +42,11 @@ def _app_models(args: argparse.Namespace) -> int:
     return 0
 
 
-def _train(args: argparse.Namespace) -> int:
-    from .train import get_config, train
+def _train_settings(args: argparse.Namespace) -> tuple[str, str, object, str | None]:
+    """``(model, data, TrainConfig, profile)`` from the flags, or from the run folder of ``--resume``."""
+    from .training.config import TrainConfig
+    from .training.resume import read_state
+    from .training.tasks import dataset_for_task, load_config
 
     flags = {
         "epochs": args.epochs,
@@ -56,13 +59,68 @@ def _train(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     changes = {**{k: v for k, v in flags.items() if v is not None}, **_assignments(args.set)}
-    config = get_config(args.config).replace(**changes)
-    record = train(args.model, args.data, config, profile=args.profile, save=not args.no_save, progress=not args.quiet)
-    split = "test" if record.metrics.get("test") else "valid"
-    shown = {k: round(v, 4) for k, v in record.metrics[split].items() if isinstance(v, float)}
-    print(f"{split}: {shown}")
-    print(f"wall time: {record.wall_time_s:.1f} s")
+    if args.resume:
+        meta = read_state(args.resume)["meta"]
+        config = TrainConfig.from_dict(meta["config"]).replace(**changes)
+        return args.model or meta["model"], meta["data"], config, meta["profile"]
+    if not (args.task or args.data):
+        raise SystemExit("train: give --task (or --data), or --resume <run folder>")
+    data = dataset_for_task(args.task or args.data)
+    return args.model or "resnet18", data, load_config(args.config).replace(**changes), args.profile
+
+
+def _train(args: argparse.Namespace) -> int:
+    from . import distributed
+    from .config import Profile, get_profile
+    from .train import train
+
+    model, data, config, profile = _train_settings(args)
+    caps = {k: v for k, v in (("max_train", args.max_train), ("max_eval", args.max_eval)) if v is not None}
+    if isinstance(profile, dict):
+        profile = Profile(**profile).replace(**caps)
+    elif caps:
+        profile = get_profile(profile, **caps)
+    record = train(
+        model,
+        data,
+        config,
+        profile=profile,
+        save=not args.no_save,
+        progress=not args.quiet,
+        resume=args.resume,
+    )
+    if distributed.is_main():
+        split = "test" if record.metrics.get("test") else "valid"
+        shown = {k: round(v, 4) for k, v in record.metrics[split].items() if isinstance(v, float)}
+        print(f"{split}: {shown}")
+        print(f"wall time: {record.wall_time_s:.1f} s ({distributed.world_size()} process(es))")
     return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    import json
+
+    from .training.evaluate import evaluate_checkpoint
+    from .training.tasks import dataset_for_task
+
+    result = evaluate_checkpoint(args.run, dataset_for_task(args.task), args.split, profile=args.profile)
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .sweep import run_sweep, sweep_table
+
+    results = run_sweep(
+        args.notebook,
+        [(name, values) for name, *values in args.param],
+        jobs=args.jobs,
+        out_dir=args.out,
+        profile=args.profile,
+        timeout=args.timeout,
+    )
+    print(sweep_table(results).to_string(index=False))
+    return 0 if all(r.ok for r in results) else 1
 
 
 def _data(args: argparse.Namespace) -> int:
@@ -110,6 +168,67 @@ def _site(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    """The ``train`` command's arguments."""
+    p = sub.add_parser(
+        "train",
+        help="train an image classifier and write its run record and checkpoint (torchrun/accelerate launch: DDP)",
+    )
+    p.add_argument("--task", default=None, help="blood-cells | pneumonia | chest-xray | ... or a registry name")
+    p.add_argument("--data", default=None, help="registry name (pneumoniamnist, pbc, nih, ...): as --task")
+    p.add_argument("--model", default=None, help="timm name or one of the theses' models (default: resnet18)")
+    p.add_argument("--profile", default=None, help="smoke | quick | full (default: $MEDVIT_PROFILE or quick)")
+    p.add_argument(
+        "--config",
+        "--recipe",
+        dest="config",
+        default="one_cycle",
+        help="a named TrainConfig (one_cycle | constant | fastai_fine_tune | three_stage | adamw | ...: "
+        "helpers.configs.list_configs()) or a YAML/TOML file of TrainConfig fields",
+    )
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="the global batch (split over processes)")
+    p.add_argument("--image-size", type=int, default=None)
+    p.add_argument("--mixup", type=float, default=None, help="MixUp Beta alpha (0: off; default: the config's)")
+    p.add_argument("--label-smoothing", type=float, default=None)
+    p.add_argument(
+        "--pretrained",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="ImageNet weights (default: the profile's; needs internet the first time)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="default: the config's (42)")
+    p.add_argument("--set", action="append", default=[], help="KEY=VALUE for any other TrainConfig setting")
+    p.add_argument("--max-train", type=int, default=None, help="at most this many training images (the profile's)")
+    p.add_argument("--max-eval", type=int, default=None, help="at most this many validation/test images each")
+    p.add_argument("--resume", default=None, help="continue the interrupted run in this run folder")
+    p.add_argument("--no-save", action="store_true", help="do not write a run folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_train)
+
+
+def _add_scale(sub: argparse._SubParsersAction) -> None:
+    """The ``evaluate`` and ``sweep`` commands' arguments."""
+    p = sub.add_parser("evaluate", help="a saved model (run folder) on a split of a task's data: metrics as JSON")
+    p.add_argument("run", help="run folder (or its checkpoint folder)")
+    p.add_argument("--task", required=True, help="task or registry name of the data")
+    p.add_argument("--split", default="test", choices=["train", "valid", "test"])
+    p.add_argument("--profile", default=None, help="its data caps (default: $MEDVIT_PROFILE or quick)")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("sweep", help="execute a chapter once per combination of parameters with papermill")
+    p.add_argument("notebook")
+    p.add_argument(
+        "-p", "--param", nargs="+", action="append", default=[], metavar=("NAME", "VALUE"), help="NAME V1 V2 ..."
+    )
+    p.add_argument("--jobs", type=int, default=1, help="notebooks executed at once (default: 1)")
+    p.add_argument("--out", default=None, help="folder for the executed notebooks (default: <runs>/sweeps/<stamp>)")
+    p.add_argument("--profile", default=None, help="PROFILE passed to every notebook (default: the notebook's)")
+    p.add_argument("--timeout", type=float, default=None, help="seconds per notebook (default: none)")
+    p.set_defaults(func=_sweep)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m helpers", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -130,35 +249,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-download", action="store_true", help="never try to download a dataset")
     p.set_defaults(func=_app_models)
 
-    p = sub.add_parser("train", help="train an image classifier and write its run record and checkpoint")
-    p.add_argument("--data", required=True, help="registry name (pneumoniamnist, pbc, nih, ...)")
-    p.add_argument("--model", default="resnet18", help="timm name or one of the theses' models (default: resnet18)")
-    p.add_argument("--profile", default=None, help="smoke | quick | full (default: $MEDVIT_PROFILE or quick)")
-    p.add_argument(
-        "--config",
-        "--recipe",
-        dest="config",
-        default="one_cycle",
-        help="a named TrainConfig: one_cycle | constant | fastai_fine_tune | three_stage | adamw | ... "
-        "(helpers.configs.list_configs())",
-    )
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--batch-size", type=int, default=None)
-    p.add_argument("--image-size", type=int, default=None)
-    p.add_argument("--mixup", type=float, default=None, help="MixUp Beta alpha (0: off; default: the config's)")
-    p.add_argument("--label-smoothing", type=float, default=None)
-    p.add_argument(
-        "--pretrained",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="ImageNet weights (default: the profile's; needs internet the first time)",
-    )
-    p.add_argument("--seed", type=int, default=None, help="default: the config's (42)")
-    p.add_argument("--set", action="append", default=[], help="KEY=VALUE for any other TrainConfig setting")
-    p.add_argument("--no-save", action="store_true", help="do not write a run folder")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=_train)
+    _add_train(sub)
+    _add_scale(sub)
 
     p = sub.add_parser("data", help="datasets: where each is read from, download the free ones, fill the cache")
     p.add_argument("action", choices=["describe", "download", "cache"])

@@ -52,9 +52,10 @@ class History(Callback):
         self.targets: list[torch.Tensor] = []
 
     def after_batch(self) -> None:
-        if not self.training:
-            self.preds.append(probabilities(self.pred.detach().float(), self.task).cpu())
-            self.targets.append(self.y.detach().cpu())
+        if not self.training:  # gathered from every rank when training is distributed
+            pred, y = self.learn.to_detach((self.pred.float(), self.y))
+            self.preds.append(probabilities(pred, self.task).cpu())
+            self.targets.append(y.cpu())
 
     def after_epoch(self) -> None:
         values = self.learn.recorder.values[-1] if self.learn.recorder.values else []
@@ -132,11 +133,12 @@ class KeepBest(HistoryTracker):
     def after_epoch(self) -> None:
         super().after_epoch()
         if self.new_best:
-            self.state = {k: v.detach().clone() for k, v in self.learn.model.state_dict().items()}
+            model = getattr(self.learn.model, "module", self.learn.model)  # the network inside DDP
+            self.state = {k: v.detach().clone() for k, v in model.state_dict().items()}
 
     def after_fit(self) -> None:
         if self.state is not None:
-            self.learn.model.load_state_dict(self.state)
+            getattr(self.learn.model, "module", self.learn.model).load_state_dict(self.state)
 
 
 class EarlyStopping(HistoryTracker):

@@ -5,19 +5,22 @@ from __future__ import annotations
 import time
 import warnings
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
+from .. import distributed
 from ..config import Profile, get_device, get_profile, seed_everything
-from ..runs import RunRecord
+from ..runs import RunRecord, new_run_folder
 from .config import TrainConfig
 from .record import Fitted, evaluate_splits, make_record, run_config, save_run
+from .resume import STATE_FILE, Resume, read_state
 from .schedules import SCHEDULES
 from .setup import build_learner, build_loss, build_model, load_splits, precision, resolve_pretrained
 
-__all__ = ["train", "resolve_config"]
+__all__ = ["train", "resolve_config", "run_name"]
 
 
 def resolve_config(config: TrainConfig | str, profile: Profile, model: Any = None) -> TrainConfig:
@@ -60,7 +63,7 @@ def _fit(
     dls = make_dataloaders(
         train_ds,
         valid_ds,
-        config.batch_size,
+        distributed.per_rank_batch(config.batch_size),
         augment=config.augment,
         device=device,
         seed=config.seed,
@@ -84,7 +87,8 @@ def _fit(
     amp_mode, channels_last = precision(learn, config, device)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*upsample.*|.*scheduler.*")
-        stage_epochs = SCHEDULES[config.schedule](learn, config)
+        with distributed.context(learn, device):
+            stage_epochs = SCHEDULES[config.schedule](learn, config)
     return Fitted(
         learn,
         built,
@@ -99,6 +103,35 @@ def _fit(
     )
 
 
+def run_name(model: Any, config: TrainConfig) -> str:
+    """The model part of a run folder's name: ``config.name``, else the model's name."""
+    if config.name:
+        return config.name
+    if isinstance(model, str):
+        return model
+    spec = getattr(model, "create_args", None)
+    return spec["name"] if spec else type(model).__name__
+
+
+def _resumed(resume: str | Path, config: TrainConfig, data: Any, model: Any) -> dict[str, Any]:
+    """The saved state of the run in ``resume``, after checking it is the same run.
+
+    Raises:
+        ValueError: naming the settings that differ from the saved run's.
+    """
+    state = read_state(resume)
+    meta = state.get("meta", {})
+    saved = meta.get("config", {})
+    differ = sorted(k for k, v in config.to_dict().items() if saved.get(k, v) != v)
+    if differ:
+        raise ValueError(f"{resume} was trained with other settings ({differ}); resume it with the same ones")
+    if isinstance(data, str) and meta.get("data") not in (None, data):
+        raise ValueError(f"{resume} was trained on {meta['data']!r}, not {data!r}")
+    if isinstance(model, str) and meta.get("model") not in (None, model):
+        raise ValueError(f"{resume} trained {meta['model']!r}, not {model!r}")
+    return state
+
+
 def train(
     model: str | nn.Module,
     data: str | tuple[Any, Any, Any],
@@ -108,6 +141,7 @@ def train(
     callbacks: Sequence[Any] = (),
     save: bool = True,
     progress: bool = True,
+    resume: str | Path | None = None,
 ) -> RunRecord:
     """Train ``model`` on ``data`` as ``config`` says; evaluate it; return (and save) the run record.
 
@@ -124,8 +158,13 @@ def train(
             and the epochs, batch size, image size and pretrained weights the config leaves open.
         callbacks: extra fastai callbacks (e.g. to inspect training from a chapter).
         save: write the run folder (``run.json`` and the checkpoint: safetensors and a
-            :class:`~helpers.cards.ModelCard`).
+            :class:`~helpers.cards.ModelCard`); while training it holds the resume state.
         progress: show fastprogress bars and the epoch table.
+        resume: the folder of an interrupted run to continue (:mod:`helpers.training.resume`),
+            with the same model, data and settings.
+
+    Under ``torchrun``/``accelerate launch`` each process trains its share of every batch
+    (:mod:`helpers.distributed`); rank 0 alone prints and writes.
 
     Returns:
         The :class:`~helpers.runs.RunRecord`: the settings as used (``config``), per-epoch
@@ -135,13 +174,24 @@ def train(
     t_start = time.perf_counter()
     prof = profile if isinstance(profile, Profile) else get_profile(profile)
     config = resolve_config(config, prof, model)
+    state = _resumed(resume, config, data, model) if resume is not None else None
     seed_everything(config.seed)
-    device = get_device()
+    device = distributed.device_for_rank(get_device())
     splits = load_splits(data, prof, config.image_size, config.seed)
-    fitted = _fit(model, splits, config, prof, device, callbacks, progress, t_start)
+    main = distributed.is_main()
+    folder = Path(resume) if resume is not None else None
+    if folder is None and save and main:
+        folder = new_run_folder(splits[0].name, run_name(model, config), prof.name)[1]
+    meta = {"model": model if isinstance(model, str) else run_name(model, config)}
+    meta["data"] = data if isinstance(data, str) else None
+    keeper = Resume(folder if main else None, state, {**meta, "config": config.to_dict(), "profile": prof.as_dict()})
+    fitted = _fit(model, splits, config, prof, device, [*callbacks, keeper], progress and main, t_start)
+    keeper.finish()
     metrics = evaluate_splits(fitted)
     wall_time_s = time.perf_counter() - t_start
     record = make_record(fitted, prof, run_config(fitted, data, device), metrics, wall_time_s)
-    if save:
-        save_run(record, fitted, prof)
+    if save and main:
+        save_run(record, fitted, prof, folder)
+        (folder / STATE_FILE).unlink(missing_ok=True)
+    distributed.barrier()
     return record

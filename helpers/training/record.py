@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -196,9 +197,13 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
     )
 
 
-def save_run(record: RunRecord, fitted: Fitted, profile: settings.Profile) -> None:
-    """Write the run folder: ``run.json`` and, when a card can be written, the checkpoint."""
-    run_id, folder = new_run_folder(fitted.splits[0].name, fitted.config.name or fitted.built.name, profile.name)
+def save_run(record: RunRecord, fitted: Fitted, profile: settings.Profile, folder: Path | None = None) -> None:
+    """Write the run folder (``folder``, made while training, or a new one): ``run.json`` and, when a
+    card can be written, the checkpoint."""
+    if folder is None:
+        run_id, folder = new_run_folder(fitted.splits[0].name, fitted.config.name or fitted.built.name, profile.name)
+    else:
+        run_id = Path(folder).name
     record.run_id, record.folder = run_id, folder
     card = model_card(fitted, profile, record.metrics, run_id)
     if card is not None:

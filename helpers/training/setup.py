@@ -198,11 +198,11 @@ def build_learner(
     """A fastai ``Learner`` over :func:`~helpers.models.vision.param_groups` (stem + body / last
     block / head) with the training callbacks and ``callbacks``; quiet unless ``progress``."""
     from fastai.callback.progress import ProgressCallback
-    from fastai.learner import Learner
 
     from ..models.vision import param_groups
+    from .resume import ResumableLearner
 
-    learn = Learner(
+    learn = ResumableLearner(
         dls,
         net,
         loss_func=loss_func,
