@@ -3,6 +3,8 @@ flexible-heads variant."""
 
 from __future__ import annotations
 
+import numpy as np
+import pandas as pd
 import pytest
 import timm
 import torch
@@ -212,7 +214,7 @@ def test_forward_cost_grows_with_tokens():
 
 def test_scaling_exponent():
     assert vit.scaling_exponent([50, 197, 785], [3 * n**1.5 for n in (50, 197, 785)]) == pytest.approx(1.5)
-    assert vit.scaling_exponent([1, 2], [5, 5]) == pytest.approx(0.0)
+    assert vit.scaling_exponent(pd.Series([1, 2]), np.array([5.0, 5.0])) == pytest.approx(0.0)
     with pytest.raises(ValueError, match="two distinct sizes"):
         vit.scaling_exponent([4, 4], [1, 2])
     with pytest.raises(ValueError, match="positive"):

@@ -644,7 +644,8 @@ def scaling_exponent(sizes: Sequence[float], costs: Sequence[float]) -> float:
     """The exponent ``k`` of ``cost ≈ c · size**k``: the slope of a least-squares line through
     ``(log size, log cost)``. ``k > 1`` is growth faster than linear (``k = 2`` for a cost that is all
     attention matrices); it needs at least two distinct sizes and positive values."""
-    x, y = torch.tensor(sizes, dtype=torch.float64), torch.tensor(costs, dtype=torch.float64)
+    x = torch.tensor([float(v) for v in sizes], dtype=torch.float64)  # lists, arrays, pandas Series
+    y = torch.tensor([float(v) for v in costs], dtype=torch.float64)
     if x.ndim != 1 or x.shape != y.shape or len(x) < 2 or len(set(x.tolist())) < 2:
         raise ValueError(f"need matching 1-D sizes and costs with two distinct sizes, got {sizes!r} and {costs!r}")
     if bool((x <= 0).any() or (y <= 0).any()):
