@@ -297,3 +297,12 @@ def test_medmnist_file_picks_the_side(tmp_path):
     }
     assert medmnist_file(tmp_path, "bloodmnist", 100, exact=True) is None
     assert medmnist_file(tmp_path, "pathmnist") is None
+
+
+def test_covid_not_downloaded_for_a_synthetic_nih(tmp_path, tmp_workdirs, monkeypatch, offline_fetch):
+    from helpers.data.registry import load_catalog
+
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "empty"))
+    _, source, origin = load_catalog("nih", covid=True, verbose=False)
+    assert source == "synthetic" and offline_fetch == [], "no COVID-19 download to pair with a stand-in"
+    assert origin["covid"]["source"] == "synthetic"

@@ -224,7 +224,8 @@ def load_catalog(
         raise ValueError(f"{name} is one MedMNIST .npz, not a folder dataset: read it with load_dataset")
     cat, source, origin = _catalog_of(spec, download=download, verbose=verbose, label=label)
     if name == "nih" and covid:
-        c_cat, c_source, c_origin = _catalog_of(get_spec("covid"), download=download, verbose=verbose)
+        fetch = download and source != "synthetic"  # no large download to pair with a stand-in
+        c_cat, c_source, c_origin = _catalog_of(get_spec("covid"), download=fetch, verbose=verbose)
         cat = merge_catalogs(cat, c_cat, name="nih")
         origin.update(c_origin)
         if c_source == "synthetic" and source != "synthetic":
