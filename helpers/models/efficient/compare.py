@@ -44,13 +44,19 @@ def cost_table(
     settings: FamilySettings | None = None,
     device: torch.device | str = "cpu",
     repeats: int = 3,
+    seed: int = 0,
 ) -> pd.DataFrame:
-    """One row per family and length: ``seconds`` (best of ``repeats``) and ``peak_mib`` of one call."""
+    """One row per family and length: ``seconds`` (best of ``repeats``) and ``peak_mib`` of one call (inputs seeded)."""
     rows = []
     for name in FAMILIES:
         module = build_attention(name, dim, max(lengths), settings).to(device).eval()
         for length in lengths:
-            rows.append({"family": name, **attention_cost(module, length, d_model=dim, repeats=repeats, device=device)})
+            rows.append(
+                {
+                    "family": name,
+                    **attention_cost(module, length, d_model=dim, repeats=repeats, device=device, seed=seed),
+                }
+            )
     return pd.DataFrame(rows)
 
 
