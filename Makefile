@@ -23,6 +23,7 @@ help:
 	@echo "make data       download the free datasets the chapters read (MedMNIST, mini-MIAS) into the cache"
 	@echo "make publish    build the book and push _build/html to the gh-pages branch (GitHub Pages by hand)"
 	@echo "make linkcheck  check the book's external links (needs the internet)"
+	@echo "make bench      one table of performance figures (CHAPTERS=smoke,quick also times every chapter)"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -118,6 +119,12 @@ linkcheck: install
 	$(BIN)/python -m helpers site online
 	$(BIN)/python -m helpers site linkcheck-config _build/linkcheck/_config.yml
 	$(BIN)/jupyter-book build . --builder linkcheck --config _build/linkcheck/_config.yml --path-output _build/linkcheck
+
+# Performance figures in one table (benchmarks/bench.py): loader, training-loop overhead, app
+# latency, GPU throughput when there is one; CHAPTERS=smoke,quick also times every chapter.
+CHAPTERS ?=
+bench: install
+	$(BIN)/python benchmarks/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 test: install lint browser book-strict
 	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider
