@@ -89,7 +89,7 @@ def test_the_app_blood_model_points_at_the_cell(real_data, tmp_workdirs, capsys)
     test = load_dataset("pbc", split="test", size=card.input_size, profile=config.get_profile("quick"), verbose=False)
     x = inference.normalize(torch.from_numpy(np.array(test.images)).permute(0, 3, 1, 2), card.mean, card.std)
     plan = explain.explanation_plan(model, card.input_size)
-    assert plan.side >= explain.MIN_MAP_SIDE and plan.layer == "layer2.1"
+    assert plan.side >= explain.MIN_MAP_SIDE  # the chapter's network at its size: the finest layer that points
     with torch.no_grad():
         predicted = model(x).argmax(1).tolist()
     layer = dict(model.named_modules())[plan.layer]
