@@ -115,3 +115,50 @@ def test_the_book_configuration_gathers_results_and_claims_last():
     cfg = yaml.safe_load((config.repo_root() / "_config.yml").read_text())
     assert "helpers.bookbuild" in cfg["sphinx"]["extra_extensions"]
     assert cfg["sphinx"]["config"]["medvit_gather_last"][-1] == "book/appendix/claims"
+
+
+def _notebook(source: str) -> dict:
+    from helpers import chapter
+
+    cell = {"cell_type": "code", "id": "c1", "metadata": {}, "execution_count": None, "outputs": [], "source": source}
+    title = {"cell_type": "markdown", "id": "t1", "metadata": {}, "source": "# Page"}
+    return {"cells": [title, cell], "metadata": {"kernelspec": chapter.KERNELSPEC}, "nbformat": 4, "nbformat_minor": 5}
+
+
+@pytest.mark.slow
+def test_a_book_with_a_failed_claim_builds_every_page_then_the_report_fails(tmp_path, monkeypatch):
+    """A two-page book configured as ours (about 15 s): the ledger page runs last and sees the failure."""
+    import yaml
+
+    from helpers import config
+
+    monkeypatch.setenv("MEDVIT_RUNS", str(tmp_path / "runs"))
+    for name in ("MEDVIT_BUILD", "MEDVIT_CLAIMS"):
+        monkeypatch.delenv(name, raising=False)
+    cfg = yaml.safe_load((config.repo_root() / "_config.yml").read_text())
+    sphinx = {"extra_extensions": cfg["sphinx"]["extra_extensions"], "config": {"medvit_gather_last": ["a_ledger"]}}
+    book = tmp_path / "book"
+    book.mkdir()
+    (book / "_config.yml").write_text(yaml.safe_dump({"title": "t", "execute": cfg["execute"], "sphinx": sphinx}))
+    (book / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n- file: a_ledger\n- file: b_claim\n")
+    (book / "index.md").write_text("# A book\n")
+    ledger = "from helpers import claims\nprint('LEDGER', [(c.name, c.status) for c in claims.ledger()])"
+    failing = (
+        "from helpers import claims\n"
+        + "claims.check('auroc', 0.61, '>=', 0.8, chapter='b', profile='quick', data_source='d')"
+    )
+    (book / "a_ledger.ipynb").write_text(json.dumps(_notebook(ledger)))
+    (book / "b_claim.ipynb").write_text(json.dumps(_notebook(failing)))
+    jb = os.path.join(os.path.dirname(sys.executable), "jupyter-book")
+    done = subprocess.run([jb, "build", str(book)], capture_output=True, text=True, timeout=300, env=dict(os.environ))
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    html = (book / "_build" / "html" / "a_ledger.html").read_text()
+    assert "LEDGER [(&#39;auroc&#39;, &#39;fail&#39;)]" in html or "LEDGER [('auroc', 'fail')]" in html
+    assert "claim FAILED: auroc" in (book / "_build" / "html" / "b_claim.html").read_text()
+    (build,) = claims.builds()
+    assert set(claims.page_times(build)) >= {"a_ledger", "b_claim"}
+    env = {**os.environ, "MEDVIT_BUILD": build}
+    report = subprocess.run(
+        [sys.executable, "-m", "helpers.claims", "report", "--fail"], capture_output=True, text=True, env=env
+    )
+    assert report.returncode == 1 and "b: auroc" in report.stdout

@@ -174,7 +174,8 @@ def test_cli_prints_the_url_and_the_failures(tmp_path, capsys):
 def test_a_book_with_a_failing_claim_fails_to_build_and_names_it(tmp_path):
     """A one-chapter book configured as ours: the build fails, and its log names the claim (about 10 s)."""
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
-    book = {"title": "t", "execute": cfg["execute"], "sphinx": {"config": cfg["sphinx"]["config"]}}
+    sphinx = {"extra_extensions": cfg["sphinx"]["extra_extensions"], "config": cfg["sphinx"]["config"]}
+    book = {"title": "t", "execute": cfg["execute"], "sphinx": sphinx}
     (tmp_path / "_config.yml").write_text(yaml.safe_dump(book))
     (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: index\nchapters:\n- file: claim\n")
     (tmp_path / "index.md").write_text("# A book\n")
