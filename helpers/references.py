@@ -145,22 +145,22 @@ _T004_MODELS = {
     # model: (pretraining, notes, [balanced accuracy, accuracy, kappa, error rate])
     "ResNet18": (
         "ImageNet",
-        "fastai fine-tuning, frozen then unfrozen (gradual unfreezing), batch 64",
+        "fastai fine_tune: head only, then all layers (the thesis: gradual unfreezing), batch 64",
         [0.98, 0.99, 0.98, 0.012],
     ),
     "ResNet34": (
         "ImageNet",
-        "fastai fine-tuning, frozen then unfrozen (gradual unfreezing), batch 64",
+        "fastai fine_tune: head only, then all layers (the thesis: gradual unfreezing), batch 64",
         [0.99, 0.99, 0.98, 0.01],
     ),
     "ViT-Base": (
         "ImageNet-21k",
-        "timm vit_base_patch16_224, unfrozen at once, batch 64, MixUp",
+        "timm vit_base_patch16_224, unfrozen non-gradually (thesis), batch 64, MixUp",
         [0.94, 0.95, 0.94, 0.05],
     ),
     "ViT-Large": (
         "ImageNet-21k",
-        "timm vit_large_patch16_224, unfrozen at once, batch 64, MixUp + label smoothing",
+        "timm vit_large_patch16_224, unfrozen non-gradually (thesis), batch 64, MixUp + label smoothing",
         [0.95, 0.96, 0.95, 0.03],
     ),
 }
@@ -205,7 +205,7 @@ THESIS004_PROTOCOL: dict[str, dict[str, Any]] = {
         mixup=False,
         label_smoothing=0.0,
         table2=None,
-        note="batch-size test: unfrozen at once, 15 epochs, batch 64",
+        note="batch-size test: non-gradual unfreezing (one frozen epoch here), 15 epochs, batch 64",
     ),
     "vit_base_bs128": dict(
         model="vit_base_patch16_224.augreg_in21k",
@@ -517,7 +517,7 @@ FINDINGS: list[Finding] = [
         "thesis004",
         "pbc",
         "batch size",
-        "ViT-Base trained 15 epochs with all layers unfrozen at once did better with batch 64 than with "
+        "ViT-Base trained 15 epochs with non-gradual unfreezing did better with batch 64 than with "
         "batch 128 (lower train and test loss); 64 was kept for every later model.",
         "accuracy during training above 0.94 with batch 64, not above 0.94 with batch 128",
     ),
