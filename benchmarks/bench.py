@@ -172,6 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="parts to leave out: loader,loop,app,gpu")
     parser.add_argument("--json", type=Path, default=None, help="also write the table as JSON here")
     args = parser.parse_args(argv)
+    sys.stdout.reconfigure(line_buffering=True)  # each part's lines as they come, also into a file
     hw, start_load, t0 = runinfo.hardware(), _load(), time.perf_counter()
     gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "none"
     print(
