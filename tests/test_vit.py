@@ -219,3 +219,17 @@ def test_scaling_exponent():
         vit.scaling_exponent([4, 4], [1, 2])
     with pytest.raises(ValueError, match="positive"):
         vit.scaling_exponent([1, 2], [0, 1])
+
+
+def test_chapter_experiments_take_the_seed():
+    """The ViT and CNN chapters' SEED reaches every run they train (42 when not given, as before)."""
+    from helpers import config
+    from helpers.configs import cnn_regimes, vit_chapter_experiments
+
+    smoke = config.get_profile("smoke")
+    runs = vit_chapter_experiments(smoke, "vit_scratch_tiny_patch8", "resnet18", seed=3)
+    assert {run.config.seed for run in runs.values()} == {3}
+    default = vit_chapter_experiments(smoke, "vit_scratch_tiny_patch8", "resnet18")
+    assert {run.config.seed for run in default.values()} == {42}
+    assert {run.config.seed for run in cnn_regimes(3, seed=5).values()} == {5}
+    assert {run.config.seed for run in cnn_regimes(3).values()} == {42}
