@@ -118,7 +118,8 @@ def _summary(task: str, name: str, source: str, model: str, prof: Any, record: A
         "source": source,
         "model": model,
         "profile": prof.name,
-        "config": record.config.get("name"),
+        "config": (record.config.get("train_config") or {}).get("name"),
+        "seed": record.config.get("seed"),
         "epochs": record.config.get("epochs"),
         "wall_time_s": round(record.wall_time_s, 1),
         "checkpoint": record.checkpoint,
@@ -185,7 +186,7 @@ def _report(summary: dict[str, Any]) -> None:
     task = summary["task"]
     headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
     origin = (
-        f"the blood-cells chapter's {summary['profile']} run ({summary['config']})"
+        f"the blood-cells chapter's {summary['profile']} run ({summary['config']}, seed {summary['seed']})"
         if summary["as_chapter"]
         else summary["config"]
     )
