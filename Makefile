@@ -129,7 +129,7 @@ bench: install
 # One after another: two torch processes side by side on two cores slow each other down many times
 # over (their OpenMP threads spin), so the strict build and the tests do not run in parallel.
 test: install lint browser book-strict
-	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider --durations=20
+	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider --durations=30
 
 clean:
 	rm -rf _build .pytest_cache
