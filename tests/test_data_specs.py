@@ -67,8 +67,9 @@ def test_every_name_has_one_complete_spec():
         assert spec.name == name and spec.task in TASK_KINDS, name
         assert f"{{{spec.citation}," in bib, f"{name}: citation key {spec.citation!r} is not in references.bib"
         assert spec.licence and spec.url.startswith("http") and "$MEDVIT_DATA" in spec.layout, name
-        assert spec.home == ("medmnist" if spec.kind == "medmnist" else name)
-    assert [n for n, s in DATASETS.items() if s.auto and s.kind == "folder"] == ["covid", "mias"]
+        assert spec.home == ("medmnist" if spec.kind == "medmnist" else spec.folder or name)
+    assert [n for n, s in FOLDER_DATASETS.items() if s.auto] == ["covid", "mias"]
+    assert {s.home for n, s in DATASETS.items() if n.startswith("mias_")} == {"mias"}
     assert (DATASETS["pneumoniamnist"].task, DATASETS["chestmnist"].task) == ("binary", "multilabel")
     assert DATASETS["cbis_ddsm"].reader_options == ("label",)
     with pytest.raises(KeyError, match="unknown dataset 'imagenet'"):

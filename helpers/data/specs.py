@@ -27,10 +27,11 @@ from .chestxray import read_covid, read_nih
 from .download import download_covid, download_medmnist, download_mias
 from .mammography import read_cbis_ddsm, read_mias
 from .medmnist import medmnist_file, medmnist_info, medmnist_names, read_medmnist_npz
+from .mias_tasks import read_mias_abnormal, read_mias_lesions
 from .pbc import read_pbc
 from .synthetic import write_synthetic
 
-__all__ = ["DATASET_KINDS", "DatasetSpec", "DATASETS", "FOLDER_DATASETS", "get_spec", "instructions"]
+__all__ = ["DATASET_KINDS", "DatasetSpec", "DATASETS", "FOLDER_DATASETS", "TASK_DATASETS", "get_spec", "instructions"]
 
 #: How a dataset is stored: a folder a layout reader turns into a catalog, or one MedMNIST ``.npz``.
 DATASET_KINDS = ("folder", "medmnist")
@@ -58,6 +59,8 @@ class DatasetSpec:
         marker: for a downloaded folder, the file (relative to the home) whose presence shows the
             download is complete.
         checksum: how a download is checked, in words.
+        folder: the home folder when it is another dataset's (a task cut from that dataset's
+            files, as ``mias_lesions`` from ``mias``); ``None``: the name.
     """
 
     name: str
@@ -73,6 +76,7 @@ class DatasetSpec:
     downloader: Callable[[Path], Path] | None = None
     marker: str | None = None
     checksum: str = ""
+    folder: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in DATASET_KINDS:
@@ -85,7 +89,7 @@ class DatasetSpec:
     @property
     def home(self) -> str:
         """The folder name under ``$MEDVIT_DATA`` and under the downloads folder."""
-        return "medmnist" if self.kind == "medmnist" else self.name
+        return "medmnist" if self.kind == "medmnist" else (self.folder or self.name)
 
     @property
     def auto(self) -> bool:
@@ -119,7 +123,7 @@ class DatasetSpec:
         """Write (once) the synthetic stand-in in the dataset's layout; returns what :meth:`locate` would."""
         if self.kind == "medmnist":
             return write_synthetic(self.name, flag=self.name) / f"{self.name}.npz"
-        return write_synthetic(self.name)
+        return write_synthetic(self.home)
 
     def instructions(self) -> str:
         """How to get the dataset by hand, in one paragraph."""
@@ -221,8 +225,31 @@ FOLDER_DATASETS: dict[str, DatasetSpec] = {
     )
 }
 
-#: Every dataset name the registry knows, with its spec: the folder datasets, then the MedMNIST flags.
-DATASETS: dict[str, DatasetSpec] = {**FOLDER_DATASETS, **{flag: _medmnist_spec(flag) for flag in medmnist_names()}}
+#: Tasks cut from a folder dataset's files (the mammography chapter's two mini-MIAS tasks): same home,
+#: download and stand-in as the dataset, their own reader (:mod:`helpers.data.mias_tasks`).
+TASK_DATASETS: dict[str, DatasetSpec] = {
+    "mias_lesions": FOLDER_DATASETS["mias"].replace(
+        name="mias_lesions",
+        task="binary",
+        title="mini-MIAS lesion crops, benign vs malignant (one square crop per annotated lesion)",
+        reader=read_mias_lesions,
+        folder="mias",
+    ),
+    "mias_abnormal": FOLDER_DATASETS["mias"].replace(
+        name="mias_abnormal",
+        task="binary",
+        title="mini-MIAS whole films, normal vs abnormal (benign or malignant finding)",
+        reader=read_mias_abnormal,
+        folder="mias",
+    ),
+}
+
+#: Every dataset name the registry knows, with its spec: the folder datasets, their tasks, then the MedMNIST flags.
+DATASETS: dict[str, DatasetSpec] = {
+    **FOLDER_DATASETS,
+    **TASK_DATASETS,
+    **{flag: _medmnist_spec(flag) for flag in medmnist_names()},
+}
 
 
 def get_spec(name: str) -> DatasetSpec:
