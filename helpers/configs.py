@@ -44,6 +44,10 @@ __all__ = [
     "VIT_CHAPTER_EPOCHS",
     "VIT_CHAPTER_DEPTH",
     "vit_chapter_experiments",
+    "THESIS002_EXPERIMENTS",
+    "THESIS002_QUICK",
+    "thesis002_experiment",
+    "thesis002_experiments",
 ]
 
 # ----------------------------------------------------------------------------- the theses' recipes
@@ -246,6 +250,65 @@ def vit_chapter_experiments(
         "ViT": Experiment(vit, deep),
         "ViT, flexible heads": Experiment(vit + "_flexible", deep),
     }
+
+
+# ----------------------------------------------------------------------------- mammography (thesis 002)
+
+#: Thesis 002's runs on CBIS-DDSM lesion crops: its CNN and its patch ViT (AdamW 1e-3, weight decay
+#: 1e-4 as in its code, batch 256, 50 epochs, 256 px, random initialisation), then the four ViT
+#: experiments, each changing one thing: patches of 16, 128-px images, its Keras augmentation
+#: (flip, brightness 0.1, rotation 0.02 turn, zoom 0.2), 12 layers. Key -> (model, changes).
+THESIS002_EXPERIMENTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "cnn": ("thesis002_cnn", {}),
+    "vit": ("thesis002_vit", {}),
+    "vit_patch16": ("thesis002_vit", {"model_kwargs": {"patch_size": 16}}),
+    "vit_128px": ("thesis002_vit", {"image_size": 128}),
+    "vit_augment": ("thesis002_vit", {"augment": Augment.thesis002()}),
+    "vit_12_layers": ("thesis002_vit", {"model_kwargs": {"depth": 12}}),
+}
+_THESIS002_FULL = RECIPES["adamw"].replace(epochs=50, batch_size=256, image_size=256, pretrained=False)
+#: ``quick``'s size on a CPU: 64-px crops in batches of 16 for 30 epochs; the ViT's patches shrink with
+#: the image (256/32 = 64/8) so that it still sees 8 x 8 tokens; the recipe (AdamW 1e-3, wd 1e-4) is the thesis's.
+THESIS002_QUICK = {"image_size": 64, "batch_size": 16, "epochs": 30, "patch_scale": 4}
+
+
+def thesis002_experiment(key: str, profile: Profile | str, *, seed: int = 42) -> Experiment:
+    """Thesis 002's run ``key`` (a key of :data:`THESIS002_EXPERIMENTS`) at the size of ``profile`` (or its name).
+
+    ``full`` is the thesis's run; ``quick`` and ``smoke`` divide image sides and patches by
+    :data:`THESIS002_QUICK`'s ``patch_scale`` (smoke: one epoch, no bootstrap).
+
+    Raises:
+        KeyError: for an unknown key (the message lists them).
+    """
+    if key not in THESIS002_EXPERIMENTS:
+        raise KeyError(f"thesis 002 has no experiment {key!r}; choose one of {list(THESIS002_EXPERIMENTS)}")
+    model, changes = THESIS002_EXPERIMENTS[key]
+    pname = profile if isinstance(profile, str) else profile.name
+    config = _THESIS002_FULL.replace(**changes, seed=seed, name=f"thesis002_{key}-{pname}")
+    if pname == "full":
+        return Experiment(model, config)
+    scale = THESIS002_QUICK["patch_scale"]
+    kwargs = dict(config.model_kwargs or {})
+    if model == "thesis002_vit":
+        kwargs["patch_size"] = kwargs.get("patch_size", 32) // scale
+    small = {"epochs": THESIS002_QUICK["epochs"], "batch_size": THESIS002_QUICK["batch_size"]}
+    if pname == "smoke":
+        small = {"epochs": 1, "batch_size": 8, "bootstrap": 0}
+    return Experiment(
+        model, config.replace(image_size=config.image_size // scale, model_kwargs=kwargs or None, **small)
+    )
+
+
+def thesis002_experiments(
+    profile: Profile | str, keys: Sequence[str] | None = None, *, seed: int = 42
+) -> dict[str, Experiment]:
+    """Several of :func:`thesis002_experiment` by key (default: all of them)."""
+    return {key: thesis002_experiment(key, profile, seed=seed) for key in (keys or THESIS002_EXPERIMENTS)}
+
+
+#: Thesis 002's runs at ``full`` are named configurations too (``get_config("thesis002_vit_patch16")``).
+CONFIGS.update({f"thesis002_{key}": thesis002_experiment(key, "full").config for key in THESIS002_EXPERIMENTS})
 
 
 # ----------------------------------------------------------------------------- look-up and tables
