@@ -98,12 +98,15 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    import contextlib
     import json
 
     from .training.evaluate import evaluate_checkpoint
     from .training.tasks import dataset_for_task
 
-    result = evaluate_checkpoint(args.run, dataset_for_task(args.task), args.split, profile=args.profile)
+    # stdout carries only the JSON (`... evaluate run > metrics.json`); what loading says goes to stderr
+    with contextlib.redirect_stdout(sys.stderr):
+        result = evaluate_checkpoint(args.run, dataset_for_task(args.task), args.split, profile=args.profile)
     print(json.dumps(result, indent=2))
     return 0
 

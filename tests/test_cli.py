@@ -56,3 +56,26 @@ def test_train_flags_become_settings(tmp_path):
 def test_sweep_arguments_parse():
     args = build_parser().parse_args(["sweep", "x.ipynb", "-p", "MODEL", "a", "b", "-p", "EPOCHS", "5", "--jobs", "2"])
     assert args.param == [["MODEL", "a", "b"], ["EPOCHS", "5"]] and args.jobs == 2
+
+
+def test_evaluate_reproduces_the_training_runs_test_metrics(real_data, tmp_workdirs, capsys):
+    """`python -m helpers evaluate` on a saved run reads the same test split at the card's size, through
+    the inference path, and gets the metrics the training run recorded; other data with other classes
+    is refused by name."""
+    import json
+
+    from helpers.__main__ import main
+    from helpers.train import get_config, train
+    from helpers.training.evaluate import evaluate_checkpoint
+
+    setup = get_config("one_cycle").replace(epochs=1, image_size=28, bootstrap=0)
+    record = train("resnet18", "pneumoniamnist", setup, profile="smoke", progress=False)
+    capsys.readouterr()  # the training run's own output
+    assert main(["evaluate", str(record.folder), "--task", "pneumoniamnist", "--profile", "smoke"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    test = record.metrics["test"]
+    assert (result["split"], result["n"], result["source"]) == ("test", test["n"], "real")
+    for key in ("auroc", "accuracy", "balanced_accuracy"):
+        assert result["metrics"][key] == pytest.approx(test[key], abs=1e-6), key
+    with pytest.raises(ValueError, match="classes"):
+        evaluate_checkpoint(record.folder, "bloodmnist", profile="smoke")
