@@ -48,6 +48,8 @@ __all__ = [
     "THESIS002_QUICK",
     "thesis002_experiment",
     "thesis002_experiments",
+    "MAMMOGRAPHY_PRETRAINED",
+    "mammography_finetune",
 ]
 
 # ----------------------------------------------------------------------------- the theses' recipes
@@ -305,6 +307,44 @@ def thesis002_experiments(
 ) -> dict[str, Experiment]:
     """Several of :func:`thesis002_experiment` by key (default: all of them)."""
     return {key: thesis002_experiment(key, profile, seed=seed) for key in (keys or THESIS002_EXPERIMENTS)}
+
+
+#: The thesis's future work: ImageNet-pretrained timm networks fine-tuned on the same crops.
+MAMMOGRAPHY_PRETRAINED = {"cnn": "resnet18", "vit": "vit_tiny_patch16_224"}
+
+
+def mammography_finetune(which: str, profile: Profile | str, *, seed: int = 42) -> Experiment:
+    """A pretrained ``"cnn"`` or ``"vit"`` of :data:`MAMMOGRAPHY_PRETRAINED` for the mammography chapter.
+
+    ``full`` fine-tunes the ImageNet weights at 224 px with fastai's ``fine_tune`` (one epoch for the
+    new head, then 10 for all layers, batch 32). ``quick`` and ``smoke`` cannot assume the weights
+    (no internet): the same networks from *random* weights, one cycle at 64 px, batch 16, 30 epochs
+    (smoke: one), with the ViT's patches of 8 px so that a 64-px crop still makes 8 x 8 tokens.
+
+    Raises:
+        KeyError: for a name other than ``"cnn"`` or ``"vit"``.
+    """
+    if which not in MAMMOGRAPHY_PRETRAINED:
+        raise KeyError(f"choose one of {list(MAMMOGRAPHY_PRETRAINED)}, got {which!r}")
+    model = MAMMOGRAPHY_PRETRAINED[which]
+    pname = profile if isinstance(profile, str) else profile.name
+    name = f"{model}-mammography-{pname}"
+    if pname == "full":
+        config = RECIPES["fastai_fine_tune"].replace(
+            pretrained=True, image_size=224, freeze_epochs=1, epochs=10, batch_size=32, seed=seed, name=name
+        )
+        return Experiment(model, config)
+    config = RECIPES["one_cycle"].replace(
+        pretrained=False,
+        image_size=THESIS002_QUICK["image_size"],
+        epochs=1 if pname == "smoke" else THESIS002_QUICK["epochs"],
+        batch_size=8 if pname == "smoke" else THESIS002_QUICK["batch_size"],
+        bootstrap=0 if pname == "smoke" else 200,
+        model_kwargs={"patch_size": 8} if which == "vit" else None,
+        seed=seed,
+        name=name,
+    )
+    return Experiment(model, config)
 
 
 #: Thesis 002's runs at ``full`` are named configurations too (``get_config("thesis002_vit_patch16")``).
