@@ -1,6 +1,6 @@
 # Two commands do all the set-up on a fresh machine:
 #   make book   executes every chapter (PROFILE=quick by default) and builds _build/html
-#   make test   unit tests + nbval over every notebook (smoke) + a strict book build + the app in a browser
+#   make test   unit tests + nbval over every notebook (smoke) + a strict (unexecuted) book build + the app in a browser
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
@@ -54,9 +54,13 @@ verify: install
 	@test -d "$(VERIFY_DATA)" || { echo "make verify: no data root at $(VERIFY_DATA) (set VERIFY_DATA=<root>)"; exit 2; }
 	MEDVIT_DATA=$(VERIFY_DATA) $(MAKE) --no-print-directory book PROFILE=quick
 
-# The strict build CI runs: smoke profile, warnings are errors, a failing cell fails the build.
+# The strict build CI runs: the book's markup, cross-references and citations, warnings are errors.
+# It does not execute the chapters: nbval runs every one of them in the same `make test` (running
+# them twice doubled the test time); `make book` builds with every chapter executed.
 book-strict: install
-	MEDVIT_PROFILE=smoke $(BIN)/jupyter-book build . --builder html -W -n --keep-going --path-output _build/strict
+	$(BIN)/python -m helpers site unexecuted-config _build/strict/_config.yml
+	MEDVIT_PROFILE=smoke $(BIN)/jupyter-book build . --builder html -W -n --keep-going \
+	  --config _build/strict/_config.yml --path-output _build/strict
 
 # ruff (config in pyproject.toml) over helpers, tests, benchmarks, scripts and the chapters, and
 # actionlint over the GitHub workflows: seconds.
@@ -117,7 +121,7 @@ publish: book
 # turn robots away are in _config.yml (linkcheck_ignore). Chapters are not executed for it.
 linkcheck: install
 	$(BIN)/python -m helpers site online
-	$(BIN)/python -m helpers site linkcheck-config _build/linkcheck/_config.yml
+	$(BIN)/python -m helpers site unexecuted-config _build/linkcheck/_config.yml
 	$(BIN)/jupyter-book build . --builder linkcheck --config _build/linkcheck/_config.yml --path-output _build/linkcheck
 
 # Performance figures in one table (benchmarks/bench.py): loader, training-loop overhead, app
@@ -127,7 +131,8 @@ bench: install
 	$(BIN)/python benchmarks/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS))
 
 # One after another: two torch processes side by side on two cores slow each other down many times
-# over (their OpenMP threads spin), so the strict build and the tests do not run in parallel.
+# over (their OpenMP threads spin). Every chapter is executed once, by nbval; the strict build
+# before it checks the text without executing.
 test: install lint browser book-strict
 	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider --durations=30
 

@@ -161,8 +161,8 @@ def _site(args: argparse.Namespace) -> int:
         except site.OfflineError as err:
             print(err, file=sys.stderr)
             return 1
-    elif args.action == "linkcheck-config":
-        print(f"wrote {site.write_linkcheck_config(args.path or '_build/linkcheck/_config.yml')}")
+    elif args.action == "unexecuted-config":
+        print(f"wrote {site.write_unexecuted_config(args.path or '_build/unexecuted/_config.yml')}")
     else:  # "failures": name what failed in a book build's log
         if not args.path:
             print("site failures: give the build log's path", file=sys.stderr)
@@ -262,8 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_data)
 
     p = sub.add_parser("site", help="the book online: Pages URL, link-check set-up, what failed in a build log")
-    p.add_argument("action", choices=["url", "online", "linkcheck-config", "failures"])
-    p.add_argument("path", nargs="?", help="linkcheck-config: where to write it; failures: the build log")
+    p.add_argument("action", choices=["url", "online", "unexecuted-config", "failures"])
+    p.add_argument("path", nargs="?", help="unexecuted-config: where to write it; failures: the build log")
     p.set_defaults(func=_site)
 
     # Other commands (training a model, listing app models, ...) add their sub-parser here.

@@ -5,15 +5,17 @@ Everything here derives from ``repository.url`` in ``_config.yml`` (see
 
 * :func:`pages_url` is where the book appears once the ``book`` workflow (or ``make publish``)
   has published it: ``https://<owner>.github.io/<repo>/``.
-* :func:`write_linkcheck_config` writes the configuration ``make linkcheck`` builds with: the
-  book's own, with notebook execution off (links live in the text, and running every chapter
-  only to read its links would take minutes). :func:`require_online` makes the link check fail
-  at once, with a message, where the internet cannot be reached.
+* :func:`write_unexecuted_config` writes the book's configuration with notebook execution off, for
+  the builds that check the text rather than run it: ``make linkcheck`` (links live in the text) and
+  the strict build of ``make test`` (markup, references and citations, warnings as errors; nbval
+  runs every chapter in the same ``make test``, so running them again there would only double its
+  time). :func:`require_online` makes the link check fail at once, with a message, where the
+  internet cannot be reached.
 * :func:`build_failures` reads the log of a failed ``make book`` and names the cell that failed:
   its notebook, the statement and the exception (for a claim, the ``assert`` and its message).
   :func:`report` prints them last, where they are seen, and as GitHub annotations under Actions.
 
-``python -m helpers site url | online | linkcheck-config DEST | failures LOG`` runs each from the
+``python -m helpers site url | online | unexecuted-config DEST | failures LOG`` runs each from the
 Makefile.
 """
 
@@ -35,7 +37,7 @@ __all__ = [
     "pages_url",
     "workflow_badge",
     "require_online",
-    "write_linkcheck_config",
+    "write_unexecuted_config",
     "build_failures",
     "report",
 ]
@@ -94,7 +96,7 @@ def require_online(host: str | None = None, timeout: float = 5.0) -> str:
         raise OfflineError(f"{host} cannot be reached ({type(exc).__name__}: {exc}); {advice}") from exc
 
 
-def write_linkcheck_config(dest: str | Path, source: str | Path | None = None) -> Path:
+def write_unexecuted_config(dest: str | Path, source: str | Path | None = None) -> Path:
     """Write ``source`` (default: the book's ``_config.yml``) to ``dest`` with notebook execution off.
 
     Everything else, ``linkcheck_ignore`` included, stays as the book has it.

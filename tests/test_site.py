@@ -100,7 +100,7 @@ def test_binder_builds_from_the_root_environment():
 
 
 def test_linkcheck_config_turns_execution_off_and_keeps_the_rest(tmp_path):
-    dest = site.write_linkcheck_config(tmp_path / "lc" / "_config.yml")
+    dest = site.write_unexecuted_config(tmp_path / "lc" / "_config.yml")
     original = yaml.safe_load((ROOT / "_config.yml").read_text())
     written = yaml.safe_load(dest.read_text())
     assert written["execute"]["execute_notebooks"] == "off"
@@ -110,7 +110,7 @@ def test_linkcheck_config_turns_execution_off_and_keeps_the_rest(tmp_path):
     assert any(re.match(pattern, "http://127.0.0.1:8866/") for pattern in ignore), "the app's local address"
     assert not any(re.match(pattern, "https://github.com/huggingface/pytorch-image-models") for pattern in ignore)
     with pytest.raises(FileNotFoundError, match="no book configuration"):
-        site.write_linkcheck_config(tmp_path / "x.yml", source=tmp_path / "missing.yml")
+        site.write_unexecuted_config(tmp_path / "x.yml", source=tmp_path / "missing.yml")
 
 
 def test_linkcheck_says_clearly_that_it_needs_the_internet(monkeypatch):
