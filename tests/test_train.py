@@ -39,14 +39,15 @@ def test_quick_profile_learns_pneumoniamnist(real_data, tmp_workdirs):
     """The claim others rely on: ResNet-18 (random init) with the quick profile reaches a test
     AUROC of at least 0.85 on the shared PneumoniaMNIST (624 test images; chance is 0.5).
 
-    Two epochs at the data's native 28 px keep it near a minute on two idle cores."""
-    setup = get_config("one_cycle").replace(epochs=2, image_size=28, bootstrap=50)
+    One epoch at the data's native 28 px (two epochs took 94 s on two idle cores) reached 0.921-0.926 over
+    seeds 0-2; the bound sits below that spread."""
+    setup = get_config("one_cycle").replace(epochs=1, image_size=28, bootstrap=50)
     record = train("resnet18", "pneumoniamnist", setup, profile="quick", progress=False)
     test = record.metrics["test"]
     assert test["n"] == 624
     assert test["auroc"] >= 0.85, f"test AUROC {test['auroc']:.3f} < 0.85"
     assert record.data["train"]["source"] == "real" and record.data["train"]["n"] == 4000  # the quick cap
-    assert len(record.history) == 2 and all(h["time_s"] > 0 for h in record.history)
+    assert len(record.history) == 1 and all(h["time_s"] > 0 for h in record.history)
     ci = record.metrics["test_ci"]["macro_auroc"]
     assert ci["low"] <= test["auroc"] <= ci["high"]
 
