@@ -125,10 +125,12 @@ linkcheck: install
 	$(BIN)/jupyter-book build . --builder linkcheck --config _build/linkcheck/_config.yml --path-output _build/linkcheck
 
 # Performance figures in one table (benchmarks/bench.py): loader, training-loop overhead, app
-# latency, GPU throughput when there is one; CHAPTERS=smoke,quick also times every chapter.
+# latency, GPU throughput when there is one; CHAPTERS=smoke,quick also times every chapter;
+# BENCH_JSON=<file> also writes the table (the appendix shows benchmarks/results/cpu-2core.json).
 CHAPTERS ?=
+BENCH_JSON ?=
 bench: install
-	$(BIN)/python benchmarks/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS))
+	$(BIN)/python benchmarks/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 # One after another: two torch processes side by side on two cores slow each other down many times
 # over (their OpenMP threads spin). Every chapter is executed once, by nbval; the strict build

@@ -17,6 +17,7 @@ taken on a busy machine say so.
 
     python benchmarks/bench.py                       # loader, loop, app (about two minutes idle)
     python benchmarks/bench.py --chapters smoke --json bench.json
+    python benchmarks/bench.py --json benchmarks/results/cpu-2core.json   # the table the appendix shows
 """
 
 from __future__ import annotations
@@ -46,6 +47,17 @@ OVERHEAD_TARGET = 0.05
 def _load() -> str:
     one, five, fifteen = os.getloadavg()
     return f"{one:.2f} {five:.2f} {fifteen:.2f}"
+
+
+def _commit() -> str:
+    """The checkout's short commit, or "unknown" outside a git checkout."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=HERE, capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    return out.stdout.strip() or "unknown"
 
 
 def loader_rows(size: int = 64, epochs: int = 3, batch_size: int = 64) -> list[tuple[str, str, str]]:
@@ -195,7 +207,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{part:<14} {what:<{width}}  {figure}")
     print(f"\nwall time {time.perf_counter() - t0:.0f} s; load average {_load()} at the end (was {start_load})")
     if args.json:
-        args.json.write_text(json.dumps({"hardware": hw, "load": [start_load, _load()], "rows": rows}, indent=2))
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+            "commit": _commit(),
+            "torch": torch.__version__,
+            "hardware": hw,
+            "load": [start_load, _load()],
+            "wall_s": round(time.perf_counter() - t0),
+            "rows": rows,
+        }
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
+        print(f"wrote {args.json}")
     return 0
 
 
