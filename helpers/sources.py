@@ -10,9 +10,10 @@ and its training runs. The chapter's printed lines are the evidence: the run-inf
 images 32px, source=real`` lines, the synthetic stand-in banner, and the run ids of
 :mod:`helpers.runs`.
 
-The page that shows the table, ``book/tools/sources.ipynb``, sorts after every chapter's name
-(Sphinx reads, and so executes, documents in name order), so the chapters have run when it runs;
-a chapter whose name sorts after it would show as not executed.
+The page that shows the table, ``book/tools/sources.ipynb``, is one of the pages the book reads
+after every chapter (``medvit_gather_last`` in ``_config.yml``, :mod:`helpers.bookbuild`), so the
+chapters have run when it runs; the other gathering pages (Results, the claims ledger) run after it
+and are listed as gathering the build, not as chapters that were not executed.
 
 "This build" means notebooks written since the build started: the start of the process that
 runs this page's kernel (the ``jupyter-book`` process), or, outside a build, every executed
@@ -36,6 +37,7 @@ __all__ = [
     "SOURCE_WORDS",
     "toc_chapters",
     "executed_notebook",
+    "gathering_pages",
     "notebook_text",
     "parse_sources",
     "build_started",
@@ -167,10 +169,24 @@ def _row(chapter: str, build: Path | None, since: float | None, runs: dict[str, 
     }
 
 
+def gathering_pages(book_config: Path | None = None) -> list[str]:
+    """The pages the book reads after every chapter (``medvit_gather_last`` in ``_config.yml``)."""
+    import yaml
+
+    book_config = book_config or config.repo_root() / "_config.yml"
+    if not book_config.is_file():
+        return []
+    cfg = yaml.safe_load(book_config.read_text(encoding="utf-8")) or {}
+    return list((cfg.get("sphinx") or {}).get("config", {}).get("medvit_gather_last") or [])
+
+
 def sources_table(
     toc: Path | None = None, build: Path | None = None, runs_root: Path | None = None, since: float | None = -1.0
 ) -> Any:
     """One row per chapter of ``_toc.yml``: executed in this build?, profile, data and sources, images, runs.
+
+    The pages that gather the build (:func:`gathering_pages`, read from the ``_config.yml`` beside
+    ``toc``) run after the chapters and say so instead.
 
     Args:
         toc, build, runs_root: ``_toc.yml``, the build folder and the runs folder (defaults: the checkout's).
@@ -181,7 +197,14 @@ def sources_table(
 
     from .runs import load_runs
 
+    toc = toc or config.repo_root() / "_toc.yml"
     since = build_started() if since == -1.0 else since
     runs = {r["run_id"]: r for r in load_runs(runs_root)}
-    rows = [_row(chapter, build, since, runs) for chapter in toc_chapters(toc)]
-    return pd.DataFrame(rows).set_index("chapter")
+    gathering = set(gathering_pages(toc.parent / "_config.yml"))
+    rows = [
+        {"chapter": chapter, "executed": "gathers this build (runs after the chapters)"}
+        if chapter in gathering
+        else _row(chapter, build, since, runs)
+        for chapter in toc_chapters(toc)
+    ]
+    return pd.DataFrame(rows).set_index("chapter").fillna("")

@@ -65,6 +65,15 @@ def test_sources_table_reads_this_builds_chapters(tmp_path):
     assert table.loc["book/theory", "numbers are"] == "no dataset"
     assert table.loc["book/old", "executed"] == "earlier build" and table.loc["book/old", "data"] == ""
     assert table.loc["book/intro", "executed"] == "no"
+    # the pages that gather the build run after it and say so, rather than "no"
+    (tmp_path / "_config.yml").write_text("sphinx:\n  config:\n    medvit_gather_last: [book/old, book/results]\n")
+    gathered = sources.sources_table(toc, build, runs, since=time.time() - 600)
+    assert (
+        gathered.loc["book/old", "executed"].startswith("gathers this build") and gathered.loc["book/old", "data"] == ""
+    )
+    assert gathered.loc["book/blood", "executed"] == "yes"
+    assert sources.gathering_pages(tmp_path / "missing.yml") == []
+    (tmp_path / "_config.yml").unlink()
     every = sources.sources_table(toc, build, runs, since=None)
     assert every.loc["book/old", "data"] == "mias: real", "without a build start every executed notebook counts"
 
