@@ -6,3 +6,10 @@ models (:mod:`helpers.models`), training, metrics, explanations and the classifi
 """
 
 __version__ = "0.1.0"
+
+import warnings as _warnings
+
+# fastai decorates a few layers with torch.jit.script when it is imported, and torch 2.x warns that
+# TorchScript is deprecated: a warning about fastai's code that the reader can do nothing about, printed
+# on every page that trains. Only that message is silenced.
+_warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)

@@ -48,3 +48,15 @@ def test_environment_installs_the_package():
     env = yaml.safe_load((ROOT / "environment.yml").read_text())
     pip = [p for d in env["dependencies"] if isinstance(d, dict) for p in d.get("pip", [])]
     assert "-e ." in pip
+
+
+def test_importing_training_prints_no_torchscript_warning():
+    """fastai's import-time TorchScript deprecation warning is filtered by helpers (it showed on every page
+    that trains); other warnings still show."""
+    import subprocess
+    import sys
+
+    code = "import warnings; warnings.simplefilter('default'); import helpers.train; warnings.warn('still shown')"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "torch.jit.script" not in out.stderr and "still shown" in out.stderr
