@@ -36,6 +36,7 @@ __all__ = [
     "data_root",
     "cache_dir",
     "runs_dir",
+    "shown_path",
     "get_device",
     "seed_everything",
 ]
@@ -205,6 +206,26 @@ def runs_dir(create: bool = True) -> Path:
     if create:
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def shown_path(path: str | Path) -> str:
+    """``path`` as a page should print it: under the data, cache or runs folder it starts with
+    ``$MEDVIT_DATA``, ``$MEDVIT_CACHE`` or ``$MEDVIT_RUNS`` (the first that holds it), so a built book
+    shows no paths of the machine that built it; any other path is printed as it is.
+    """
+    path = Path(path)
+    roots = (
+        ("$MEDVIT_DATA", data_root()),
+        ("$MEDVIT_CACHE", cache_dir(create=False)),
+        ("$MEDVIT_RUNS", runs_dir(create=False)),
+    )
+    for name, root in roots:
+        try:
+            rest = path.resolve().relative_to(root.resolve())
+        except ValueError:
+            continue
+        return name if rest == Path(".") else f"{name}/{rest.as_posix()}"
+    return str(path)
 
 
 # ----------------------------------------------------------------------------- device & seed

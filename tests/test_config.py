@@ -104,3 +104,14 @@ def test_seed_everything_repeats_draws():
     assert np.array_equal(a[0], b[0]) and torch.equal(a[1], b[1])
     config.seed_everything(8)
     assert not torch.equal(torch.rand(3), b[1])
+
+
+def test_shown_paths_name_the_folder_not_the_machine(tmp_path, monkeypatch):
+    """Pages print paths under the data, cache and runs folders from their variable, others as they are."""
+    for var in ("DATA", "CACHE", "RUNS"):
+        monkeypatch.setenv(f"MEDVIT_{var}", str(tmp_path / var.lower()))
+    assert config.shown_path(tmp_path / "data" / "pbc" / "x.jpg") == "$MEDVIT_DATA/pbc/x.jpg"
+    assert config.shown_path(str(tmp_path / "runs" / "r1" / "run.json")) == "$MEDVIT_RUNS/r1/run.json"
+    assert config.shown_path(tmp_path / "cache") == "$MEDVIT_CACHE"
+    assert config.shown_path(tmp_path / "elsewhere" / "f.png") == str(tmp_path / "elsewhere" / "f.png")
+    assert config.shown_path(tmp_path / "data-other") == str(tmp_path / "data-other")  # a prefix is not a parent

@@ -378,7 +378,7 @@ def _load_medmnist(spec: DatasetSpec, req: _Request) -> ImageDataset:
     )
     capped = f", capped to {req.cap} (stratified, seed {req.seed})" if req.cap and len(keep) == req.cap else ""
     _say(
-        f"{spec.name}/{ds.split}: {len(ds)} images {ds.image_size}px, source={source} ({path}), official split{capped}",
+        f"{spec.name}/{ds.split}: {len(ds)} images {ds.image_size}px, source={source} ({config.shown_path(path)}), official split{capped}",
         req.verbose,
     )
     return ds
@@ -448,7 +448,7 @@ def _load_folder(spec: DatasetSpec, req: _Request, *, covid: bool, label: str) -
         meta=meta,
         annotations=kept.annotations,
     )
-    where = "; ".join(f"{k}: {v['source']} ({v['path']})" for k, v in origin.items())
+    where = "; ".join(f"{k}: {v['source']} ({config.shown_path(v['path'])})" for k, v in origin.items())
     capped = (
         f"; capped to {req.cap} (stratified, seed {req.seed})" if req.cap is not None and len(idx) > req.cap else ""
     )

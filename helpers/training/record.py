@@ -214,4 +214,4 @@ def save_run(record: RunRecord, fitted: Fitted, profile: settings.Profile, folde
             stacklevel=3,
         )
     path = record.save()
-    print(f"run saved to {path}")
+    print(f"run saved to {settings.shown_path(path)}")
