@@ -31,7 +31,7 @@ from .imageio import DEFAULT_MAX_PIXELS, DecodedImage, Source, decode_image, to_
 if TYPE_CHECKING:
     import torch
 
-__all__ = ["PREPROCESS", "prepare_image", "prepare_file", "decode_resize", "normalize"]
+__all__ = ["PREPROCESS", "prepare_image", "prepare_file", "decode_resize", "normalize", "chest_steps"]
 
 #: The preprocessing a dataset (and so a model card) may name.
 PREPROCESS = (None, "equalize")
@@ -121,6 +121,31 @@ def prepare_file(
         seconds["decode"] = t1 - t0
         seconds["preprocess"] = time.perf_counter() - t1
     return image, decoded
+
+
+def chest_steps(source: Source, size: int, *, flip: bool = True) -> dict[str, np.ndarray]:
+    """Thesis 000's preprocessing of one chest X-ray, step by step, for showing it.
+
+    The steps are those of :func:`prepare_file` with ``preprocess="equalize"`` and three channels
+    (the rule the training cache and the app apply), then the horizontal flip that thesis 000, after
+    CheXNet, applies to training images with probability 0.5 (at training time it is the batch
+    augmentation :meth:`helpers.data.loaders.Augment.flip_only`; here it is always applied).
+
+    Returns:
+        ``{"decoded (grey)": (H, W), "equalised": (H, W), "model input": (size, size, 3),
+        "flipped": (size, size, 3)}``, all ``uint8``; the model input's three channels are equal.
+
+    Raises:
+        helpers.imageio.ImageReadError: for a file that cannot be decoded.
+    """
+    decoded = decode_image(source, channels=1)
+    grey = decoded.array[..., 0] if decoded.array.ndim == 3 else decoded.array
+    equalised = np.asarray(ImageOps.equalize(Image.fromarray(grey)))
+    model_input = prepare_image(decoded.array, size, "equalize", 3)
+    steps = {"decoded (grey)": grey, "equalised": equalised, "model input": model_input}
+    if flip:
+        steps["flipped"] = np.ascontiguousarray(model_input[:, ::-1])
+    return steps
 
 
 def decode_resize(

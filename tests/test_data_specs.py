@@ -61,7 +61,7 @@ def fake_mias_download(real_data, monkeypatch):
 
 def test_every_name_has_one_complete_spec():
     bib = (ROOT / "book" / "references.bib").read_text()
-    assert list(FOLDER_DATASETS) == ["pbc", "nih", "covid", "mias", "cbis_ddsm"]
+    assert list(FOLDER_DATASETS) == ["pbc", "nih", "nih_64px", "covid", "mias", "cbis_ddsm"]
     assert {"pneumoniamnist", "breastmnist", "bloodmnist", "chestmnist"} <= set(DATASETS)
     for name, spec in DATASETS.items():
         assert spec.name == name and spec.task in TASK_KINDS, name

@@ -18,6 +18,11 @@ COVID-19 (thesis 000's 15th class) comes from the ieee8023 ``covid/metadata.csv`
 (PA, AP, AP Supine, AP Erect) whose ``finding`` mentions COVID-19 get the ``COVID-19`` label; other
 pneumonias (bacterial, viral, fungal) get ``Pneumonia``; ``No Finding`` is all zeros; any other
 finding is skipped and reported. These images have no official split and are split by patient.
+
+``nih_64px`` (:func:`read_nih_64px`) is a third party's 64-px copy of part of ChestX-ray14 with the
+original file names (``nih_64px/images/*.png``) and no labels of its own: its labels and split come
+from the label files of a full ``nih/`` folder beside it (read as above), or from its own folder when
+it holds them.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ __all__ = [
     "find_nih_images",
     "read_chexnet_lists",
     "read_nih",
+    "read_nih_64px",
     "read_covid",
     "merge_catalogs",
 ]
@@ -161,7 +167,8 @@ class _NihLabels:
 
 
 def _nih_labels(folder: Path, chexnet: Any) -> _NihLabels:
-    """Labels from ``Data_Entry_2017.csv`` (or a variant), else from the CheXNet lists.
+    """Labels from ``Data_Entry_2017.csv`` (or a variant), else from the CheXNet lists; images the CSV
+    does not list (a sample CSV) take the CheXNet lists' labels when those are there.
 
     Raises:
         FileNotFoundError: when neither is there.
@@ -169,6 +176,9 @@ def _nih_labels(folder: Path, chexnet: Any) -> _NihLabels:
     df, csv_path = _read_entry_csv(folder)
     if df is not None:
         out = _NihLabels(csv_path.name)
+        if chexnet is not None:
+            out.source = f"{csv_path.name}, else labels/*_list.txt (CheXNet)"
+            out.label_of.update(zip(chexnet.index, chexnet[NIH_FINDINGS].to_numpy(dtype=np.float32)))
         for _, row in df.iterrows():
             name = row["Image Index"]
             try:
@@ -182,8 +192,7 @@ def _nih_labels(folder: Path, chexnet: Any) -> _NihLabels:
         return out
     if chexnet is not None:
         out = _NihLabels("labels/*_list.txt (CheXNet)")
-        for name, row in chexnet.iterrows():
-            out.label_of[name] = row[NIH_FINDINGS].to_numpy(dtype=np.float32)
+        out.label_of.update(zip(chexnet.index, chexnet[NIH_FINDINGS].to_numpy(dtype=np.float32)))
         return out
     raise FileNotFoundError(f"no labels for ChestX-ray14 under {folder}: need Data_Entry_2017.csv or labels/*_list.txt")
 
@@ -199,19 +208,27 @@ def _nih_splits(folder: Path, chexnet: Any) -> tuple[dict[str, str], str]:
     return {}, "none (patient-level split)"
 
 
-def read_nih(folder: str | Path) -> Catalog:
+def read_nih(folder: str | Path, labels_folder: str | Path | None = None, name: str = "nih") -> Catalog:
     """Catalog of a ChestX-ray14 folder (see the module docstring for the layout and rules).
+
+    Args:
+        folder: where the images are (``images/`` or ``images_0NN/images/``).
+        labels_folder: where ``Data_Entry_2017*.csv``, the split lists and ``labels/`` are
+            (default: ``folder``).
+        name: the catalog's name.
 
     Raises:
         FileNotFoundError: when there are no images or no labels.
     """
     folder = Path(folder)
+    lfolder = Path(labels_folder) if labels_folder is not None else folder
     images = find_nih_images(folder)
     if not images:
         raise FileNotFoundError(f"no ChestX-ray14 PNGs under {folder} (images/ or images_0NN/images/)")
-    chexnet = read_chexnet_lists(folder).set_index("image") if (folder / "labels" / "train_list.txt").exists() else None
-    found = _nih_labels(folder, chexnet)
-    split_of, split_source = _nih_splits(folder, chexnet)
+    has_lists = (lfolder / "labels" / "train_list.txt").exists()
+    chexnet = read_chexnet_lists(lfolder).set_index("image") if has_lists else None
+    found = _nih_labels(lfolder, chexnet)
+    split_of, split_source = _nih_splits(lfolder, chexnet)
     skipped = found.skipped
     names = [n for n in sorted(images) if n in found.label_of]
     skipped += [
@@ -225,7 +242,7 @@ def read_nih(folder: str | Path) -> Catalog:
         reason = f"not in the split lists ({split_source}); split by patient instead"
         skipped.append({"file": f"{unlisted} images", "reason": reason})
     return Catalog(
-        name="nih",
+        name=name,
         task="multilabel",
         classes=list(NIH_FINDINGS),
         files=[images[n] for n in names],
@@ -248,6 +265,32 @@ def read_nih(folder: str | Path) -> Catalog:
             "split_rule": split_source,
         },
     )
+
+
+def _has_nih_labels(folder: Path) -> bool:
+    return (folder / "labels" / "train_list.txt").exists() or _read_entry_csv(folder)[0] is not None
+
+
+def read_nih_64px(folder: str | Path) -> Catalog:
+    """Catalog of ``nih_64px/``: 64-px ChestX-ray14 PNGs under their original names, labelled and split
+    by the label files in the folder itself or, failing that, in the ``nih/`` folder beside it.
+
+    Raises:
+        FileNotFoundError: when there are no images, or no label files in either place (the message
+            names both places).
+    """
+    folder = Path(folder)
+    sibling = folder.parent / "nih"
+    labels_folder = folder if _has_nih_labels(folder) else sibling
+    if not _has_nih_labels(labels_folder):
+        raise FileNotFoundError(
+            f"no ChestX-ray14 labels for {folder}: put the CheXNet lists (labels/*_list.txt) or "
+            f"Data_Entry_2017.csv in {folder} or in {sibling}"
+        )
+    cat = read_nih(folder, labels_folder=labels_folder, name="nih_64px")
+    cat.report["labels_folder"] = str(labels_folder)
+    cat.meta["resolution"] = "64 px, downscaled by a third party from the 1024-px originals"
+    return cat
 
 
 def _covid_class(finding: str) -> str | None:

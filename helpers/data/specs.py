@@ -1,7 +1,8 @@
 """One :class:`DatasetSpec` per dataset: how to read it, where to get it, how to tell it is there.
 
 :data:`DATASETS` is the registry of dataset names: the five datasets read from folders in their
-original layouts (``pbc``, ``nih``, ``covid``, ``mias``, ``cbis_ddsm``) and every 2D MedMNIST flag
+original layouts (``pbc``, ``nih``, ``covid``, ``mias``, ``cbis_ddsm``; ``nih_64px``, a 64-px part of
+``nih`` labelled by its lists) and every 2D MedMNIST flag
 (``pneumoniamnist``, ``bloodmnist``, ...; one ``.npz`` each). A spec holds all that is particular
 to its dataset, so that :mod:`helpers.data.registry` walks one order for all of them:
 
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cards import TASK_KINDS
-from .chestxray import read_covid, read_nih
+from .chestxray import read_covid, read_nih, read_nih_64px
 from .download import download_covid, download_medmnist, download_mias
 from .mammography import read_cbis_ddsm, read_mias
 from .medmnist import medmnist_file, medmnist_info, medmnist_names, read_medmnist_npz
@@ -179,6 +180,18 @@ FOLDER_DATASETS: dict[str, DatasetSpec] = {
             layout="put Data_Entry_2017.csv and the lists in $MEDVIT_DATA/nih/ and extract the archives there "
             "(images_0NN/images/*.png or images/*.png)",
             reader=read_nih,
+        ),
+        DatasetSpec(
+            name="nih_64px",
+            kind="folder",
+            task="multilabel",
+            title="ChestX-ray14 at 64 px (a third party's downscaled copy of part of it, original file names)",
+            url="https://nihcc.app.box.com/v/ChestXray-NIHCC (the originals; labels from the nih/ folder's lists)",
+            licence="public, cite Wang et al. 2017",
+            citation="wang2017chestx",
+            layout="put the PNGs in $MEDVIT_DATA/nih_64px/images/ and the CheXNet lists (labels/*_list.txt) "
+            "or Data_Entry_2017.csv in $MEDVIT_DATA/nih/ (or in nih_64px/ itself)",
+            reader=read_nih_64px,
         ),
         DatasetSpec(
             name="covid",

@@ -204,6 +204,7 @@ def _medmnist(
 SYNTHETIC_GENERATORS: dict[str, Callable[..., None]] = {
     "pbc": _pbc,
     "nih": _nih,
+    "nih_64px": _nih,  # the same layout; its reader takes the labels from the folder itself
     "covid": _covid,
     "mias": _mias,
     "cbis_ddsm": _cbis,
