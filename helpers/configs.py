@@ -50,6 +50,11 @@ __all__ = [
     "thesis002_experiments",
     "MAMMOGRAPHY_PRETRAINED",
     "mammography_finetune",
+    "LUNGS_FULL",
+    "LUNGS_QUICK",
+    "LUNGS_EPOCHS",
+    "lungs_experiment",
+    "lungs_experiments",
 ]
 
 # ----------------------------------------------------------------------------- the theses' recipes
@@ -349,6 +354,72 @@ def mammography_finetune(which: str, profile: Profile | str, *, seed: int = 42) 
 
 #: Thesis 002's runs at ``full`` are named configurations too (``get_config("thesis002_vit_patch16")``).
 CONFIGS.update({f"thesis002_{key}": thesis002_experiment(key, "full").config for key in THESIS002_EXPERIMENTS})
+
+
+# ----------------------------------------------------------------------------- lung pathologies (thesis 000)
+
+#: Thesis 000's detector and the two networks beside it at ``full``, on one split and one loss:
+#: key -> (model name, model arguments, image side). The ResNet-50 with its Dense 256 head at
+#: 1024 px; the ViT-B/32 at 384 px the thesis describes (same head) but did not train; DenseNet-121
+#: at 224 px as CheXNet used it. All from ImageNet weights.
+LUNGS_FULL: dict[str, tuple[str, dict[str, Any] | None, int]] = {
+    "cnn": ("thesis000_resnet50", None, 1024),
+    "vit": ("thesis000_resnet50", {"backbone": "vit_base_patch32_384"}, 384),
+    "densenet": ("densenet121", None, 224),
+}
+#: The same head on networks a 2-core CPU trains in minutes, from random weights at 64 px: timm's
+#: ResNet-10-T, and a ViT-Tiny with 8-px patches (an 8 x 8 token grid), 6 blocks deep.
+LUNGS_QUICK: dict[str, tuple[str, dict[str, Any] | None, int]] = {
+    "cnn": ("thesis000_resnet50", {"backbone": "resnet10t"}, 64),
+    "vit": ("thesis000_resnet50", {"backbone": "vit_tiny_patch16_224", "patch_size": 8, "depth": 6}, 64),
+}
+#: Epochs of ``quick`` (one cycle over the whole network) and ``smoke`` (one epoch per stage).
+LUNGS_EPOCHS = {"smoke": 3, "quick": 14}
+
+#: Thesis 000's recipe: the three stages 35:25:10 (70 epochs), Adam 1e-4, x0.1 on a plateau of the
+#: validation loss, class-weighted BCE with weights from the training split, horizontal flips only.
+_THESIS000 = RECIPES["three_stage"].replace(
+    epochs=70, batch_size=16, class_weights="chexnet", augment=Augment.flip_only(), pretrained=True
+)
+
+
+def lungs_experiment(key: str, profile: Profile | str, *, seed: int = 42) -> Experiment:
+    """The lung pathologies chapter's run ``key`` (``"cnn"``, ``"vit"``, ``"densenet"``) at ``profile``.
+
+    ``full`` is thesis 000's recipe on :data:`LUNGS_FULL`. ``smoke`` runs the same three stages, one
+    epoch each, on :data:`LUNGS_QUICK`'s small networks. ``quick`` trains those from random weights
+    with the same loss and flips, but in one cycle over the whole network (Adam, peak 1e-3): the
+    stages exist to keep ImageNet features while the new head settles, and random weights have no
+    features to keep. ``densenet`` exists at ``full`` only.
+
+    Raises:
+        KeyError: for an unknown key, or ``densenet`` on a CPU profile.
+    """
+    pname = profile if isinstance(profile, str) else profile.name
+    table = LUNGS_FULL if pname == "full" else LUNGS_QUICK
+    if key not in table:
+        raise KeyError(f"the lung chapter has no run {key!r} at {pname}; choose one of {list(table)}")
+    model, kwargs, size = table[key]
+    config = _THESIS000.replace(
+        image_size=size, model_kwargs=kwargs, seed=seed, name=f"lungs_{key}-{pname}", monitor="valid_loss"
+    )
+    if pname == "full":
+        return Experiment(model, config)
+    config = config.replace(pretrained=False, epochs=LUNGS_EPOCHS[pname], batch_size=32)
+    if pname == "smoke":
+        return Experiment(model, config.replace(batch_size=16, bootstrap=0, plateau=None))
+    quick = {"recipe": "one_cycle", "schedule": "one_cycle", "stage_epochs": None, "plateau": None, "lr": 1e-3}
+    return Experiment(model, config.replace(**quick))
+
+
+def lungs_experiments(profile: Profile | str, *, seed: int = 42) -> dict[str, Experiment]:
+    """Every run of :func:`lungs_experiment` at ``profile``."""
+    pname = profile if isinstance(profile, str) else profile.name
+    return {key: lungs_experiment(key, pname, seed=seed) for key in (LUNGS_FULL if pname == "full" else LUNGS_QUICK)}
+
+
+#: Thesis 000's runs at ``full`` as named configurations (``get_config("thesis000_cnn")``).
+CONFIGS.update({f"thesis000_{key}": lungs_experiment(key, "full").config for key in LUNGS_FULL})
 
 
 # ----------------------------------------------------------------------------- look-up and tables

@@ -65,3 +65,214 @@ def test_chest_steps_equalise_three_equal_channels_and_flip(real_data):
     # the same rule as the training cache and the app
     same, _ = prepare_file(path, 64, 3, "equalize")
     assert np.array_equal(same, x)
+
+
+# ----------------------------------------------------------------------------- loss, configurations, branch
+
+
+def test_weighted_bce_against_a_hand_computation():
+    import math
+
+    import torch
+
+    from helpers.losses import WeightedBCEWithLogits, chexnet_weights
+
+    train = np.array([[1, 0], [0, 0], [0, 1], [0, 0]], dtype=np.float32)  # 1 of 4 positive for each output
+    w_pos, w_neg = chexnet_weights(train)
+    assert w_neg.tolist() == [0.25, 0.25] and w_pos.tolist() == [0.75, 0.75]
+    z = torch.tensor([[0.0, 2.0], [-1.0, 0.5]])
+    y = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+
+    def s(v: float) -> float:
+        return 1 / (1 + math.exp(-v))
+
+    # minus the weighted log-likelihood, summed over the two outputs, averaged over the two images
+    img1 = -(0.75 * math.log(s(0.0)) + 0.25 * math.log(1 - s(2.0)))
+    img2 = -(0.25 * math.log(1 - s(-1.0)) + 0.75 * math.log(s(0.5)))
+    loss = WeightedBCEWithLogits.from_labels(train)(z, y)
+    assert float(loss) == pytest.approx((img1 + img2) / 2, rel=1e-6) and float(loss) > 0
+
+
+def test_label_weights_come_from_the_training_split_only(tmp_workdirs):
+    from helpers.configs import lungs_experiment
+    from helpers.data.base import ImageDataset
+    from helpers.train import train
+
+    rng = np.random.default_rng(0)
+    splits = []
+    for split, n, rate in (("train", 32, 0.25), ("valid", 16, 0.75), ("test", 16, 0.5)):
+        labels = (rng.random((n, 3)) < rate).astype(np.float32)
+        labels[0] = 1.0  # every split holds each label
+        images = rng.integers(0, 255, (n, 32, 32, 3)).astype(np.uint8)
+        splits.append(ImageDataset("toy", split, "multilabel", ["a", "b", "c"], images, labels, "synthetic"))
+    exp = lungs_experiment("cnn", "smoke")
+    record = train(
+        exp.model, tuple(splits), exp.config.replace(image_size=32), profile="smoke", progress=False, save=False
+    )
+    loss = record.learner.loss_func
+    assert torch_allclose(loss.neg_weight, splits[0].labels.mean(0))
+    everything = np.concatenate([s.labels for s in splits])
+    assert not torch_allclose(loss.neg_weight, everything.mean(0))
+    assert record.config["stage_epochs"] == [1, 1, 1]
+
+
+def torch_allclose(a, b) -> bool:
+    import torch
+
+    return bool(torch.allclose(torch.as_tensor(a, dtype=torch.float32), torch.as_tensor(b, dtype=torch.float32)))
+
+
+def test_thesis000_configurations():
+    from helpers.configs import get_config, lungs_experiment, lungs_experiments
+    from helpers.data.loaders import Augment
+
+    full = get_config("thesis000_cnn")
+    assert (full.schedule, full.stage_epochs, full.epochs, full.optimizer, full.lr) == (
+        "three_stage",
+        (35, 25, 10),
+        70,
+        "adam",
+        1e-4,
+    )
+    assert full.plateau.factor == 0.1 and full.plateau.patience == 10 and full.class_weights == "chexnet"
+    assert full.augment == Augment.flip_only() and full.pretrained and full.image_size == 1024
+    vit = get_config("thesis000_vit")
+    assert vit.model_kwargs == {"backbone": "vit_base_patch32_384"} and vit.image_size == 384
+    assert (
+        get_config("thesis000_densenet").image_size == 224
+        and lungs_experiment("densenet", "full").model == "densenet121"
+    )
+    quick = lungs_experiments("quick")
+    assert set(quick) == {"cnn", "vit"} and all(
+        not e.config.pretrained and e.config.image_size == 64 for e in quick.values()
+    )
+    assert all(e.config.class_weights == "chexnet" for e in quick.values())
+    assert lungs_experiment("cnn", "smoke").config.schedule == "three_stage"
+    with pytest.raises(KeyError, match="densenet"):
+        lungs_experiment("densenet", "quick")
+
+
+def test_thesis000_head_and_stages():
+    import torch
+
+    from helpers.models.vision import create_model, model_stages
+
+    net = create_model("thesis000_resnet50", 15, img_size=64, backbone="resnet10t")
+    stages = model_stages(net)
+    assert stages["head"] == ["fc1.weight", "fc1.bias", "head.weight", "head.bias"]  # both dense layers
+    assert stages["last_block"][0].startswith("backbone.layer4.")
+    assert net.fc1.out_features == 256 and net.drop.p == 0.25 and net(torch.zeros(2, 3, 64, 64)).shape == (2, 15)
+    vit = create_model("thesis000_resnet50", 15, img_size=64, backbone="vit_tiny_patch16_224", patch_size=8, depth=2)
+    assert model_stages(vit)["last_block"][0].startswith("backbone.blocks.1.")
+
+
+def test_tb_branch_trains_only_the_branch():
+    import torch
+
+    from helpers.models.branch import TBExtended, fit_branch
+    from helpers.models.vision import create_model
+
+    torch.manual_seed(0)
+    detector = create_model("thesis000_resnet50", 15, img_size=32, backbone="resnet10t")
+    before = {k: v.clone() for k, v in detector.state_dict().items()}
+    model = TBExtended(detector)
+    layers = [m for m in model.branch.net]
+    assert [type(m).__name__ for m in layers] == ["Linear", "ReLU", "Dropout", "Linear"]
+    assert (layers[0].in_features, layers[0].out_features, layers[2].p, layers[3].out_features) == (256, 128, 0.2, 1)
+    x = torch.randn(24, 3, 32, 32)
+    y = np.array([0, 1] * 12)
+    out = fit_branch(model, x, y, epochs=3, batch_size=8)
+    assert len(out["loss"]) == 3 and out["trainable"] == 256 * 128 + 128 + 129
+    assert all(torch.equal(before[k], v) for k, v in detector.state_dict().items())
+    model.eval()
+    logits = model(x[:4])
+    assert logits.shape == (4, 16) and torch.allclose(logits[:, :15], detector(x[:4]))
+    with pytest.raises(ValueError, match="one class"):
+        fit_branch(model, x, np.zeros(24))
+
+
+# ----------------------------------------------------------------------------- evaluation
+
+
+def test_threshold_is_picked_on_validation_never_on_test():
+    from helpers.findings import evaluate_findings
+
+    rng = np.random.default_rng(0)
+    y_valid = np.array([[0], [0], [1], [1], [0], [1]])
+    p_valid = np.array([[0.1], [0.2], [0.3], [0.35], [0.25], [0.9]])  # best F1 on validation at 0.3
+    y_test = rng.integers(0, 2, (40, 1))
+    p_test = np.clip(y_test * 0.5 + rng.random((40, 1)) * 0.6, 0, 1)
+    report = evaluate_findings(y_valid, p_valid, y_test, p_test, ["a"], n_boot=50, min_positives=1)
+    assert report.thresholds["a"] == pytest.approx(0.3)
+    assert report.table.loc["a", "threshold (valid)"] == pytest.approx(0.3)
+    # another test split changes the scores, never the threshold
+    other = evaluate_findings(y_valid, p_valid, y_test, 1 - p_test, ["a"], n_boot=0, min_positives=1)
+    assert other.thresholds == report.thresholds
+    pred = (p_test[:, 0] >= 0.3).astype(int)
+    tp = int((pred & y_test[:, 0]).sum())
+    f1 = 2 * tp / (pred.sum() + y_test[:, 0].sum())
+    assert report.table.loc["a", "f1@valid"] == pytest.approx(f1)
+
+
+def test_findings_means_and_intervals():
+    from helpers.findings import evaluate_findings
+
+    rng = np.random.default_rng(1)
+    y = (rng.random((120, 3)) < [0.4, 0.05, 0.3]).astype(int)
+    y[:, 1] = 0
+    y[:3, 1] = 1  # three positives only
+    p = np.clip(y * 0.4 + rng.random((120, 3)) * 0.6, 0, 1)
+    report = evaluate_findings(y[:40], p[:40], y[40:], p[40:], ["a", "b", "c"], n_boot=100, min_positives=10)
+    assert report.enough == ["a", "c"]
+    t = report.table
+    assert report.means["enough"]["value"] == pytest.approx(t.loc[["a", "c"], "auroc"].mean())
+    for name in ("a", "c"):
+        assert t.loc[name, "auroc_low"] <= t.loc[name, "auroc"] <= t.loc[name, "auroc_high"]
+    m = report.means["enough"]
+    assert m["low"] <= m["value"] <= m["high"] and m["findings"] == 2
+
+
+def test_thesis_global_15_mixes_two_definitions():
+    from helpers.findings import thesis_global_means
+    from helpers.references import reference_table
+
+    t47 = reference_table(source="thesis000", label=None)
+    t47 = t47[t47.table == "Table 4.7"]
+    sixteen = "14 + COVID-19 + Healthy"
+    for metric, global15_is in (("auroc", "14 findings + COVID-19"), ("auprc", sixteen), ("f1", sixteen)):
+        rows = t47[t47.metric == metric].set_index("label")["value"].to_dict()
+        means = thesis_global_means(rows)
+        assert means["14 findings"] == pytest.approx(rows["Global-14"], abs=5e-4)
+        assert means[global15_is] == pytest.approx(rows["Global-15"], abs=5e-4)
+
+
+def test_table_4_9_matches_the_thesis_text():
+    from pathlib import Path
+
+    from helpers.references import REFERENCES
+
+    seeds = Path(__file__).resolve().parents[1].parent / "shared" / "seeds"
+    files = sorted(seeds.glob("000_*.txt")) if seeds.is_dir() else []
+    if not files:
+        pytest.skip(f"thesis text 000_*.txt not found in {seeds} (it lives beside the repository)")
+    text = files[0].read_text(encoding="utf-8")
+    i = text.index("\tMethod\tAUC-ROC\tRadiol.")
+    block = [line for line in text[i : text.index("Cuadro 4.9", i)].splitlines() if "\t" in line][1:]
+    t49 = {(r.label, r.model): r.value for r in REFERENCES if r.table == "Table 4.9"}
+    names = {"Pleural-Thick.": "Pleural_Thickening", "Proposal": "ResNet-50 (thesis 000)"}
+    checked, lead = 0, 0
+    for line in block:
+        finding, method, best, radiol = (c.strip() for c in line.split("\t"))
+        finding = names.get(finding, finding)
+        assert t49[(finding, names.get(method, method))] == pytest.approx(float(best))
+        checked += 1
+        if radiol != "—":
+            assert t49[(finding, "Radiologists")] == pytest.approx(float(radiol.rstrip("*")))
+            lead += radiol.endswith("*")
+            assert radiol.endswith("*") == (float(radiol.rstrip("*")) > float(best))
+    assert checked == 15 and lead == 8  # "Human radiologists lead in eight ... of the fifteen"
+    # each cell is the best of its Table 4.8 row
+    t48 = [r for r in REFERENCES if r.table in ("Table 4.8", "Table 4.7") and r.metric == "auroc"]
+    for (finding, model), value in t49.items():
+        if model != "Radiologists":
+            assert value == pytest.approx(max(r.value for r in t48 if r.label == finding and r.model != "Radiologists"))

@@ -100,7 +100,7 @@ def test_thesis000_table_4_7_matches_the_thesis_text():
         name = _NAME_000.get(name.strip(), name.strip())
         values = _numbers(cells)
         for metric, v in zip(("auprc", "auroc", "f1", "accuracy"), values):
-            assert _value("ResNet-50 (thesis 000)", metric, "thesis000", "nih", label=name) == pytest.approx(v)
+            assert _value("ResNet-50 (thesis 000)", metric, "thesis000", "nih", name, "Table 4.7") == pytest.approx(v)
             checked += 1
     assert checked == 18 * 4
 
@@ -125,13 +125,15 @@ def test_thesis000_table_4_8_matches_the_thesis_text():
             assert _value(model, "auroc", "thesis000", "nih", label=name, table="Table 4.8") == pytest.approx(v)
             checked += 1
         if proposal is not None:  # the thesis's own column repeats Table 4.7
-            assert _value("ResNet-50 (thesis 000)", "auroc", "thesis000", "nih", label=name) == pytest.approx(proposal)
+            assert _value("ResNet-50 (thesis 000)", "auroc", "thesis000", "nih", name, "Table 4.7") == pytest.approx(
+                proposal
+            )
     assert checked >= 14 * 6
     # The headline numbers of the brief.
     assert _value("ResNet-50 (thesis 000)", "auroc", "thesis000", "nih", label="Global-14") == 0.842
     assert _value("CheXNet", "auroc", "thesis000", "nih", label="Global-14") == 0.841
     assert _value("Radiologists", "auroc", "thesis000", "nih", label="Global-14") == 0.872
-    assert _value("ResNet-50 (thesis 000)", "auroc", "thesis000", "nih", label="COVID-19") == 0.991
+    assert _value("ResNet-50 (thesis 000)", "auroc", "thesis000", "nih", "COVID-19", "Table 4.7") == 0.991
 
 
 # ----------------------------------------------------------------------------- thesis 002
@@ -180,6 +182,7 @@ def test_reference_table_filters_and_rejects_unknown_names():
     pbc = refs.reference_table(task="pbc")
     assert set(pbc.source) == {"thesis004"} and len(pbc) == 16
     assert set(refs.reference_table(source="thesis000").table) == {"Table 4.7", "Table 4.8"}
+    assert "Table 4.9" in set(refs.reference_table(source="thesis000", label=None).table)
     per_finding = refs.reference_table(task="nih", label=None)
     assert len(per_finding) > len(refs.reference_table(task="nih"))
     assert set(refs.reference_table(task="nih").label) == {"Global-14"}

@@ -230,38 +230,72 @@ class Thesis000ResNet50(nn.Module):
     """Thesis 000's detector: ResNet-50 features (global-average pooled to 2048) → Dense 256 →
     ReLU → Dropout 0.25 → Dense ``num_classes`` (15 in the thesis: 14 findings + COVID-19).
 
+    ``backbone`` swaps the feature extractor and keeps the head: the ViT-B/32 at 384 px that the
+    thesis describes (``"vit_base_patch32_384"``), or a small network for a CPU
+    (``"resnet10t"``, ``"vit_tiny_patch16_224"`` with ``patch_size=8``); ``backbone_kwargs`` go
+    to timm (``img_size``, ``patch_size``).
+
     The outputs are logits; the sigmoid is applied by the loss (BCE with logits) and at
-    prediction time. The "last block" that the thesis's second stage unfreezes is the last
-    bottleneck of the fifth stage (``conv5_block3``, here ``backbone.layer4[2]``).
+    prediction time. The classifier (:meth:`get_classifier`) is both dense layers, which the
+    thesis's first stage trains alone; the "last block" that its second stage adds is the last
+    bottleneck of the fifth stage (``conv5_block3``, here ``backbone.layer4[2]``), or a ViT's last
+    Transformer block.
     """
 
     def __init__(
-        self, num_classes: int = 15, in_chans: int = 3, pretrained: bool = False, dropout: float = 0.25
+        self,
+        num_classes: int = 15,
+        in_chans: int = 3,
+        pretrained: bool = False,
+        dropout: float = 0.25,
+        backbone: str = "resnet50",
+        **backbone_kwargs: Any,
     ) -> None:
         super().__init__()
         import timm
 
-        self.backbone = timm.create_model("resnet50", pretrained=pretrained, num_classes=0, in_chans=in_chans)
+        self.backbone = timm.create_model(
+            backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans, **backbone_kwargs
+        )
+        self.backbone_name = backbone
         self.fc1 = nn.Linear(self.backbone.num_features, 256)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(256, num_classes)
         self.num_classes = num_classes
         self.default_cfg = dict(getattr(self.backbone, "pretrained_cfg", {}) or {})
 
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The 256 features after Dense 256, ReLU and dropout (what a new branch builds on)."""
+        return self.drop(F.relu(self.fc1(self.backbone(x))))
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.drop(F.relu(self.fc1(self.backbone(x)))))
+        return self.head(self.features(x))
 
     def get_classifier(self) -> nn.Module:
-        return self.head
+        return nn.ModuleList([self.fc1, self.head])
 
     def group_matcher(self, coarse: bool = False) -> dict[str, Any]:
-        return {
-            "stem": r"^backbone\.(?:conv1|bn1|maxpool)",
-            "blocks": [
-                (r"^backbone\.layer(\d+)\.(\d+)", None),  # (stage, block): conv5_block3 is its own group
-                (r"^fc1", (99999,)),
-            ],
-        }
+        if hasattr(self.backbone, "layer4"):  # a timm ResNet: conv5_block3 is its own group
+            return {
+                "stem": r"^backbone\.(?:conv1|bn1|maxpool)",
+                "blocks": [(r"^backbone\.layer(\d+)\.(\d+)", None), (r"^fc1", (99999,))],
+            }
+        return _prefixed_matcher(self.backbone.group_matcher(coarse=coarse), "backbone")
+
+
+def _prefixed_matcher(matcher: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """A timm ``group_matcher`` of a submodule, rewritten for the parameter names of its parent."""
+
+    def fix(pattern: str) -> str:
+        return rf"^{prefix}\.(?:{pattern.lstrip('^')})"
+
+    out: dict[str, Any] = {}
+    for key, value in matcher.items():
+        if isinstance(value, str):
+            out[key] = fix(value)
+        else:
+            out[key] = [(fix(p), suffix) for p, suffix in value]
+    return out
 
 
 # ----------------------------------------------------------------------------- the from-scratch ViT
@@ -318,8 +352,11 @@ def _thesis002_vit(num_classes: int, in_chans: int, pretrained: bool, img_size: 
 def _thesis000_resnet50(
     num_classes: int, in_chans: int, pretrained: bool, img_size: int | None, **kw: Any
 ) -> nn.Module:
+    backbone = kw.pop("backbone", "resnet50")
+    if img_size is not None and _accepts_img_size(backbone):
+        kw["img_size"] = img_size
     return _with_pretrained_message(
-        "resnet50", pretrained, lambda: Thesis000ResNet50(num_classes, in_chans, pretrained, **kw)
+        backbone, pretrained, lambda: Thesis000ResNet50(num_classes, in_chans, pretrained, backbone=backbone, **kw)
     )
 
 
