@@ -6,7 +6,9 @@ it gets a run record and a checkpoint under the runs folder, where the classifie
 (:mod:`helpers.app`) finds it. The blood-cell model *is* the blood-cells chapter's model: the same
 data (:data:`helpers.data.registry.BLOOD_CELLS`: PBC when present, else BloodMNIST), the same
 network, configuration, epochs and seed as the chapter at the same profile
-(:func:`blood_cells_run`), so its card's test numbers are the chapter's. This is the only part of
+(:func:`blood_cells_run`), so its card's test numbers are the chapter's. The chest model is the lung
+pathologies chapter's CNN in the same way (:func:`lungs_run`: ChestX-ray14 at 64 px when present,
+equalised, the 14 findings). This is the only part of
 the app that trains, and so the only one that imports the training code and the data registry.
 """
 
@@ -22,6 +24,7 @@ __all__ = [
     "APP_CONFIGS",
     "app_config",
     "blood_cells_run",
+    "lungs_run",
     "choose_dataset",
     "train_app_models",
 ]
@@ -30,16 +33,17 @@ __all__ = [
 #: What ``python -m helpers app-models`` trains for each task: datasets in order of preference and a
 #: model. Blood cells: the blood-cells chapter's datasets and CPU model
 #: (:data:`helpers.configs.BLOOD_CELLS_QUICK_MODEL`; ``full`` takes the chapter's ``full`` model).
+#: Chest X-rays: the lung pathologies chapter's data and CNN (thesis 000's head on a small backbone).
 APP_MODELS: dict[str, tuple[tuple[str, ...], str]] = {
     "blood": (("pbc", "bloodmnist"), "resnet10t"),
-    "chest": (("pneumoniamnist", "nih"), "vit_tiny_patch16_224"),
+    "chest": (("nih_64px", "nih", "pneumoniamnist"), "thesis000_resnet50"),
     "mammo": (("cbis_ddsm", "mias"), "resnet18"),
 }
 
 #: The named configuration (:data:`helpers.configs.CONFIGS`) each task's model trains with. Blood
 #: cells train as the blood-cells chapter does (:func:`blood_cells_run`); this entry is its
 #: ``quick`` configuration, for tools that only need the recipe.
-APP_CONFIGS: dict[str, str] = {"blood": "blood_cells_quick", "chest": "one_cycle", "mammo": "one_cycle"}
+APP_CONFIGS: dict[str, str] = {"blood": "blood_cells_quick", "chest": "lungs_quick", "mammo": "one_cycle"}
 #: Epochs and training-image cap of the chest and mammogram models when none is given.
 OTHER_EPOCHS, OTHER_MAX_TRAIN = 4, 1500
 #: A ViT trained at this size or less gets 8 px patches instead of 16, so that its patch grid (8×8
@@ -95,15 +99,39 @@ def blood_cells_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any],
     return blood_cells_model(profile), data, config.replace(name=f"app-blood-{config.name}")
 
 
+def lungs_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
+    """The lung pathologies chapter's CNN at ``profile`` (its default SEED 0) on dataset ``name``:
+    ``(model, (train, valid, test), config)``, the splits equalised into three channels at the
+    configuration's size as in the chapter. A single-label chest dataset (PneumoniaMNIST) drops the
+    multi-label class weights. Only the run's name differs (``app-chest-...``).
+    """
+    from .configs import lungs_experiment
+    from .data.registry import load_dataset
+
+    exp = lungs_experiment("cnn", profile, seed=0)
+    data = tuple(
+        load_dataset(
+            name, split=s, size=exp.config.image_size, profile=profile, seed=0, preprocess="equalize", channels=3
+        )
+        for s in ("train", "valid", "test")
+    )
+    config = exp.config.replace(bootstrap=0, name=f"app-chest-{exp.config.name}")
+    return exp.model, data, config if data[0].task == "multilabel" else config.replace(class_weights=None)
+
+
 def _task_run(task: str, name: str, prof: Any, epochs: int | None, max_train: int | None) -> tuple[str, Any, Any, Any]:
-    """``(model, data, config, profile)`` for one task: the chapter's run for blood cells, else the small recipe."""
+    """``(model, data, config, profile)`` for one task: the chapter's run for blood cells and chest X-rays,
+    else the small recipe."""
+    if task == "chest" and max_train is None:
+        model, data, config = lungs_run(name, prof)
+        return model, data, (config.replace(epochs=epochs) if epochs else config), prof
     if max_train is not None or task != "blood":
         cap = max_train or OTHER_MAX_TRAIN
         prof = prof.replace(
             max_train=min(cap, prof.max_train or cap), max_eval=min(max(cap // 3, 1), prof.max_eval or cap)
         )
-    if task == "blood":
-        model, data, config = blood_cells_run(name, prof)
+    if task in ("blood", "chest"):
+        model, data, config = (blood_cells_run if task == "blood" else lungs_run)(name, prof)
         return model, data, (config.replace(epochs=epochs) if epochs else config), prof
     epochs = epochs or OTHER_EPOCHS
     return APP_MODELS[task][1], name, app_config(task, epochs, prof.image_size), prof
@@ -141,10 +169,10 @@ def train_app_models(
 ) -> list[dict[str, Any]]:
     """Train one model per task on the best data present and save checkpoints the app finds.
 
-    Blood cells train exactly as the blood-cells chapter does at ``profile``
-    (:func:`blood_cells_run`); the chest and mammogram models train :data:`APP_CONFIGS` for
+    Blood cells and chest X-rays train exactly as their chapters do at ``profile``
+    (:func:`blood_cells_run`, :func:`lungs_run`); the mammogram model trains :data:`APP_CONFIGS` for
     ``epochs`` (default 4) on at most ``max_train`` (default 1500) images. ``epochs``/``max_train``
-    given for blood cells depart from the chapter (the summary says so). ``if_missing`` skips tasks
+    given for blood cells or chest X-rays depart from the chapter (the summary says so). ``if_missing`` skips tasks
     that already have a checkpoint. Returns one summary per task (dataset, source, model,
     configuration, wall time, test metrics and intervals, checkpoint folder).
     """
@@ -161,11 +189,11 @@ def train_app_models(
             continue
         name, source, why = choose_dataset(task, download=download)
         arch, data, cfg, prof = _task_run(task, name, config.get_profile(profile), epochs, max_train)
-        same = task == "blood" and epochs is None and max_train is None
+        same = task in ("blood", "chest") and epochs is None and max_train is None
         print(
             f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
             f"({cfg.image_size or prof.image_size} px, at most {prof.max_train} training images, {cfg.epochs} epochs)"
-            + ("; the blood-cells chapter's run" if same else ""),
+            + (f"; the {'blood-cells' if task == 'blood' else 'lung pathologies'} chapter's run" if same else ""),
             flush=True,
         )
         if source == "synthetic":
@@ -185,8 +213,9 @@ def _report(summary: dict[str, Any]) -> None:
     """Print where a model's numbers come from and whether it beats chance."""
     task = summary["task"]
     headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
+    chapter = "blood-cells" if task == "blood" else "lung pathologies"
     origin = (
-        f"the blood-cells chapter's {summary['profile']} run ({summary['config']}, seed {summary['seed']})"
+        f"the {chapter} chapter's {summary['profile']} run ({summary['config']}, seed {summary['seed']})"
         if summary["as_chapter"]
         else summary["config"]
     )

@@ -374,7 +374,7 @@ LUNGS_QUICK: dict[str, tuple[str, dict[str, Any] | None, int]] = {
     "vit": ("thesis000_resnet50", {"backbone": "vit_tiny_patch16_224", "patch_size": 8, "depth": 6}, 64),
 }
 #: Epochs of ``quick`` (one cycle over the whole network) and ``smoke`` (one epoch per stage).
-LUNGS_EPOCHS = {"smoke": 3, "quick": 14}
+LUNGS_EPOCHS = {"smoke": 3, "quick": 10}
 
 #: Thesis 000's recipe: the three stages 35:25:10 (70 epochs), Adam 1e-4, x0.1 on a plateau of the
 #: validation loss, class-weighted BCE with weights from the training split, horizontal flips only.
@@ -418,8 +418,10 @@ def lungs_experiments(profile: Profile | str, *, seed: int = 42) -> dict[str, Ex
     return {key: lungs_experiment(key, pname, seed=seed) for key in (LUNGS_FULL if pname == "full" else LUNGS_QUICK)}
 
 
-#: Thesis 000's runs at ``full`` as named configurations (``get_config("thesis000_cnn")``).
+#: Thesis 000's runs at ``full`` as named configurations (``get_config("thesis000_cnn")``), and the
+#: chapter's CPU run of the CNN (``lungs_quick``, the app's chest model).
 CONFIGS.update({f"thesis000_{key}": lungs_experiment(key, "full").config for key in LUNGS_FULL})
+CONFIGS["lungs_quick"] = lungs_experiment("cnn", "quick", seed=0).config
 
 
 # ----------------------------------------------------------------------------- look-up and tables

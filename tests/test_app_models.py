@@ -45,3 +45,14 @@ def test_blood_falls_back_to_bloodmnist_not_a_stand_in(tmp_path, tmp_workdirs, m
     monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "data"))
     name, source, why = choose_dataset("blood", download=False)
     assert (name, source) == ("bloodmnist", "real") and "re-cut" in why
+
+
+def test_the_chest_model_is_the_lung_chapters(real_data, tmp_workdirs):
+    assert APP_MODELS["chest"] == (("nih_64px", "nih", "pneumoniamnist"), "thesis000_resnet50")
+    smoke = config.get_profile("smoke")
+    arch, data, cfg, prof = _task_run("chest", "nih_64px", smoke, None, None)
+    chapter = configs.lungs_experiment("cnn", smoke, seed=0)
+    assert arch == chapter.model and cfg == chapter.config.replace(bootstrap=0, name=f"app-chest-{chapter.config.name}")
+    assert data[0].meta["preprocess"] == "equalize" and data[0].images.shape[-1] == 3
+    assert data[0].task == "multilabel" and {d.source for d in data} == {"real"} and prof is smoke
+    assert configs.get_config("lungs_quick") == configs.lungs_experiment("cnn", "quick", seed=0).config

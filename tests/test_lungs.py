@@ -276,3 +276,19 @@ def test_table_4_9_matches_the_thesis_text():
     for (finding, model), value in t49.items():
         if model != "Radiologists":
             assert value == pytest.approx(max(r.value for r in t48 if r.label == finding and r.model != "Radiologists"))
+
+
+def test_tb_layout_reader_and_stand_in(tmp_path):
+    from helpers.data.tb import read_tb_cxr, write_tb_stand_in
+
+    folder = write_tb_stand_in(tmp_path / "shenzhen", n=30, size=32, share_tb=0.5, seed=1)
+    (folder / "CXR_png" / "MCUCXR_0007_1.png").write_bytes((folder / "CXR_png" / "CHNCXR_0001_0.png").read_bytes())
+    (folder / "CXR_png" / "notes.png").write_bytes(b"")
+    cat = read_tb_cxr(folder)
+    assert len(cat) == 31 and cat.task == "binary" and cat.classes == ["normal", "tuberculosis"]
+    assert cat.labels[cat.ids.index("MCUCXR_0007")] == 1
+    for f, y in zip(cat.files, cat.labels):
+        assert int(f.stem[-1]) == y
+    assert 0 < cat.labels.sum() < len(cat) and any("notes.png" in s["file"] for s in cat.report["skipped"])
+    with pytest.raises(FileNotFoundError, match="CXR_png"):
+        read_tb_cxr(tmp_path / "empty")
