@@ -8,7 +8,9 @@ data (:data:`helpers.data.registry.BLOOD_CELLS`: PBC when present, else BloodMNI
 network, configuration, epochs and seed as the chapter at the same profile
 (:func:`blood_cells_run`), so its card's test numbers are the chapter's. The chest model is the lung
 pathologies chapter's CNN in the same way (:func:`lungs_run`: ChestX-ray14 at 64 px when present,
-equalised, the 14 findings). This is the only part of
+equalised, the 14 findings), and the mammogram model the mammography chapter's thesis CNN on
+lesion crops (:func:`mammography_run`: CBIS-DDSM's cropped lesions when present, else mini-MIAS
+crops cut around the annotated circles; benign vs malignant). This is the only part of
 the app that trains, and so the only one that imports the training code and the data registry.
 """
 
@@ -37,15 +39,13 @@ __all__ = [
 APP_MODELS: dict[str, tuple[tuple[str, ...], str]] = {
     "blood": (("pbc", "bloodmnist"), "resnet10t"),
     "chest": (("nih_64px", "nih", "pneumoniamnist"), "thesis000_resnet50"),
-    "mammo": (("cbis_ddsm", "mias"), "resnet18"),
+    "mammo": (("cbis_ddsm", "mias_lesions"), "thesis002_cnn"),
 }
 
 #: The named configuration (:data:`helpers.configs.CONFIGS`) each task's model trains with. Blood
 #: cells train as the blood-cells chapter does (:func:`blood_cells_run`); this entry is its
 #: ``quick`` configuration, for tools that only need the recipe.
-APP_CONFIGS: dict[str, str] = {"blood": "blood_cells_quick", "chest": "lungs_quick", "mammo": "one_cycle"}
-#: Epochs and training-image cap of the chest and mammogram models when none is given.
-OTHER_EPOCHS, OTHER_MAX_TRAIN = 4, 1500
+APP_CONFIGS: dict[str, str] = {"blood": "blood_cells_quick", "chest": "lungs_quick", "mammo": "mammography_quick"}
 #: A ViT trained at this size or less gets 8 px patches instead of 16, so that its patch grid (8×8
 #: at 64 px, not 4×4) is fine enough for a heatmap (:data:`helpers.explain.MIN_MAP_SIDE`).
 SMALL_VIT_SIZE = 112
@@ -119,22 +119,37 @@ def lungs_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
     return exp.model, data, config if data[0].task == "multilabel" else config.replace(class_weights=None)
 
 
+def mammography_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
+    """The mammography chapter's thesis CNN at ``profile`` (its default SEED 0) on lesion crops of
+    dataset ``name`` (``mias_lesions`` or ``cbis_ddsm``): ``(model, (train, valid, test), config)``
+    at the configuration's size, split by woman as in the chapter. Only the run's name differs
+    (``app-mammo-...``).
+    """
+    from .configs import thesis002_experiment
+    from .data.registry import load_dataset
+
+    exp = thesis002_experiment("cnn", profile, seed=0)
+    size = exp.config.image_size
+    data = tuple(
+        load_dataset(name, split=s, size=size, profile=profile, verbose=False) for s in ("train", "valid", "test")
+    )
+    return exp.model, data, exp.config.replace(bootstrap=0, name=f"app-mammo-{exp.config.name}")
+
+
+#: Each task's chapter run: ``(model, (train, valid, test), config)`` for a dataset name and a profile.
+_CHAPTER_RUNS = {"blood": blood_cells_run, "chest": lungs_run, "mammo": mammography_run}
+
+
 def _task_run(task: str, name: str, prof: Any, epochs: int | None, max_train: int | None) -> tuple[str, Any, Any, Any]:
-    """``(model, data, config, profile)`` for one task: the chapter's run for blood cells and chest X-rays,
-    else the small recipe."""
-    if task == "chest" and max_train is None:
-        model, data, config = lungs_run(name, prof)
-        return model, data, (config.replace(epochs=epochs) if epochs else config), prof
-    if max_train is not None or task != "blood":
-        cap = max_train or OTHER_MAX_TRAIN
+    """``(model, data, config, profile)`` for one task: its chapter's run at ``prof``, with ``epochs``
+    and a cap of ``max_train`` training images (a third of it per evaluation split) where given."""
+    if max_train is not None:
         prof = prof.replace(
-            max_train=min(cap, prof.max_train or cap), max_eval=min(max(cap // 3, 1), prof.max_eval or cap)
+            max_train=min(max_train, prof.max_train or max_train),
+            max_eval=min(max(max_train // 3, 1), prof.max_eval or max_train),
         )
-    if task in ("blood", "chest"):
-        model, data, config = (blood_cells_run if task == "blood" else lungs_run)(name, prof)
-        return model, data, (config.replace(epochs=epochs) if epochs else config), prof
-    epochs = epochs or OTHER_EPOCHS
-    return APP_MODELS[task][1], name, app_config(task, epochs, prof.image_size), prof
+    model, data, config = _CHAPTER_RUNS[task](name, prof)
+    return model, data, (config.replace(epochs=epochs) if epochs else config), prof
 
 
 def _summary(task: str, name: str, source: str, model: str, prof: Any, record: Any) -> dict[str, Any]:
@@ -169,10 +184,9 @@ def train_app_models(
 ) -> list[dict[str, Any]]:
     """Train one model per task on the best data present and save checkpoints the app finds.
 
-    Blood cells and chest X-rays train exactly as their chapters do at ``profile``
-    (:func:`blood_cells_run`, :func:`lungs_run`); the mammogram model trains :data:`APP_CONFIGS` for
-    ``epochs`` (default 4) on at most ``max_train`` (default 1500) images. ``epochs``/``max_train``
-    given for blood cells or chest X-rays depart from the chapter (the summary says so). ``if_missing`` skips tasks
+    Each task trains exactly as its chapter does at ``profile`` (:func:`blood_cells_run`,
+    :func:`lungs_run`, :func:`mammography_run`); ``epochs``/``max_train`` given depart from the
+    chapter (the summary says so). ``if_missing`` skips tasks
     that already have a checkpoint. Returns one summary per task (dataset, source, model,
     configuration, wall time, test metrics and intervals, checkpoint folder).
     """
@@ -189,7 +203,7 @@ def train_app_models(
             continue
         name, source, why = choose_dataset(task, download=download)
         arch, data, cfg, prof = _task_run(task, name, config.get_profile(profile), epochs, max_train)
-        same = task in ("blood", "chest") and epochs is None and max_train is None
+        same = epochs is None and max_train is None
         print(
             f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
             f"({cfg.image_size or prof.image_size} px, at most {prof.max_train} training images, {cfg.epochs} epochs)"
@@ -213,7 +227,7 @@ def _report(summary: dict[str, Any]) -> None:
     """Print where a model's numbers come from and whether it beats chance."""
     task = summary["task"]
     headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
-    chapter = "blood-cells" if task == "blood" else "lung pathologies"
+    chapter = {"blood": "blood-cells", "chest": "lung pathologies", "mammo": "mammography"}[task]
     origin = (
         f"the {chapter} chapter's {summary['profile']} run ({summary['config']}, seed {summary['seed']})"
         if summary["as_chapter"]

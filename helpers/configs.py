@@ -422,6 +422,8 @@ def lungs_experiments(profile: Profile | str, *, seed: int = 42) -> dict[str, Ex
 #: chapter's CPU run of the CNN (``lungs_quick``, the app's chest model).
 CONFIGS.update({f"thesis000_{key}": lungs_experiment(key, "full").config for key in LUNGS_FULL})
 CONFIGS["lungs_quick"] = lungs_experiment("cnn", "quick", seed=0).config
+#: The mammography chapter's CPU run of thesis 002's CNN on the lesion crops (the app's mammogram model).
+CONFIGS["mammography_quick"] = thesis002_experiment("cnn", "quick", seed=0).config
 
 
 # ----------------------------------------------------------------------------- look-up and tables

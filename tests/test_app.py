@@ -473,8 +473,8 @@ def test_stray_non_image_in_the_real_data(real_data, blood):
 
 def test_app_models_prefer_real_data(real_data, tmp_workdirs):
     assert choose_dataset("blood", download=False)[:2] == ("pbc", "real")
-    assert choose_dataset("chest", download=False)[:2] == ("pneumoniamnist", "real")
-    assert choose_dataset("mammo", download=False)[:2] == ("mias", "real")
+    assert choose_dataset("chest", download=False)[:2] == ("nih_64px", "real")
+    assert choose_dataset("mammo", download=False)[:2] == ("mias_lesions", "real")
 
 
 def test_app_models_say_when_only_synthetic(tmp_workdirs, monkeypatch):
@@ -486,9 +486,9 @@ def test_app_models_say_when_only_synthetic(tmp_workdirs, monkeypatch):
 @pytest.mark.slow
 def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, capsys):
     (summary,) = train_app_models(["mammo"], profile="smoke", epochs=1, download=False)
-    assert summary["dataset"] == "mias" and summary["source"] == "real"
+    assert summary["dataset"] == "mias_lesions" and summary["source"] == "real"
     out = capsys.readouterr().out
-    assert "training resnet18 on mias (source: real" in out
+    assert "training thesis002_cnn on mias_lesions (source: real" in out
     assert summary["no_better_than_chance"] in (True, False)  # the chance check ran; the output says a useless one
     assert ("NO BETTER THAN CHANCE" in out) == summary["no_better_than_chance"]
     (entry,) = app.find_models("mammo")

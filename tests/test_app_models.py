@@ -1,4 +1,4 @@
-"""app-models trains the blood-cells chapter's model: same data, network, configuration and epochs."""
+"""app-models trains each task's chapter model: same data, network, configuration and epochs."""
 
 from __future__ import annotations
 
@@ -34,10 +34,17 @@ def test_quick_takes_the_chapters_epochs_for_the_data_size(monkeypatch):
     )
 
 
-def test_the_other_tasks_keep_the_small_recipe(tmp_workdirs):
-    quick = config.get_profile("quick")
-    arch, data, cfg, prof = _task_run("mammo", "mias", quick, None, None)
-    assert (arch, data, cfg.epochs, prof.max_train, prof.max_eval) == ("resnet18", "mias", 4, 1500, 500)
+def test_the_mammogram_model_is_the_mammography_chapters(real_data, tmp_workdirs):
+    assert APP_MODELS["mammo"] == (("cbis_ddsm", "mias_lesions"), "thesis002_cnn")
+    name, source, _ = choose_dataset("mammo", download=False)
+    assert (name, source) == ("mias_lesions", "real")  # the lesion crops, not the whole films
+    smoke = config.get_profile("smoke")
+    arch, data, cfg, prof = _task_run("mammo", name, smoke, None, None)
+    chapter = configs.thesis002_experiment("cnn", smoke, seed=0)
+    assert arch == chapter.model and cfg == chapter.config.replace(bootstrap=0, name=f"app-mammo-{chapter.config.name}")
+    assert data[0].classes == ["benign", "malignant"] and {d.source for d in data} == {"real"} and prof is smoke
+    assert data[0].image_size == chapter.config.image_size
+    assert configs.get_config("mammography_quick") == configs.thesis002_experiment("cnn", "quick", seed=0).config
 
 
 def test_blood_falls_back_to_bloodmnist_not_a_stand_in(tmp_path, tmp_workdirs, monkeypatch):

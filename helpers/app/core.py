@@ -78,8 +78,10 @@ APP_TASKS: dict[str, AppTask] = {
     "mammo": AppTask(
         "mammo",
         "Mammogram",
-        ("cbis_ddsm", "mias"),
-        "a mammogram or a cropped lesion (benign vs malignant, or normal/benign/malignant)",
+        ("cbis_ddsm", "mias", "mias_lesions", "mias_abnormal"),
+        "a square crop centred on one lesion of a mammogram (benign vs malignant), as CBIS-DDSM's cropped "
+        "images or the mammography chapter's mini-MIAS crops; a whole film is classified too, but that is not "
+        "what the model was trained on",
     ),
 }
 
