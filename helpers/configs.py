@@ -387,7 +387,8 @@ def lungs_experiment(key: str, profile: Profile | str, *, seed: int = 42) -> Exp
     """The lung pathologies chapter's run ``key`` (``"cnn"``, ``"vit"``, ``"densenet"``) at ``profile``.
 
     ``full`` is thesis 000's recipe on :data:`LUNGS_FULL`. ``smoke`` runs the same three stages, one
-    epoch each, on :data:`LUNGS_QUICK`'s small networks. ``quick`` trains those from random weights
+    epoch each, on :data:`LUNGS_QUICK`'s small networks at 32 px (the ViT two blocks deep). ``quick`` trains
+    those from random weights
     with the same loss and flips, but in one cycle over the whole network (Adam, peak 1e-3): the
     stages exist to keep ImageNet features while the new head settles, and random weights have no
     features to keep. ``densenet`` exists at ``full`` only.
@@ -407,7 +408,10 @@ def lungs_experiment(key: str, profile: Profile | str, *, seed: int = 42) -> Exp
         return Experiment(model, config)
     config = config.replace(pretrained=False, epochs=LUNGS_EPOCHS[pname], batch_size=32)
     if pname == "smoke":
-        return Experiment(model, config.replace(batch_size=16, bootstrap=0, plateau=None))
+        kwargs = {**(kwargs or {}), "depth": 2} if key == "vit" else kwargs  # seconds, not minutes, in CI
+        return Experiment(
+            model, config.replace(batch_size=16, bootstrap=0, plateau=None, image_size=32, model_kwargs=kwargs)
+        )
     quick = {"recipe": "one_cycle", "schedule": "one_cycle", "stage_epochs": None, "plateau": None, "lr": 1e-3}
     return Experiment(model, config.replace(**quick))
 
