@@ -47,6 +47,7 @@ __all__ = [
     "rollout",
     "rollout_map",
     "explain",
+    "planned_map",
     "overlay",
 ]
 
@@ -447,6 +448,29 @@ def explain(
     else:
         maps = grad_cam(model, batch, target=target, **kwargs)
     return maps[0] if maps.shape[0] == 1 else maps
+
+
+def planned_map(
+    model: nn.Module, x: torch.Tensor, target: int | Sequence[int] | None = None
+) -> tuple[np.ndarray, MapPlan]:
+    """Heatmaps ``(B, H, W)`` in ``[0, 1]`` made as :func:`explanation_plan` says for the input's size:
+    attention rollout over a fine enough patch grid, or Grad-CAM on the deepest layer fine enough to
+    point with (not the last one, whose map at a small input is a few cells: nearly uniform once
+    stretched over the image). The rule the app follows, for chapters too.
+
+    Returns:
+        ``(maps, plan)``.
+
+    Raises:
+        NoMapError: when no layer of the model is fine enough at this size; show no map then.
+    """
+    batch = _as_batch(model, x)
+    plan = explanation_plan(model, int(batch.shape[-1]))
+    if plan.method == "rollout":
+        maps = rollout_map(model, batch)
+    else:
+        maps = grad_cam(model, batch, target=target, target_layer=dict(model.named_modules())[plan.layer])
+    return np.clip(np.asarray(maps, dtype=np.float32), 0.0, 1.0), plan
 
 
 def overlay(image_uint8: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5, cmap: str = "jet") -> np.ndarray:

@@ -176,13 +176,10 @@ def heatmap(
     Raises:
         NoMapError: when the model's resolution at ``card.input_size`` allows no meaningful map.
     """
-    plan = _explain.explanation_plan(model, card.input_size)
-    if plan.method == "rollout":
-        heat = _explain.rollout_map(model, x)
-    else:
-        layer = dict(model.named_modules())[plan.layer]
-        heat = _explain.grad_cam(model, x, target=target, target_layer=layer)
-    return np.clip(np.asarray(heat[0], dtype=np.float32), 0.0, 1.0), plan
+    if x.shape[-1] != card.input_size:
+        raise InferenceError(f"the input is {x.shape[-1]} px, the card's model takes {card.input_size} px")
+    heat, plan = _explain.planned_map(model, x, target=target)
+    return heat[0], plan
 
 
 def load_model(folder: str | Path, device: str | torch.device = "cpu") -> tuple[nn.Module, ModelCard]:

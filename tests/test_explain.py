@@ -166,3 +166,15 @@ def test_overlay():
         explain.overlay(img.astype(np.float32), heat)
     with pytest.raises(ValueError, match="NaN"):
         explain.overlay(img, np.full((5, 5), np.nan))
+
+
+def test_planned_map_follows_the_plan_and_refuses_coarse_grids(models):
+    x = torch.randn(2, 3, 32, 32)
+    maps, plan = explain.planned_map(models["resnet18"], x)
+    assert plan.method == "gradcam" and plan.side >= explain.MIN_MAP_SIDE  # not layer4's 1x1 at 32 px
+    assert plan.layer.startswith(("layer1", "layer2"))
+    assert maps.shape == (2, 32, 32) and 0.0 <= maps.min() and maps.max() <= 1.0
+    layer = dict(models["resnet18"].named_modules())[plan.layer]
+    np.testing.assert_allclose(maps, explain.grad_cam(models["resnet18"], x, target_layer=layer), atol=1e-6)
+    with pytest.raises(explain.NoMapError, match="grid"):  # 64 px in 16 px patches: a 4x4 grid
+        explain.planned_map(models["timm_vit"], torch.randn(1, 3, SIZE, SIZE))
