@@ -1,8 +1,9 @@
 """The classifier app as a user meets it: Voila serves ``book/tools/app.ipynb``, headless Chromium drives it.
 
 This tests the user interface, not accuracy: the checkpoints are untrained networks the fixture
-writes into a temporary runs folder (a ResNet-18 for blood cells, a grey multi-label ResNet-18
-for chest X-rays, a grey ViT-Tiny for mammograms). The steps: the page shows the app and its
+writes into a temporary runs folder (a ResNet-18 for blood cells, the chest model's architecture for
+chest X-rays, thesis 000's multi-label head on a ResNet-10-T with equalised input, a grey ViT-Tiny for
+mammograms). The steps: the page shows the app and its
 disclaimer; a real sample of each task is uploaded, classified, and its prediction and heatmap
 appear (the ViT at 32 px sees a 2×2 patch grid: the page says it draws no map); two bad files get
 their messages while a good file in the same batch is classified; a 50 MB DICOM arrives whole (over
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import os
+import re
 import shutil
 import signal
 import socket
@@ -83,7 +85,9 @@ def server(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("app_browser")
     runs = tmp / "runs"
     make_untrained_checkpoint(runs / "blood", "blood", "resnet18", 32, 3)
-    make_untrained_checkpoint(runs / "chest", "chest", "resnet18", 32, 1)
+    # the app's chest model is the lung chapter's CNN (thesis 000's head on ResNet-10-T, equalised input)
+    chest_kwargs = {"backbone": "resnet10t"}
+    make_untrained_checkpoint(runs / "chest", "chest", "thesis000_resnet50", 64, 3, 0, "equalize", None, chest_kwargs)
     make_untrained_checkpoint(runs / "mammo", "mammo", "vit_tiny_patch16_224", 32, 1)
     env = dict(os.environ, MEDVIT_RUNS=str(runs), MEDVIT_PROFILE="smoke", MEDVIT_CACHE=str(tmp / "cache"))
     data = _shared_data()
@@ -263,6 +267,8 @@ def test_chest_xray_shows_every_label(server, ui):
     result = ui.page.locator(".medvit-result", has_text=sample.name)
     for label in TASK_CLASSES["chest"][1]:
         assert label in result.inner_text()
+        row = result.locator("tr", has_text=label).first.inner_text()
+        assert re.search(r"\b[01]\.\d{3}\b", row), f"no probability beside {label}: {row!r}"
 
 
 def test_mammogram(server, ui):
