@@ -499,3 +499,21 @@ def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, cap
     assert res.ok and set(res.probabilities) == set(card.classes)
     again = train_app_models(["mammo"], profile="smoke", epochs=1, if_missing=True)
     assert again == [] and "skipped" in capsys.readouterr().out
+
+
+def test_the_best_model_is_offered_first(tmp_path):
+    """Better than chance first, then the highest test headline metric, then the newest."""
+
+    def make(name: str, metrics: dict, beats_chance: bool | None) -> None:
+        chance = {} if beats_chance is None else {"no_better_than_chance": not beats_chance}
+        fields = {"metrics": metrics, "chance": chance, "created": f"2026-01-0{len(list(tmp_path.iterdir())) + 1}"}
+        make_untrained_checkpoint(tmp_path / name, "blood", "resnet10t", 16, 3, card_fields=fields)
+
+    make("good", {"test": {"accuracy": 0.95, "balanced_accuracy": 0.80}}, True)
+    make("better_but_valid_only", {"valid": {"balanced_accuracy": 0.99}}, None)
+    make("chance", {"test": {"balanced_accuracy": 0.90}}, False)  # the newest, and marked no better than chance
+    entries = app.find_models("blood", tmp_path)
+    assert len(entries) == 3
+    assert entries[app.best_model(entries)].folder.name == "good"
+    assert app.best_model([]) is None
+    assert app.core.headline_metric({"test": {"accuracy": 0.9, "macro_auroc": 0.7}}) == ("test", "macro_auroc", 0.7)

@@ -40,6 +40,9 @@ __all__ = [
     "Result",
     "task_of",
     "find_models",
+    "HEADLINE_ORDER",
+    "headline_metric",
+    "best_model",
     "load_model",
     "checkpoints_root",
     "as_uploads",
@@ -133,10 +136,42 @@ def checkpoints_root(root: str | os.PathLike | None = None) -> Path:
 
 
 def find_models(task: str, root: str | os.PathLike | None = None) -> list[Checkpoint]:
-    """Checkpoints under ``root`` (default: the runs folder) whose model card belongs to ``task``, newest first."""
+    """Checkpoints under ``root`` (default: the runs folder) whose model card belongs to ``task``, newest first
+    (:func:`best_model` picks the one to offer first)."""
     if task not in APP_TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {list(APP_TASKS)}")
     return [c for c in list_checkpoints(checkpoints_root(root)) if task_of(c.card) == task]
+
+
+#: The metric a model is listed and chosen by, when its card has it: chance-aware ones before accuracy.
+HEADLINE_ORDER = ("balanced_accuracy", "macro_auroc", "mean_auroc", "auroc", "accuracy")
+
+
+def headline_metric(metrics: dict[str, Any]) -> tuple[str, str, float] | None:
+    """``(split, key, value)``: of the test split (else validation), the first metric of
+    :data:`HEADLINE_ORDER` the card's metrics have, else the split's first number; ``None`` without any."""
+    for split in ("test", "valid"):
+        values = metrics.get(split)
+        if isinstance(values, dict):
+            numbers = [(k, v) for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+            numbers.sort(key=lambda kv: HEADLINE_ORDER.index(kv[0]) if kv[0] in HEADLINE_ORDER else len(HEADLINE_ORDER))
+            if numbers:
+                return split, numbers[0][0], float(numbers[0][1])
+    return None
+
+
+def best_model(entries: list[Checkpoint]) -> int | None:
+    """The index of the checkpoint to offer first among ``entries`` (newest first, as
+    :func:`find_models` lists them): models better than chance before the others, then the
+    highest test headline metric (:func:`headline_metric`), then the newest. ``None`` for no entries."""
+
+    def rank(i: int) -> tuple[bool, bool, float, int]:
+        card = entries[i].card
+        found = headline_metric(card.metrics)
+        tested = found is not None and found[0] == "test"
+        return (card.no_better_than_chance is not True, tested, found[2] if tested else 0.0, -i)
+
+    return max(range(len(entries)), key=rank) if entries else None
 
 
 def load_model(entry: Checkpoint | str | os.PathLike) -> tuple[Any, ModelCard]:

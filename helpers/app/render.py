@@ -23,7 +23,7 @@ import numpy as np
 
 from ..cards import ModelCard
 from ..checkpoints import Checkpoint
-from .core import Result
+from .core import HEADLINE_ORDER, Result, headline_metric  # noqa: F401  (HEADLINE_ORDER: re-exported)
 
 __all__ = [
     "METRIC_NAMES",
@@ -60,8 +60,6 @@ METRIC_NAMES = {
     "valid": "validation split",
     "test": "test split",
 }
-#: The metric the model list shows first, when the card has it: chance-aware ones before accuracy.
-HEADLINE_ORDER = ("balanced_accuracy", "macro_auroc", "mean_auroc", "auroc", "accuracy")
 
 
 def metric_name(key: str) -> str:
@@ -82,16 +80,12 @@ def _is_number(v: Any) -> bool:
 
 
 def _headline(metrics: dict[str, Any]) -> str:
-    """One number for the model list (``", test balanced accuracy 0.912"``): of the test split (else
-    validation), the first metric of :data:`HEADLINE_ORDER` it has, else its first number."""
-    for split in ("test", "valid"):
-        values = metrics.get(split)
-        if isinstance(values, dict):
-            numbers = [(k, v) for k, v in values.items() if _is_number(v)]
-            numbers.sort(key=lambda kv: HEADLINE_ORDER.index(kv[0]) if kv[0] in HEADLINE_ORDER else len(HEADLINE_ORDER))
-            if numbers:
-                k, v = numbers[0]
-                return f", {split} {metric_name(k)} {v:.3f}"
+    """One number for the model list (``", test balanced accuracy 0.912"``), from
+    :func:`~helpers.app.core.headline_metric`."""
+    found = headline_metric(metrics)
+    if found is not None:
+        split, k, v = found
+        return f", {split} {metric_name(k)} {v:.3f}"
     for k, v in metrics.items():
         if _is_number(v):
             return f", {metric_name(k)} {v:.3f}"

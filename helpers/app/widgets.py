@@ -31,6 +31,7 @@ from .core import (
     Result,
     Upload,
     as_uploads,
+    best_model,
     checkpoints_root,
     classify,
     find_models,
@@ -179,7 +180,7 @@ class ClassifierApp:
             self.hint.value = f"<p class='medvit-error'>Could not list the checkpoints: {html.escape(str(exc))}</p>"
         options = [(model_label(e), i) for i, e in enumerate(self.entries)]
         self.model.options = options
-        self.model.value = 0 if options else None
+        self.model.value = best_model(self.entries)
         if not options:
             root = html.escape(str(checkpoints_root(self.root)))
             self.card.value = ""
