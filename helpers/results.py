@@ -28,6 +28,8 @@ __all__ = [
     "results_table",
     "results_by_task",
     "plot_accuracy_vs_time",
+    "SAME_RUN",
+    "fold_duplicates",
     "describe_runs",
     "per_class_table",
     "normalise_confusion",
@@ -291,12 +293,45 @@ def results_by_task(**kwargs: Any) -> dict[str, Any]:
     return out
 
 
+#: What makes two runs the same experiment: folded by :func:`fold_duplicates`.
+SAME_RUN = (
+    "task",
+    "model",
+    "profile",
+    "data_source",
+    "resolution",
+    "pretrained",
+    "n_train",
+    "recipe",
+    "epochs",
+    "batch_size",
+    "mixup",
+    "label_smoothing",
+)
+
+
+def fold_duplicates(table: Any, keys: Sequence[str] = SAME_RUN) -> Any:
+    """``table`` with repeated runs of one experiment (equal in every column of ``keys`` that it has)
+    folded into the first of them (the newest, in :func:`results_table`'s order), and a ``runs``
+    column saying how many were folded; published rows pass through with ``runs`` 1."""
+    import pandas as pd
+
+    if table.empty:
+        return table.assign(runs=pd.Series(dtype=int))
+    cols = [k for k in keys if k in table.columns]
+    is_run = table["kind"] == "run"
+    key = table[cols].apply(lambda col: col.map(repr)).agg("|".join, axis=1).where(is_run, table.index.astype(str) + "|published")
+    counts = key.map(key.value_counts())
+    keep = ~key.duplicated(keep="first")
+    return table.assign(runs=counts.astype(int))[keep].reset_index(drop=True)
+
+
 def describe_runs(root: str | Path | None = None, runs: Sequence[dict[str, Any]] | None = None) -> str:
     """One paragraph saying how many run records there are, where, and how many are results."""
     from . import config
 
     records = load_runs(root) if runs is None else list(runs)
-    where = Path(root) if root is not None else config.runs_dir(create=False)
+    where = config.shown_path(Path(root) if root is not None else config.runs_dir(create=False))
     if not records:
         return (
             f"No run records under {where}: nothing has been trained here yet. Run an application "

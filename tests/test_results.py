@@ -249,3 +249,18 @@ def test_stain_pointing_scores_maps_on_the_stained_cell():
     assert results.stain_pointing(_ColourNet(1.0).eval(), x, blank)["no_stain"] == 1
     with pytest.raises(ValueError, match="4 inputs but 3 images"):
         results.stain_pointing(_ColourNet(1.0).eval(), x, images[:3])
+
+
+def test_repeated_runs_fold_into_the_newest_with_a_count(tmp_workdirs):
+    newest = _record(bacc=0.9, created="2026-01-03T00:00:00+00:00")
+    _record(bacc=0.8, created="2026-01-02T00:00:00+00:00")  # the same experiment, run again
+    other = _record(model="resnet10t", created="2026-01-01T00:00:00+00:00")
+    table = results.results_table(task="pbc")
+    folded = results.fold_duplicates(table)
+    runs = folded[folded["kind"] == "run"]
+    assert list(runs.who) == [newest.run_id, other.run_id] and list(runs.runs) == [2, 1]
+    assert runs.iloc[0]["balanced_accuracy"] == 0.9  # the newest run's numbers, not a mix
+    published = folded[folded["kind"] != "run"]
+    assert len(published) == int((table["kind"] != "run").sum()) and set(published.runs) == {1}
+    assert results.fold_duplicates(table.iloc[0:0]).empty
+    assert "$MEDVIT_RUNS" in results.describe_runs()  # no machine path on the page
