@@ -94,6 +94,8 @@ class ModelCard:
             channel (:func:`helpers.imagestats.background_colour`); ``None``: black.
         chance: the test split's chance check (:func:`helpers.chance.chance_check`); empty when
             it was not made.
+        thresholds: a multi-label model's decision threshold per label, chosen on the validation
+            split (each label's F1-optimal threshold there); a label not listed uses 0.5.
         schema_version: the card schema (:data:`SCHEMA_VERSION`).
     """
 
@@ -119,6 +121,7 @@ class ModelCard:
     image_stats: dict[str, Any] = field(default_factory=dict)
     background: tuple[int, ...] | None = None
     chance: dict[str, Any] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -132,6 +135,7 @@ class ModelCard:
             set_(self, "background", tuple(int(v) for v in self.background))
         set_(self, "image_stats", dict(self.image_stats or {}))
         set_(self, "chance", dict(self.chance or {}))
+        set_(self, "thresholds", {str(k): float(v) for k, v in (self.thresholds or {}).items()})
         kwargs = dict(self.model_kwargs or {})
         kwargs.pop("pretrained", None)  # the weights are in the checkpoint
         kwargs.setdefault("num_classes", len(self.classes))
@@ -167,6 +171,11 @@ class ModelCard:
             )
         if any(s <= 0 for s in self.std):
             raise CardError(f"model card field 'std' must be positive, got {list(self.std)}")
+        unknown = sorted(set(self.thresholds) - set(self.classes))
+        if unknown or not all(0.0 <= t <= 1.0 for t in self.thresholds.values()):
+            raise CardError(
+                f"model card field 'thresholds' must map labels of 'classes' to [0, 1]; got {self.thresholds}"
+            )
         if self.model_kwargs["num_classes"] != len(self.classes):
             raise CardError(
                 f"model card field 'model_kwargs.num_classes' is {self.model_kwargs['num_classes']} "

@@ -86,8 +86,10 @@ def server(tmp_path_factory):
     runs = tmp / "runs"
     make_untrained_checkpoint(runs / "blood", "blood", "resnet18", 32, 3)
     # the app's chest model is the lung chapter's CNN (thesis 000's head on ResNet-10-T, equalised input)
-    chest_kwargs = {"backbone": "resnet10t"}
-    make_untrained_checkpoint(runs / "chest", "chest", "thesis000_resnet50", 64, 3, 0, "equalize", None, chest_kwargs)
+    chest_kwargs, chest_card = {"backbone": "resnet10t"}, {"thresholds": {"Effusion": 0.25}}  # others: 0.5
+    make_untrained_checkpoint(
+        runs / "chest", "chest", "thesis000_resnet50", 64, 3, 0, "equalize", chest_card, chest_kwargs
+    )
     # the app's mammogram model is the mammography chapter's thesis CNN on 64 px grey lesion crops
     make_untrained_checkpoint(runs / "mammo", "mammo", "thesis002_cnn", 64, 1)
     env = dict(os.environ, MEDVIT_RUNS=str(runs), MEDVIT_PROFILE="smoke", MEDVIT_CACHE=str(tmp / "cache"))
@@ -270,6 +272,7 @@ def test_chest_xray_shows_every_label(server, ui):
         assert label in result.inner_text()
         row = result.locator("tr", has_text=label).first.inner_text()
         assert re.search(r"\b[01]\.\d{3}\b", row), f"no probability beside {label}: {row!r}"
+        assert f"threshold {0.25 if label == 'Effusion' else 0.5:.3f}" in row, row
 
 
 def test_mammogram(server, ui):

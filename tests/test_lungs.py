@@ -106,14 +106,37 @@ def test_label_weights_come_from_the_training_split_only(tmp_workdirs):
         images = rng.integers(0, 255, (n, 32, 32, 3)).astype(np.uint8)
         splits.append(ImageDataset("toy", split, "multilabel", ["a", "b", "c"], images, labels, "synthetic"))
     exp = lungs_experiment("cnn", "smoke")
-    record = train(
-        exp.model, tuple(splits), exp.config.replace(image_size=32), profile="smoke", progress=False, save=False
-    )
+    record = train(exp.model, tuple(splits), exp.config.replace(image_size=32), profile="smoke", progress=False)
     loss = record.learner.loss_func
     assert torch_allclose(loss.neg_weight, splits[0].labels.mean(0))
     everything = np.concatenate([s.labels for s in splits])
     assert not torch_allclose(loss.neg_weight, everything.mean(0))
     assert record.config["stage_epochs"] == [1, 1, 1]
+    # the card keeps each label's threshold chosen on the validation split, for the app
+    from helpers.checkpoints import load_checkpoint
+    from helpers.metrics import f1_optimal_threshold
+
+    _, card = load_checkpoint(record.checkpoint)
+    y_valid = (splits[1].labels > 0.5).astype(int)
+    valid = record.metrics["valid"]["per_label"]
+    assert card.thresholds == {k: pytest.approx(v["threshold_best"]) for k, v in valid.items()}
+    assert set(card.thresholds) == {"a", "b", "c"} and y_valid.sum(0).min() > 0
+    assert f1_optimal_threshold(y_valid[:, 0], y_valid[:, 0] * 0.9)[0] == pytest.approx(0.9)
+
+
+def test_the_app_reads_each_findings_threshold():
+    from helpers.app.core import Result
+    from helpers.app.render import result_html
+    from helpers.cards import CardError, ModelCard
+
+    card = ModelCard("resnet18", "multilabel", ("a", "b"), 32, 1, (0.5,), (0.25,), thresholds={"a": 0.3})
+    assert ModelCard.from_json(card.to_json()).thresholds == {"a": 0.3}
+    with pytest.raises(CardError, match="thresholds"):
+        card.replace(thresholds={"c": 0.3})
+    r = Result("x.png", probabilities={"a": 0.4, "b": 0.45}, multilabel=True, thresholds=card.thresholds)
+    assert r.label == "a" and r.threshold("b") == 0.5  # a is present at 0.4 >= 0.3; b is not at 0.45 < 0.5
+    page = result_html(r)
+    assert "threshold 0.300" in page and "threshold 0.500" in page and "chosen on validation" in page
 
 
 def torch_allclose(a, b) -> bool:

@@ -275,6 +275,7 @@ class Result:
         error: a message for the user when the file could not be classified, else ``None``.
         probabilities: class → probability (softmax; for multi-label one sigmoid per label).
         multilabel: whether the probabilities are independent labels.
+        thresholds: multi-label: each label's threshold from the model card (0.5 where none is given).
         notes: what was converted or worth knowing (16-bit scaled, first of 3 frames, resized ×0.06, ...).
         warnings: what makes the answer doubtful (an image unlike the training images), shown beside it.
         original_shape: ``(H, W, C)`` of the decoded image.
@@ -289,6 +290,7 @@ class Result:
     error: str | None = None
     probabilities: dict[str, float] = field(default_factory=dict)
     multilabel: bool = False
+    thresholds: dict[str, float] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     original_shape: tuple[int, ...] | None = None
@@ -302,6 +304,10 @@ class Result:
     def ok(self) -> bool:
         return self.error is None
 
+    def threshold(self, label: str) -> float:
+        """The threshold at or above which ``label`` counts as present (multi-label)."""
+        return self.thresholds.get(label, 0.5)
+
     def top(self, k: int | None = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable classes (all of them when ``k`` is ``None``)."""
         ranked = sorted(self.probabilities.items(), key=lambda kv: -kv[1])
@@ -309,11 +315,11 @@ class Result:
 
     @property
     def label(self) -> str | None:
-        """The predicted class (multi-label: the labels at or above 0.5, joined by ``|``, or ``none``)."""
+        """The predicted class (multi-label: the labels at or above their thresholds, joined by ``|``, or ``none``)."""
         if not self.ok or not self.probabilities:
             return None
         if self.multilabel:
-            pos = [c for c, p in self.top(None) if p >= 0.5]
+            pos = [c for c, p in self.top(None) if p >= self.threshold(c)]
             return "|".join(pos) if pos else "none"
         return self.top(1)[0][0]
 
@@ -426,7 +432,7 @@ def _classify_into(res: Result, upload: Upload, model: Any, card: ModelCard, hea
 def classify_one(upload: Upload, model: Any, card: ModelCard, *, heatmap: bool = True) -> Result:
     """Classify one uploaded file. Never raises: every failure becomes ``Result.error``."""
     t0 = time.perf_counter()
-    res = Result(name=upload.name, multilabel=card.task == "multilabel")
+    res = Result(name=upload.name, multilabel=card.task == "multilabel", thresholds=dict(card.thresholds))
     try:
         _classify_into(res, upload, model, card, heatmap)
     except ImageReadError as exc:

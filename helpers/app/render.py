@@ -301,9 +301,16 @@ def result_html(r: Result, k: int = 3) -> str:
     if not r.ok:
         return _error_html(r)
     ranked = r.top(None if r.multilabel else k)
-    what = "labels (independent sigmoids; ≥ 0.5 counts as present)" if r.multilabel else f"top {len(ranked)} classes"
+    rule = "each at or above its threshold, chosen on validation images" if r.thresholds else "≥ 0.5"
+    what = f"labels (independent sigmoids; {rule} counts as present)" if r.multilabel else f"top {len(ranked)} classes"
+
+    def cut(c: str, p: float) -> str:  # multi-label: the label's threshold, and whether p reaches it
+        t = r.threshold(c)
+        return f"<td style='text-align:right'>{'present' if p >= t else ''} (threshold {t:.3f})</td>"
+
     rows = "".join(
-        f"<tr><td>{html.escape(c)}</td><td>{_bar(p)}</td><td style='text-align:right'>{p:.3f}</td></tr>"
+        f"<tr><td>{html.escape(c)}</td><td>{_bar(p)}</td><td style='text-align:right'>{p:.3f}</td>"
+        f"{cut(c, p) if r.multilabel else ''}</tr>"
         for c, p in ranked
     )
     imgs = ""

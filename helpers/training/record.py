@@ -194,6 +194,8 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
         image_stats=stats,
         background=background,
         chance=metrics.get("test_chance") or {},
+        # a multi-label model's thresholds: each label's F1-optimal threshold on the validation split
+        thresholds={k: v["threshold_best"] for k, v in metrics.get("valid", {}).get("per_label", {}).items()},
     )
 
 
