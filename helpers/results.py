@@ -320,7 +320,8 @@ def fold_duplicates(table: Any, keys: Sequence[str] = SAME_RUN) -> Any:
         return table.assign(runs=pd.Series(dtype=int))
     cols = [k for k in keys if k in table.columns]
     is_run = table["kind"] == "run"
-    key = table[cols].apply(lambda col: col.map(repr)).agg("|".join, axis=1).where(is_run, table.index.astype(str) + "|published")
+    published = table.index.astype(str) + "|published"  # never folded
+    key = table[cols].apply(lambda col: col.map(repr)).agg("|".join, axis=1).where(is_run, published)
     counts = key.map(key.value_counts())
     keep = ~key.duplicated(keep="first")
     return table.assign(runs=counts.astype(int))[keep].reset_index(drop=True)
