@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import json
 import re
 import shlex
@@ -147,13 +148,34 @@ def test_the_book_is_deployed_from_the_configured_branch():
     assert chapter.repository_url().startswith("https://github.com/")
 
 
+def _dataset_names(node: ast.AST, assigned: dict[str, ast.AST]) -> set[str]:
+    """The registry names among the string constants of ``node``, following a variable to its assignment."""
+    names = set()
+    for sub in ast.walk(node):
+        if isinstance(sub, ast.Constant) and isinstance(sub.value, str) and sub.value in DATASETS:
+            names.add(sub.value)
+        elif isinstance(sub, ast.Name) and sub.id in assigned:
+            names |= _dataset_names(assigned.pop(sub.id), assigned)
+    return names
+
+
 def _declared_datasets() -> set[str]:
+    """What each chapter's ``runinfo.show(..., datasets=...)`` names: a list of names, or variables
+    assigned in the same cell (``DATASET = "nih" if profile.name == "full" else "nih_64px"``)."""
     names: set[str] = set()
     for nb in (ROOT / "book").rglob("*.ipynb"):
         for cell in json.loads(nb.read_text())["cells"]:
             source = "".join(cell["source"])
-            for found in re.findall(r"runinfo\.show\([^)]*datasets=(\[[^\]]*\])", source):
-                names.update(json.loads(found))
+            if cell["cell_type"] != "code" or "runinfo.show(" not in source:
+                continue
+            tree = ast.parse(source)
+            assigned = {t.id: n.value for n in ast.walk(tree) if isinstance(n, ast.Assign) for t in n.targets
+                        if isinstance(t, ast.Name)}  # fmt: skip
+            for call in ast.walk(tree):
+                if isinstance(call, ast.Call) and getattr(call.func, "attr", None) == "show":
+                    for kw in call.keywords:
+                        if kw.arg == "datasets":
+                            names |= _dataset_names(kw.value, dict(assigned))
     return names
 
 
