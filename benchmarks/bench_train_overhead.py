@@ -81,24 +81,6 @@ class BareLoop:
             out = self.model(self.xv)
             return F.cross_entropy(out, self.yv).item(), (out.argmax(-1) == self.yv).float().mean().item()
 
-    def epoch(self) -> tuple[float, float]:
-        """One epoch (every training step, then the validation batch): wall and CPU seconds."""
-        (t0, c0), n = _clock(), len(self.x) // self.bs
-        for _ in range(n):
-            self.step()
-        self.validate()
-        t1, c1 = _clock()
-        return t1 - t0, c1 - c0
-
-
-def bare_loop(
-    ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, epochs: int, lr: float, seed: int
-) -> tuple[list[float], list[float]]:
-    """Wall and CPU seconds per epoch of a plain PyTorch loop (train steps + one validation batch)."""
-    loop = BareLoop(ds, valid, model_name, bs, lr, seed)
-    times = [loop.epoch() for _ in range(epochs)]
-    return [t[0] for t in times], [t[1] for t in times]
-
 
 def paired_loops(
     ds: ImageDataset, valid: ImageDataset, model_name: str, bs: int, epochs: int, lr: float, seed: int
@@ -125,7 +107,8 @@ def paired_loops(
             self.start, self.bare = _clock(), [0.0, 0.0]
 
         def _bare(self, work: Any) -> None:
-            (t0, c0), _ = _clock(), work()
+            t0, c0 = _clock()
+            work()
             t1, c1 = _clock()
             self.bare[0] += t1 - t0
             self.bare[1] += c1 - c0

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..cards import ModelCard
 from ..checkpoints import Checkpoint
-from .core import HEADLINE_ORDER, Result, headline_metric  # noqa: F401  (HEADLINE_ORDER: re-exported)
+from .core import Result, headline_metric
 
 __all__ = [
     "METRIC_NAMES",
