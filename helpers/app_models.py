@@ -5,8 +5,9 @@ exists) calls :func:`train_app_models`; each model is trained with :func:`helper
 it gets a run record and a checkpoint under the runs folder, where the classifier app
 (:mod:`helpers.app`) finds it. The blood-cell model *is* the blood-cells chapter's model: the same
 data (:data:`helpers.data.registry.BLOOD_CELLS`: PBC when present, else BloodMNIST), the same
-network, configuration, epochs and seed as the chapter at the same profile
-(:func:`blood_cells_run`), so its card's test numbers are the chapter's. The chest model is the lung
+network, configuration, seed and time budget as the chapter's ResNet at the same profile
+(:func:`blood_cells_run`: the epochs come from the same measurement of this machine's speed), so its
+card's test numbers are the chapter's. The chest model is the lung
 pathologies chapter's CNN in the same way (:func:`lungs_run`: ChestX-ray14 at 64 px when present,
 equalised, the 14 findings), and the mammogram model the mammography chapter's thesis CNN on
 lesion crops (:func:`mammography_run`: CBIS-DDSM's cropped lesions when present, else mini-MIAS
@@ -79,24 +80,31 @@ def choose_dataset(task: str, download: bool = True) -> tuple[str, str, str]:
 
 
 def blood_cells_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
-    """The blood-cells chapter's run at ``profile`` on dataset ``name``: ``(model, (train, valid, test), config)``.
+    """The blood-cells chapter's primary run (the ResNet, SEED 0) at ``profile`` on dataset ``name``:
+    ``(model, (train, valid, test), config)``.
 
-    As the chapter: :func:`~helpers.configs.blood_cells_model` and
-    :func:`~helpers.configs.blood_cells_config`, the three splits at the configuration's size
-    capped by the profile (seed 42), and at ``quick`` :func:`~helpers.configs.blood_cells_quick_epochs`
-    for the number of training images. Only the run's name differs (``app-blood-...``).
+    As the chapter: the first of :func:`~helpers.configs.blood_cells_experiments`, the three splits
+    at its image size capped by ``profile`` (seed 42; pass
+    :func:`~helpers.configs.blood_cells_profile` for the chapter's caps), and on the CPU profiles its
+    images and epochs planned from :func:`~helpers.configs.blood_cells_budget` by
+    :func:`~helpers.training.budget.plan_runs` (its share of the chapter's budget, measured on this
+    machine). Only the run's name differs (``app-blood-...``).
     """
-    from .configs import blood_cells_config, blood_cells_model, blood_cells_quick_epochs
+    from .configs import blood_cells_budget, blood_cells_experiments
     from .data.registry import load_dataset
+    from .training.budget import plan_runs
 
-    config = blood_cells_config(profile, dataset=name)
+    experiments = blood_cells_experiments(profile, dataset=name, seed=0)
+    first = next(iter(experiments.values()))
     data = tuple(
-        load_dataset(name, split=s, size=config.image_size, profile=profile, verbose=False)
+        load_dataset(name, split=s, size=first.config.image_size, profile=profile, verbose=False)
         for s in ("train", "valid", "test")
     )
-    if profile.name == "quick":
-        config = config.replace(epochs=blood_cells_quick_epochs(len(data[0])))
-    return blood_cells_model(profile), data, config.replace(name=f"app-blood-{config.name}")
+    model, config, budget = first.model, first.config, blood_cells_budget(profile)
+    if budget is not None:
+        run = next(iter(plan_runs(experiments, data, budget, upto=1).values()))
+        data, config = run.data, run.config
+    return model, data, config.replace(name=f"app-blood-{config.name}")
 
 
 def lungs_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
@@ -143,6 +151,10 @@ _CHAPTER_RUNS = {"blood": blood_cells_run, "chest": lungs_run, "mammo": mammogra
 def _task_run(task: str, name: str, prof: Any, epochs: int | None, max_train: int | None) -> tuple[str, Any, Any, Any]:
     """``(model, data, config, profile)`` for one task: its chapter's run at ``prof``, with ``epochs``
     and a cap of ``max_train`` training images (a third of it per evaluation split) where given."""
+    if task == "blood" and max_train is None:
+        from .configs import blood_cells_profile
+
+        prof = blood_cells_profile(prof)
     if max_train is not None:
         prof = prof.replace(
             max_train=min(max_train, prof.max_train or max_train),

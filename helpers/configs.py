@@ -23,6 +23,7 @@ from typing import Any
 from .config import Profile
 from .data.loaders import Augment
 from .references import THESIS004_PROTOCOL
+from .training.budget import TimeBudget
 from .training.config import Plateau, TrainConfig
 
 __all__ = [
@@ -35,10 +36,14 @@ __all__ = [
     "thesis004_config",
     "BLOOD_CELLS_QUICK_MODEL",
     "BLOOD_CELLS_CPU_AUGMENT",
-    "BLOOD_CELLS_IMAGE_PASSES",
+    "BLOOD_CELLS_QUICK_VIT",
+    "BLOOD_CELLS_VIT_DEPTH",
+    "BLOOD_CELLS_BUDGET",
     "blood_cells_model",
     "blood_cells_config",
-    "blood_cells_quick_epochs",
+    "blood_cells_budget",
+    "blood_cells_profile",
+    "blood_cells_experiments",
     "cnn_chapter_epochs",
     "cnn_regimes",
     "VIT_CHAPTER_EPOCHS",
@@ -112,8 +117,18 @@ BLOOD_CELLS_QUICK_MODEL = "resnet10t"
 BLOOD_CELLS_CPU_AUGMENT = Augment(
     flip=True, flip_vert=True, max_rotate=0.0, min_zoom=1.0, max_zoom=1.0, brightness=0.1, contrast=0.1
 )
-#: ``quick``'s budget: larger training sets get fewer epochs (12 for the 4,000 images of full PBC).
-BLOOD_CELLS_IMAGE_PASSES = 50_000
+#: The ViT trained beside the ResNet on the CPU: ViT-Tiny's width (192, 3 heads) with 4-px patches and
+#: :data:`BLOOD_CELLS_VIT_DEPTH` blocks, from random weights.
+BLOOD_CELLS_QUICK_VIT = "vit_tiny_patch16_224"
+#: Blocks of a ViT trained from scratch at <= 64 px on the CPU: half of ViT-Tiny's 12, which halves the
+#: cost of an image pass (about twice a ResNet-10-T's at 32 px) and doubles the epochs a budget buys.
+BLOOD_CELLS_VIT_DEPTH = 6
+#: The CPU profiles' training time for the chapter's models together (the ResNet first, then the ViT
+#: with what is left): ``quick`` 7 minutes, at least 6 epochs each (fewer training images instead).
+BLOOD_CELLS_BUDGET: dict[str, TimeBudget] = {
+    "smoke": TimeBudget(seconds=20, min_epochs=1),
+    "quick": TimeBudget(seconds=420, min_epochs=6),
+}
 
 _BLOOD_CELLS_QUICK = RECIPES["one_cycle"].replace(
     image_size=32,
@@ -178,7 +193,7 @@ def blood_cells_config(
     runs (``blood_cells_quick``/``blood_cells_smoke``). MixUp is on for ViTs and off for CNNs, as in
     the thesis, unless ``mixup`` says otherwise; BloodMNIST trains at its own 28 px on the CPU
     unless ``image_size`` is given; a ViT trained from scratch on images of at most 64 px gets
-    patches of 4 px so the image still makes enough tokens.
+    patches of 4 px so the image still makes enough tokens, and :data:`BLOOD_CELLS_VIT_DEPTH` blocks.
     """
     name = blood_cells_model(profile, model)
     key = _blood_cells_key(profile, model)
@@ -191,15 +206,48 @@ def blood_cells_config(
     return base.replace(
         image_size=size,
         mixup=bool(mixup) if mixup is not None else (base.mixup > 0 or is_vit),
-        model_kwargs={"patch_size": 4} if small_vit else None,
+        model_kwargs={"patch_size": 4, "depth": BLOOD_CELLS_VIT_DEPTH} if small_vit else None,
         name=f"{name}-{key}",
     )
 
 
-def blood_cells_quick_epochs(n_train: int) -> int:
-    """``quick``'s epochs for ``n_train`` training images: about :data:`BLOOD_CELLS_IMAGE_PASSES`
-    image passes, at least 8 epochs and at most the configuration's 20."""
-    return max(8, min(_BLOOD_CELLS_QUICK.epochs, round(BLOOD_CELLS_IMAGE_PASSES / n_train)))
+def blood_cells_budget(profile: Profile) -> TimeBudget | None:
+    """The training time of the chapter's models at ``profile`` (:data:`BLOOD_CELLS_BUDGET`);
+    ``None`` at ``full``, which trains the thesis's epochs."""
+    return BLOOD_CELLS_BUDGET.get(profile.name)
+
+
+def blood_cells_profile(profile: Profile) -> Profile:
+    """The profile the chapter trains with: at ``quick`` without the cap on training images, since the
+    time budget (:func:`~helpers.training.budget.plan_runs`) decides how many fit; else ``profile``."""
+    return profile.replace(max_train=None) if profile.name == "quick" else profile
+
+
+def blood_cells_experiments(
+    profile: Profile,
+    models: Sequence[str] | None = None,
+    *,
+    dataset: str = "pbc",
+    seed: int = 0,
+    **changes: Any,
+) -> dict[str, Experiment]:
+    """The blood-cells chapter's runs, model name -> :class:`Experiment`, the primary model first.
+
+    By default the ResNet (:func:`blood_cells_model`) and, on the CPU profiles, the ViT beside it
+    (:data:`BLOOD_CELLS_QUICK_VIT`); ``models`` names others (a thesis 004 key or a timm name each).
+    Each configuration is :func:`blood_cells_config` with ``seed`` and any other ``changes`` of its
+    fields (``epochs``, ``batch_size``, ...; ``image_size`` and ``mixup`` as that function reads them).
+    """
+    if models is None:
+        models = [None] if profile.name == "full" else [None, BLOOD_CELLS_QUICK_VIT]
+    size, mixup = changes.pop("image_size", None), changes.pop("mixup", None)
+    runs = {}
+    for model in models:
+        config = blood_cells_config(profile, model, dataset=dataset, image_size=size, mixup=mixup)
+        runs[blood_cells_model(profile, model)] = Experiment(
+            blood_cells_model(profile, model), config.replace(seed=seed, **changes)
+        )
+    return runs
 
 
 # ----------------------------------------------------------------------------- models chapters

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from helpers import config, configs
 from helpers.app_models import APP_MODELS, _task_run, blood_cells_run, choose_dataset
+from helpers.data import load_dataset
 from helpers.data.synthetic import write_synthetic
 
 
@@ -11,7 +12,7 @@ def test_the_blood_model_is_the_chapters(real_data, tmp_workdirs):
     assert APP_MODELS["blood"][1] == configs.BLOOD_CELLS_QUICK_MODEL
     smoke = config.get_profile("smoke")
     model, data, cfg = blood_cells_run("pbc", smoke)
-    chapter = configs.blood_cells_config(smoke, dataset="pbc")
+    chapter = configs.blood_cells_experiments(smoke, dataset="pbc", seed=0)["resnet10t"].config
     assert model == configs.blood_cells_model(smoke) and cfg == chapter.replace(name=f"app-blood-{chapter.name}")
     assert [d.split for d in data] == ["train", "valid", "test"] and {d.source for d in data} == {"real"}
     assert data[0].image_size == chapter.image_size and len(data[0]) == smoke.max_train
@@ -20,18 +21,17 @@ def test_the_blood_model_is_the_chapters(real_data, tmp_workdirs):
     assert cfg2.epochs == 2 and prof.max_train == 16 and len(capped[0]) == 16
 
 
-def test_quick_takes_the_chapters_epochs_for_the_data_size(monkeypatch):
-    import helpers.data.registry as registry
-
-    sizes = {"train": 3000, "valid": 300, "test": 300}
-    monkeypatch.setattr(registry, "load_dataset", lambda name, split, **kw: [0] * sizes[split])
+def test_quick_plans_the_chapters_resnet_from_its_time_budget(real_data, tmp_workdirs, one_thread):
     quick = config.get_profile("quick")
-    _, data, cfg = blood_cells_run("pbc", quick)
-    chapter = configs.blood_cells_config(quick, dataset="pbc")
-    assert cfg.epochs == configs.blood_cells_quick_epochs(3000) and len(data[0]) == 3000
-    assert cfg.replace(epochs=chapter.epochs, name=chapter.name) == chapter, (
-        "only the epochs (as the chapter's) and name"
+    arch, data, cfg, prof = _task_run("blood", "pbc", quick, None, None)
+    chapter = configs.blood_cells_experiments(quick, dataset="pbc", seed=0)["resnet10t"]
+    budget = configs.blood_cells_budget(quick)
+    assert arch == chapter.model and prof.max_train is None  # the budget, not the cap, sizes the training set
+    assert budget.min_epochs <= cfg.epochs <= chapter.config.epochs
+    assert cfg.replace(epochs=chapter.config.epochs, name=chapter.config.name) == chapter.config, (
+        "only the epochs (planned as the chapter's) and the name"
     )
+    assert len(data[0]) == len(load_dataset("pbc", split="train", size=32, profile=prof, verbose=False))
 
 
 def test_the_mammogram_model_is_the_mammography_chapters(real_data, tmp_workdirs):

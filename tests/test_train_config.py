@@ -13,9 +13,11 @@ from helpers.configs import (
     BLOOD_CELLS_CPU_AUGMENT,
     CONFIGS,
     RECIPES,
+    blood_cells_budget,
     blood_cells_config,
+    blood_cells_experiments,
     blood_cells_model,
-    blood_cells_quick_epochs,
+    blood_cells_profile,
     cnn_chapter_epochs,
     cnn_regimes,
     config_table,
@@ -175,10 +177,11 @@ def test_blood_cells_configurations():
         config.label_smoothing == 0.1 and config.mixup == 0.0 and config.pretrained is False and config.bootstrap == 0
     )
     assert config.augment == BLOOD_CELLS_CPU_AUGMENT and config.model_kwargs is None
-    # a ViT on the CPU: the thesis's architecture without its weights, MixUp on, 4-px patches
+    # a ViT on the CPU: the thesis's architecture without its weights, MixUp on, 4-px patches, 6 blocks
     vit = blood_cells_config(quick, "vit_base_mixup")
     assert blood_cells_model(quick, "vit_base_mixup") == "vit_base_patch16_224"
-    assert vit.mixup == 0.4 and vit.model_kwargs == {"patch_size": 4} and vit.epochs == 20 and vit.bootstrap == 200
+    assert vit.mixup == 0.4 and vit.model_kwargs == {"patch_size": 4, "depth": 6}
+    assert vit.epochs == 20 and vit.bootstrap == 200
     assert blood_cells_config(quick, "vit_base_mixup", mixup=False).mixup == 0.0
     assert blood_cells_config(quick, dataset="bloodmnist").image_size == 28
     assert blood_cells_config(quick, dataset="bloodmnist", image_size=48).image_size == 48
@@ -196,7 +199,17 @@ def test_blood_cells_configurations():
     other = blood_cells_config(full, "vit_small_patch16_224")
     assert blood_cells_model(full, "vit_small_patch16_224") == "vit_small_patch16_224"
     assert other.name == "vit_small_patch16_224-vit_base_mixup" and other.mixup == 0.4 and other.model_kwargs is None
-    assert [blood_cells_quick_epochs(n) for n in (280, 4000, 100_000)] == [20, 12, 8]
+    # the chapter's runs: the ResNet first, the ViT beside it on the CPU; the ResNet alone at full
+    runs = blood_cells_experiments(quick, seed=2, batch_size=64)
+    assert list(runs) == ["resnet10t", "vit_tiny_patch16_224"]
+    assert runs["resnet10t"].config == blood_cells_config(quick).replace(seed=2, batch_size=64)
+    assert runs["vit_tiny_patch16_224"].config.model_kwargs == {"patch_size": 4, "depth": 6}
+    assert list(blood_cells_experiments(full)) == ["resnet18.tv_in1k"]
+    assert blood_cells_experiments(quick, image_size=48)["resnet10t"].config.image_size == 48
+    # quick is sized by time, not by the profile's cap on training images; full by the thesis's epochs
+    assert blood_cells_budget(quick).seconds == 420 and blood_cells_budget(quick).min_epochs == 6
+    assert blood_cells_budget(full) is None and blood_cells_budget(smoke).min_epochs == 1
+    assert blood_cells_profile(quick).max_train is None and blood_cells_profile(smoke) is smoke
 
 
 def test_models_chapters_experiments():

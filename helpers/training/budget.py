@@ -1,0 +1,277 @@
+"""Training sized by a time budget: measure what one image pass costs here, then choose images and epochs.
+
+A fixed number of epochs fits one machine; a budget in seconds fits any. :func:`measure_pass_time`
+times a few real training steps (forward, backward, optimiser step, on augmented batches of the
+training split) and a few validation batches of a model and configuration on this machine, after a
+warm-up step. :func:`plan_epochs` turns a share of a :class:`TimeBudget` into a plan: the whole
+training split when it fits the budget's minimum of epochs (else the largest stratified part that
+does), and as many epochs as the share pays for, capped at the configuration's epochs.
+:func:`plan_runs` shares one budget among several runs in order (each gets what is left divided
+by the runs still to plan), and :func:`train_planned` trains them and tabulates their test numbers.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = [
+    "TimeBudget",
+    "PassTime",
+    "BudgetPlan",
+    "PlannedRun",
+    "measure_pass_time",
+    "epoch_seconds",
+    "plan_epochs",
+    "plan_runs",
+    "train_planned",
+    "comparison_table",
+]
+
+
+@dataclass(frozen=True)
+class TimeBudget:
+    """Seconds of training to share among a chapter's runs, and the fewest epochs worth a run.
+
+    Attributes:
+        seconds: training time for all the runs together (evaluation and set-up not included).
+        min_epochs: no run gets fewer epochs; the training images shrink instead.
+    """
+
+    seconds: float
+    min_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        if not (isinstance(self.seconds, (int, float)) and self.seconds > 0 and math.isfinite(self.seconds)):
+            raise ValueError(f"a time budget needs a positive number of seconds, got {self.seconds!r}")
+        if not (isinstance(self.min_epochs, int) and self.min_epochs >= 1):
+            raise ValueError(f"min_epochs must be a whole number >= 1, got {self.min_epochs!r}")
+
+
+@dataclass(frozen=True)
+class PassTime:
+    """What one image costs a model on this machine.
+
+    Attributes:
+        train_s: seconds per training image (forward, backward and optimiser step, augmented batches).
+        eval_s: seconds per validation image (forward only).
+        batch_size: the batch size measured.
+        steps: timed training steps (after one warm-up step).
+        threads: PyTorch's CPU threads during the measurement.
+    """
+
+    train_s: float
+    eval_s: float
+    batch_size: int
+    steps: int
+    threads: int
+
+
+@dataclass(frozen=True)
+class BudgetPlan:
+    """One run's share of a budget and what it buys.
+
+    Attributes:
+        seconds: the run's share of the budget.
+        n_train: training images to use (all of ``n_available`` when the minimum of epochs fits).
+        n_available: training images in the split.
+        epochs: epochs to train.
+        planned_s: the expected training time, ``epochs`` times :func:`epoch_seconds`.
+        pass_time: the measurement the plan rests on.
+    """
+
+    seconds: float
+    n_train: int
+    n_available: int
+    epochs: int
+    planned_s: float
+    pass_time: PassTime
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """A run ready to train: its model and configuration (epochs set), its data and its plan."""
+
+    model: str
+    config: Any
+    data: tuple[Any, Any, Any]
+    plan: BudgetPlan
+
+
+def _timed_steps(step: Any, batches: Any, steps: int) -> tuple[float, int]:
+    """Seconds and images of ``steps`` calls of ``step`` on ``batches`` after one untimed warm-up call."""
+    it = iter(batches)
+    step(*next(it))
+    images, start = 0, time.perf_counter()
+    for _ in range(steps):
+        try:
+            xb, yb = next(it)
+        except StopIteration:
+            it = iter(batches)
+            xb, yb = next(it)
+        step(xb, yb)
+        images += len(xb)
+    return time.perf_counter() - start, images
+
+
+def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, steps: int = 3) -> PassTime:
+    """Seconds per training and per validation image of ``model`` trained as ``config`` says, on this machine.
+
+    Builds the network, the loss and the loaders as :func:`helpers.train.train` does (same image size,
+    batch size, augmentation), runs one warm-up step and then ``steps`` timed training steps with
+    PyTorch's AdamW, and the same number of forward passes on validation batches. MixUp and fastai's
+    callbacks are not included: the training loop costs a little more than this (see the chapters'
+    planned and measured times).
+
+    Args:
+        model: a :func:`~helpers.models.vision.create_model` name.
+        data: ``(train, valid, test)`` ImageDatasets (test is not used).
+        config: the :class:`~helpers.training.config.TrainConfig` (``batch_size`` must be set).
+        steps: timed steps of each kind (at least 1).
+
+    Raises:
+        ValueError: for ``steps`` < 1, a configuration without a batch size, or an empty split.
+    """
+    import torch
+
+    from ..config import get_device
+    from ..data.loaders import make_dataloaders
+    from .setup import build_loss, build_model
+
+    if steps < 1 or not config.batch_size:
+        raise ValueError(f"need steps >= 1 and a batch size, got steps={steps}, batch_size={config.batch_size}")
+    train_ds, valid_ds = data[0], data[1]
+    if len(train_ds) == 0 or len(valid_ds) == 0:
+        raise ValueError("measuring a pass needs training and validation images")
+    dls = make_dataloaders(train_ds, valid_ds, config.batch_size, augment=config.augment, seed=config.seed)
+    xb, _ = dls.one_batch()
+    net = build_model(model, config, len(train_ds.classes), int(xb.shape[1]), int(xb.shape[-1])).net
+    net.to(get_device())
+    loss_func = build_loss(train_ds.task, config, train_ds.labels)
+    opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+
+    def train_step(x: Any, y: Any) -> None:
+        loss = loss_func(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    def eval_step(x: Any, y: Any) -> None:
+        with torch.no_grad():
+            net(x)
+
+    net.train()
+    train_s, train_n = _timed_steps(train_step, dls.train, steps)
+    net.eval()
+    eval_s, eval_n = _timed_steps(eval_step, dls.valid, steps)
+    return PassTime(train_s / train_n, eval_s / eval_n, int(config.batch_size), steps, torch.get_num_threads())
+
+
+def epoch_seconds(pass_time: PassTime, n_train: int, n_valid: int) -> float:
+    """Expected seconds of one epoch: ``n_train`` training passes and ``n_valid`` validation passes."""
+    return n_train * pass_time.train_s + n_valid * pass_time.eval_s
+
+
+def plan_epochs(
+    seconds: float, pass_time: PassTime, n_available: int, n_valid: int, *, min_epochs: int, max_epochs: int
+) -> BudgetPlan:
+    """The images and epochs that ``seconds`` of training pay for.
+
+    All ``n_available`` training images when ``min_epochs`` of them fit in ``seconds``, else the
+    most that do (never fewer than one batch); then as many whole epochs as fit, at least
+    ``min_epochs`` and at most ``max_epochs``.
+
+    Raises:
+        ValueError: for a non-positive budget, no training images, or ``max_epochs`` < ``min_epochs``.
+    """
+    if seconds <= 0 or n_available < 1:
+        raise ValueError(f"need a positive budget and training images, got {seconds} s and {n_available} images")
+    if not 1 <= min_epochs <= max_epochs:
+        raise ValueError(f"need 1 <= min_epochs <= max_epochs, got {min_epochs} and {max_epochs}")
+    n_train = n_available
+    if min_epochs * epoch_seconds(pass_time, n_available, n_valid) > seconds:
+        fits = (seconds / min_epochs - n_valid * pass_time.eval_s) / pass_time.train_s
+        n_train = int(min(n_available, max(pass_time.batch_size, math.floor(fits))))
+    per_epoch = epoch_seconds(pass_time, n_train, n_valid)
+    epochs = int(min(max_epochs, max(min_epochs, math.floor(seconds / per_epoch))))
+    return BudgetPlan(float(seconds), n_train, n_available, epochs, epochs * per_epoch, pass_time)
+
+
+def plan_runs(
+    experiments: Mapping[str, Any],
+    data: tuple[Any, Any, Any],
+    budget: TimeBudget,
+    *,
+    upto: int | None = None,
+    steps: int = 3,
+) -> dict[str, PlannedRun]:
+    """Share ``budget`` among ``experiments`` (label -> :class:`~helpers.configs.Experiment`), in order.
+
+    Each run is measured (:func:`measure_pass_time`) just before it is planned and gets the seconds
+    left divided by the runs still to plan, so what one run leaves unused (its epochs capped at its
+    configuration's) goes to the next. A run whose minimum of epochs does not fit on the whole
+    training split trains on a stratified part of it (seed 42); validation and test stay whole.
+    ``upto`` plans only the first runs (with the shares they get among all of them).
+
+    Raises:
+        ValueError: when there is no experiment to plan.
+    """
+    from .setup import _cap
+
+    if not experiments:
+        raise ValueError("no experiments to plan")
+    labels = list(experiments)[: upto or None]
+    left, plans = float(budget.seconds), {}
+    for i, label in enumerate(labels):
+        exp = experiments[label]
+        times = measure_pass_time(exp.model, data, exp.config, steps=steps)
+        plan = plan_epochs(
+            left / (len(experiments) - i),
+            times,
+            len(data[0]),
+            len(data[1]),
+            min_epochs=budget.min_epochs,
+            max_epochs=int(exp.config.epochs),
+        )
+        left -= plan.planned_s
+        runs = (_cap(data[0], plan.n_train, 42), data[1], data[2])
+        plans[label] = PlannedRun(exp.model, exp.config.replace(epochs=plan.epochs), runs, plan)
+    return plans
+
+
+def train_planned(runs: Mapping[str, PlannedRun], profile: Any, *, progress: bool = False) -> dict[str, Any]:
+    """Train each planned run with :func:`helpers.train.train` (its record saved); label -> run record."""
+    from .loop import train
+
+    return {label: train(r.model, r.data, r.config, profile=profile, progress=progress) for label, r in runs.items()}
+
+
+def _interval(ci: Mapping[str, Any], metric: str) -> str:
+    """``low–high`` of a bootstrap interval, or an empty string when there is none."""
+    band = ci.get(metric)
+    return f"{band['low']:.3f}–{band['high']:.3f}" if isinstance(band, Mapping) and "low" in band else ""
+
+
+def comparison_table(records: Mapping[str, Any], runs: Mapping[str, PlannedRun] | None = None) -> Any:
+    """The runs side by side: model, training images, epochs, times (planned where a plan exists) and
+    the test split's balanced accuracy, accuracy and kappa with their 95 % bootstrap intervals."""
+    import pandas as pd
+
+    rows = {}
+    for label, record in records.items():
+        test, ci = record.metrics["test"], record.metrics.get("test_ci") or {}
+        plan = runs[label].plan if runs and label in runs else None
+        rows[label] = {
+            "model": record.config.get("model") or label,
+            "training images": (record.data.get("train") or {}).get("n"),
+            "epochs": record.config.get("epochs"),
+            "s/image (measured)": None if plan is None else round(plan.pass_time.train_s, 5),
+            "training s (planned)": None if plan is None else round(plan.planned_s),
+            "training s": round(record.config["train_time_s"]),
+            **{k: round(float(test[k]), 3) for k in ("balanced_accuracy", "accuracy", "kappa") if k in test},
+            "balanced_accuracy 95% CI": _interval(ci, "balanced_accuracy"),
+        }
+    return pd.DataFrame(rows).T

@@ -1,0 +1,90 @@
+"""Training sized by a time budget: the measurement, the arithmetic, the caps and the sharing."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+
+from helpers.configs import Experiment, get_config
+from helpers.data.base import ImageDataset
+from helpers.training import budget
+from helpers.training.budget import PassTime, TimeBudget, measure_pass_time, plan_epochs, plan_runs
+
+# 10 ms per training image, 2 ms per validation image, batches of 32
+PASS = PassTime(train_s=0.01, eval_s=0.002, batch_size=32, steps=3, threads=1)
+
+
+def _toy(n: int = 40, size: int = 16) -> tuple[ImageDataset, ImageDataset, ImageDataset]:
+    """Three splits of a four-class task, ten images per class in the training split."""
+    rng = np.random.default_rng(0)
+    out = []
+    for split, m in (("train", n), ("valid", n // 2), ("test", n // 2)):
+        labels = np.arange(m) % 4
+        images = rng.integers(0, 255, (m, size, size, 3)).astype(np.uint8)
+        out.append(ImageDataset("toy", split, "multiclass", list("abcd"), images, labels, "synthetic"))
+    return tuple(out)
+
+
+def test_the_budget_buys_whole_epochs_up_to_the_configurations():
+    # one epoch of 1,000 training and 100 validation images: 10 s + 0.2 s
+    plan = plan_epochs(100, PASS, 1000, 100, min_epochs=3, max_epochs=20)
+    assert (plan.n_train, plan.epochs) == (1000, 9) and plan.planned_s == pytest.approx(9 * 10.2)
+    assert plan_epochs(1000, PASS, 1000, 100, min_epochs=3, max_epochs=20).epochs == 20  # capped
+    assert plan_epochs(100, PASS, 1000, 100, min_epochs=3, max_epochs=5).epochs == 5
+
+
+def test_too_small_a_budget_trains_on_fewer_images_not_fewer_epochs():
+    plan = plan_epochs(20, PASS, 1000, 100, min_epochs=3, max_epochs=20)
+    # 3 epochs must fit in 20 s: (20 / 3 - 0.2) / 0.01 = 646 images
+    assert (plan.n_train, plan.n_available, plan.epochs) == (646, 1000, 3)
+    assert plan.planned_s <= 20
+    tiny = plan_epochs(0.5, PASS, 1000, 100, min_epochs=3, max_epochs=20)
+    assert (tiny.n_train, tiny.epochs) == (32, 3)  # never less than one batch, never under the minimum
+
+
+def test_bad_budgets_say_what_is_wrong():
+    with pytest.raises(ValueError, match="positive number of seconds"):
+        TimeBudget(seconds=0)
+    with pytest.raises(ValueError, match="min_epochs"):
+        TimeBudget(seconds=10, min_epochs=0)
+    with pytest.raises(ValueError, match="min_epochs <= max_epochs"):
+        plan_epochs(10, PASS, 100, 10, min_epochs=5, max_epochs=2)
+    with pytest.raises(ValueError, match="training images"):
+        plan_epochs(10, PASS, 0, 10, min_epochs=1, max_epochs=2)
+
+
+def test_runs_share_the_budget_in_order(monkeypatch):
+    costs = {"cheap": PASS, "dear": PassTime(0.1, 0.02, 8, 3, 1)}
+    monkeypatch.setattr(budget, "measure_pass_time", lambda model, data, config, steps: costs[model])
+    data = _toy()
+    config = get_config("one_cycle").replace(epochs=20, batch_size=8)
+    experiments = {name: Experiment(name, config) for name in costs}
+    runs = plan_runs(experiments, data, TimeBudget(seconds=20, min_epochs=2))
+    cheap, dear = runs["cheap"].plan, runs["dear"].plan
+    # the first gets half (10 s) and needs 40 x 0.01 + 20 x 0.002 = 0.44 s an epoch: 20 epochs (capped)
+    assert (cheap.seconds, cheap.epochs, cheap.n_train) == (10, 20, 40) and runs["cheap"].config.epochs == 20
+    # the second gets the rest: 20 - 8.8 = 11.2 s at 4.4 s an epoch: 2 epochs on all 40 images
+    assert dear.seconds == pytest.approx(20 - 20 * 0.44) and (dear.epochs, dear.n_train) == (2, 40)
+    # half the budget: the dear run keeps its 2 epochs on a stratified part of the training split
+    half = plan_runs(experiments, data, TimeBudget(seconds=10, min_epochs=2))["dear"]
+    assert half.plan.n_train < 40 and len(half.data[0]) == half.plan.n_train
+    assert len(set(half.data[0].labels)) == 4 and half.data[1] is data[1] and half.data[2] is data[2]
+    assert list(plan_runs(experiments, data, TimeBudget(seconds=20), upto=1)) == ["cheap"]
+    with pytest.raises(ValueError, match="no experiments"):
+        plan_runs({}, data, TimeBudget(seconds=20))
+
+
+def test_a_pass_is_measured_on_real_batches_in_well_under_a_second(one_thread):
+    config = get_config("one_cycle").replace(
+        batch_size=4, image_size=16, model_kwargs={"depth": 1, "embed_dim": 16, "num_heads": 2}
+    )
+    measure_pass_time("vit_scratch_tiny_patch4", _toy(), config, steps=1)  # the first call imports fastai
+    start = time.perf_counter()
+    measured = measure_pass_time("vit_scratch_tiny_patch4", _toy(), config, steps=2)
+    assert time.perf_counter() - start < 0.5
+    assert measured.train_s > 0 and measured.eval_s > 0 and (measured.batch_size, measured.steps) == (4, 2)
+    assert measured.threads == 1
+    with pytest.raises(ValueError, match="steps >= 1"):
+        measure_pass_time("vit_scratch_tiny_patch4", _toy(), config, steps=0)
