@@ -72,6 +72,12 @@ def test_runs_share_the_budget_in_order(monkeypatch):
     assert half.plan.n_train < 40 and len(half.data[0]) == half.plan.n_train
     assert len(set(half.data[0].labels)) == 4 and half.data[1] is data[1] and half.data[2] is data[2]
     assert list(plan_runs(experiments, data, TimeBudget(seconds=20), upto=1)) == ["cheap"]
+    table = budget.plan_table(runs)
+    assert list(table["epochs"]) == [20, 2] and list(table["training images"]) == ["40 of 40", "40 of 40"]
+    # no budget: each run keeps its configuration's epochs and all the data
+    free = plan_runs(experiments, data, None)
+    assert [r.config.epochs for r in free.values()] == [20, 20] and free["dear"].plan is None
+    assert free["dear"].data is data
     with pytest.raises(ValueError, match="no experiments"):
         plan_runs({}, data, TimeBudget(seconds=20))
 

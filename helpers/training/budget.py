@@ -27,6 +27,7 @@ __all__ = [
     "epoch_seconds",
     "plan_epochs",
     "plan_runs",
+    "plan_table",
     "train_planned",
     "comparison_table",
 ]
@@ -93,12 +94,13 @@ class BudgetPlan:
 
 @dataclass(frozen=True)
 class PlannedRun:
-    """A run ready to train: its model and configuration (epochs set), its data and its plan."""
+    """A run ready to train: its model and configuration (epochs set), its data and its plan
+    (``None`` for a run trained with its configuration's epochs, outside any budget)."""
 
     model: str
     config: Any
     data: tuple[Any, Any, Any]
-    plan: BudgetPlan
+    plan: BudgetPlan | None = None
 
 
 def _timed_steps(step: Any, batches: Any, steps: int) -> tuple[float, int]:
@@ -203,12 +205,14 @@ def plan_epochs(
 def plan_runs(
     experiments: Mapping[str, Any],
     data: tuple[Any, Any, Any],
-    budget: TimeBudget,
+    budget: TimeBudget | None,
     *,
     upto: int | None = None,
     steps: int = 3,
 ) -> dict[str, PlannedRun]:
     """Share ``budget`` among ``experiments`` (label -> :class:`~helpers.configs.Experiment`), in order.
+
+    With no budget (``None``), every run keeps its configuration's epochs and all of ``data``.
 
     Each run is measured (:func:`measure_pass_time`) just before it is planned and gets the seconds
     left divided by the runs still to plan, so what one run leaves unused (its epochs capped at its
@@ -224,6 +228,8 @@ def plan_runs(
     if not experiments:
         raise ValueError("no experiments to plan")
     labels = list(experiments)[: upto or None]
+    if budget is None:
+        return {label: PlannedRun(experiments[label].model, experiments[label].config, data) for label in labels}
     left, plans = float(budget.seconds), {}
     for i, label in enumerate(labels):
         exp = experiments[label]
@@ -240,6 +246,26 @@ def plan_runs(
         runs = (_cap(data[0], plan.n_train, 42), data[1], data[2])
         plans[label] = PlannedRun(exp.model, exp.config.replace(epochs=plan.epochs), runs, plan)
     return plans
+
+
+def plan_table(runs: Mapping[str, PlannedRun]) -> Any:
+    """The plans side by side: share of the budget, measured seconds per image, threads, training
+    images used of those available, epochs and the expected training time."""
+    import pandas as pd
+
+    rows = {}
+    for label, run in runs.items():
+        p = run.plan
+        rows[label] = {
+            "budget share s": None if p is None else round(p.seconds),
+            "s/training image": None if p is None else round(p.pass_time.train_s, 5),
+            "s/validation image": None if p is None else round(p.pass_time.eval_s, 5),
+            "threads": None if p is None else p.pass_time.threads,
+            "training images": f"{len(run.data[0])} of {len(run.data[0]) if p is None else p.n_available}",
+            "epochs": run.config.epochs,
+            "planned training s": None if p is None else round(p.planned_s),
+        }
+    return pd.DataFrame(rows).T
 
 
 def train_planned(runs: Mapping[str, PlannedRun], profile: Any, *, progress: bool = False) -> dict[str, Any]:
