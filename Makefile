@@ -54,13 +54,22 @@ verify: install
 	@test -d "$(VERIFY_DATA)" || { echo "make verify: no data root at $(VERIFY_DATA) (set VERIFY_DATA=<root>)"; exit 2; }
 	MEDVIT_DATA=$(VERIFY_DATA) $(MAKE) --no-print-directory book PROFILE=quick
 
-# The strict build CI runs: the book's markup, cross-references and citations, warnings are errors.
-# It does not execute the chapters: nbval runs every one of them in the same `make test` (running
-# them twice doubled the test time); `make book` builds with every chapter executed.
+# The strict build: the book's markup, cross-references and citations, warnings are errors. It never
+# executes a chapter. `make book-strict` alone checks the text (no outputs); in `make test`
+# STRICT_FROM names the chapters nbval just executed, saved with their outputs, and the build renders
+# those, so that tests/test_pages.py can check the pages as a reader meets them.
+STRICT := _build/strict
+STRICT_FROM ?=
 book-strict: install
-	$(BIN)/python -m helpers site unexecuted-config _build/strict/_config.yml
+ifeq ($(STRICT_FROM),)
+	$(BIN)/python -m helpers site unexecuted-config $(STRICT)/_config.yml
 	MEDVIT_PROFILE=smoke $(BIN)/jupyter-book build . --builder html -W -n --keep-going \
-	  --config _build/strict/_config.yml --path-output _build/strict
+	  --config $(STRICT)/_config.yml --path-output $(STRICT)
+else
+	$(BIN)/python -m helpers site stage-executed $(STRICT_FROM) $(STRICT)/src
+	MEDVIT_PROFILE=smoke $(BIN)/jupyter-book build $(STRICT)/src --builder html -W -n --keep-going \
+	  --path-output $(STRICT)
+endif
 
 # ruff (config in pyproject.toml) over helpers, tests, benchmarks, scripts and the chapters, and
 # actionlint over the GitHub workflows: seconds.
@@ -133,10 +142,17 @@ bench: install
 	$(BIN)/python benchmarks/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
 # One after another: two torch processes side by side on two cores slow each other down many times
-# over (their OpenMP threads spin). Every chapter is executed once, by nbval; the strict build
-# before it checks the text without executing.
-test: install lint browser book-strict
-	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider --durations=30
+# over (their OpenMP threads spin). Every chapter is executed once, by nbval at smoke (each cell a
+# test), and saved with its outputs (helpers.executed); the strict build renders those, and
+# tests/test_pages.py checks the built pages (paths, stderr, warnings, citations, blank figures, and
+# in Chromium the width of every table).
+EXECUTED := _build/executed
+test: install lint browser
+	rm -rf $(EXECUTED)
+	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider --durations=30 \
+	  -p helpers.executed --executed-dir $(EXECUTED)
+	$(MAKE) --no-print-directory book-strict STRICT_FROM=$(EXECUTED)
+	MEDVIT_BUILT_HTML=$(STRICT)/_build/html $(BIN)/python -m pytest tests/test_pages.py -q -p no:cacheprovider
 
 clean:
 	rm -rf _build .pytest_cache

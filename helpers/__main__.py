@@ -150,6 +150,17 @@ def _data(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_pages(html: Path) -> int:
+    from . import config, pagecheck
+
+    roots = tuple(
+        str(p) for p in (config.repo_root(), config.data_root(), config.cache_dir(False), config.runs_dir(False))
+    )
+    problems = pagecheck.check_site(html, config.repo_root() / "book" / "references.bib", roots)
+    print("\n".join(map(str, problems)) or f"{len(pagecheck.chapter_pages(html))} pages: nothing to report")
+    return 1 if problems else 0
+
+
 def _site(args: argparse.Namespace) -> int:
     from . import site
 
@@ -163,6 +174,11 @@ def _site(args: argparse.Namespace) -> int:
             return 1
     elif args.action == "unexecuted-config":
         print(f"wrote {site.write_unexecuted_config(args.path or '_build/unexecuted/_config.yml')}")
+    elif args.action == "stage-executed":  # the book with the chapters nbval executed, for the strict build
+        dest = site.stage_executed_book(args.path or "_build/executed", args.dest or "_build/strict/src")
+        print(f"staged the executed book at {dest}")
+    elif args.action == "check-pages":  # the built pages as a reader meets them (no browser)
+        return _check_pages(Path(args.path or "_build/html"))
     else:  # "failures": name what failed in a book build's log
         if not args.path:
             print("site failures: give the build log's path", file=sys.stderr)
@@ -262,8 +278,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_data)
 
     p = sub.add_parser("site", help="the book online: Pages URL, link-check set-up, what failed in a build log")
-    p.add_argument("action", choices=["url", "online", "unexecuted-config", "failures"])
-    p.add_argument("path", nargs="?", help="unexecuted-config: where to write it; failures: the build log")
+    p.add_argument(
+        "action", choices=["url", "online", "unexecuted-config", "stage-executed", "check-pages", "failures"]
+    )
+    p.add_argument(
+        "path",
+        nargs="?",
+        help="unexecuted-config: where to write it; stage-executed: the executed notebooks; "
+        "check-pages: the HTML folder (default _build/html); failures: the build log",
+    )
+    p.add_argument("dest", nargs="?", help="stage-executed: where to lay out the book (default _build/strict/src)")
     p.set_defaults(func=_site)
 
     # Other commands (training a model, listing app models, ...) add their sub-parser here.

@@ -11,19 +11,30 @@ Three things every build needs that Jupyter Book does not do by itself:
   ``medvit_gather_last`` setting are moved to the end of the reading order, in the order given.
 * **Time per page.** How long each page took to read (for a notebook: to execute) is written to
   ``pages.json`` as each page finishes, so a page read last can show the others' times.
+* **MathJax served with the book.** The equations are typeset by a copy of MathJax 3 in the book's
+  ``_static/mathjax`` (from the ``sphinx-mathjax-offline`` package: the TeX-to-HTML component, its
+  fonts and TeX extensions, about 2.5 MB), not by a CDN, so a saved or offline copy of the book
+  still shows equations rather than raw LaTeX.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
+import shutil
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from . import claims
 
-__all__ = ["gather_last", "setup"]
+__all__ = ["gather_last", "mathjax_source", "MATHJAX_FILES", "setup"]
+
+#: What the book copies of MathJax 3: the TeX-to-CommonHTML component, its web fonts, the TeX
+#: extensions it loads on demand (``boldsymbol``, ``mathtools``, ...).
+MATHJAX_FILES = ("tex-chtml.js", "output/chtml/fonts/woff-v2", "input/tex/extensions")
 
 _started: dict[str, float] = {}
 
@@ -61,9 +72,41 @@ def _doctree_read(app: Any, doctree: Any) -> None:
     path.write_text(json.dumps(pages, indent=1), encoding="utf-8")
 
 
+def mathjax_source() -> Path | None:
+    """The folder of the MathJax 3 copy installed with ``sphinx-mathjax-offline``, or None."""
+    spec = importlib.util.find_spec("sphinx-mathjax-offline")
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    folder = Path(list(spec.submodule_search_locations)[0]) / "static" / "mathjax"
+    return folder if (folder / MATHJAX_FILES[0]).is_file() else None
+
+
+def _config_inited(app: Any, config: Any) -> None:
+    """Point Sphinx's MathJax at the book's own copy (unless ``mathjax_path`` was set by hand)."""
+    if mathjax_source() is not None and str(config.mathjax_path).startswith("https://"):
+        config.mathjax_path = "mathjax/tex-chtml.js"
+
+
+def _copy_mathjax(app: Any, exc: Exception | None) -> None:
+    """Sphinx ``build-finished``: copy MathJax into the HTML output's ``_static/mathjax``."""
+    source = mathjax_source()
+    if exc is not None or source is None or app.builder.format != "html":
+        return
+    dest = os.path.join(app.outdir, "_static", "mathjax")
+    for name in MATHJAX_FILES:
+        target = os.path.join(dest, name)
+        if (source / name).is_dir():
+            shutil.copytree(source / name, target, dirs_exist_ok=True)
+        else:
+            os.makedirs(os.path.dirname(target), exist_ok=True)
+            shutil.copy2(source / name, target)
+
+
 def setup(app: Any) -> dict[str, Any]:
     """Register the setting and the event handlers."""
     app.add_config_value("medvit_gather_last", [], "env")
+    app.connect("config-inited", _config_inited)
+    app.connect("build-finished", _copy_mathjax)
     app.connect("builder-inited", _builder_inited)
     app.connect("env-before-read-docs", _reorder)
     app.connect("source-read", _source_read)

@@ -17,6 +17,8 @@ its references side by side.
 from __future__ import annotations
 
 import dataclasses
+import functools
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +35,7 @@ __all__ = [
     "findings",
     "main_metric",
     "wide_table",
+    "cited_as",
 ]
 
 #: What each dataset name means, for table captions (registry name -> description).
@@ -677,10 +680,46 @@ def findings(source: str | None = None, dataset: str | None = None) -> Any:
     return pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(Finding)])
 
 
+@functools.lru_cache(maxsize=1)
+def _bib_entries() -> dict[str, dict[str, str]]:
+    """``book/references.bib`` as {key: {field: value}} (authors and year are all :func:`cited_as` reads)."""
+    from . import config
+
+    bib = config.repo_root() / "book" / "references.bib"
+    text = bib.read_text(encoding="utf-8") if bib.is_file() else ""
+    entries = {}
+    for key, body in re.findall(r"@\w+\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", text, flags=re.S):
+        fields = re.findall(r"(\w+)\s*=\s*\{((?:[^{}]|\{[^{}]*\})*)\}", body)
+        entries[key] = {name.lower(): value for name, value in fields}
+    return entries
+
+
+def cited_as(key: str) -> str:
+    """How a table names the work behind bibtex ``key``: ``thesis 004``, ``Yang et al. 2023``, ``Wang et al. 2017``.
+
+    A key the bibliography does not hold is returned as it is.
+    """
+    if re.fullmatch(r"thesis\d{3}", key):
+        return f"thesis {key[-3:]}"
+    entry = _bib_entries().get(key)
+    if entry is None or "author" not in entry:
+        return key
+    authors = [a.strip() for a in entry["author"].split(" and ")]
+    first = re.sub(r"\\['\"`^~]|[{}]", "", authors[0]).split(",")[0].strip()
+    first = first if "," in authors[0] else first.split()[-1]
+    more = (
+        " et al."
+        if len(authors) > 2 or "others" in authors
+        else (f" and {authors[1].split(',')[0]}" if len(authors) == 2 else "")
+    )
+    return f"{first}{more} {entry.get('year', 'n.d.')}"
+
+
 def wide_table(task: str, metrics: Iterable[str] | None = None, source: str | None = None) -> Any:
     """One row per (source, model), one column per metric: the shape the chapters print.
 
-    ``wide_table("pbc")`` is thesis 004's Table 2 as a DataFrame.
+    ``wide_table("pbc")`` is thesis 004's Table 2 as a DataFrame; its ``source`` column names each
+    work as a reader knows it (:func:`cited_as`), not by its bibtex key.
     """
     df = reference_table(task=task, source=source)
     if metrics is not None:
@@ -696,4 +735,4 @@ def wide_table(task: str, metrics: Iterable[str] | None = None, source: str | No
     wide = wide.reset_index()
     wide.columns.name = None
     order = [m for m in METRICS if m in wide.columns]
-    return wide[keys + order]
+    return wide[keys + order].assign(source=wide["source"].map(cited_as))

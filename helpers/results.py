@@ -195,7 +195,7 @@ def _reference_rows(tasks: Iterable[str] | None) -> Any:
             "task": info["dataset"],
             "kind": "reference",
             "status": "published",
-            "who": f"{info['source']}, {info['table']}",
+            "who": f"{refs.cited_as(info['source'])}, {info['table']}",
             "model": info["model"],
             "profile": None,
             "data_source": "published",

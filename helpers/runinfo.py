@@ -95,6 +95,13 @@ def _wrapped(label: str, items: list[str], per_line: int = 4) -> list[str]:
     return [label + chunks[0]] + [" " * len(label) + c for c in chunks[1:]]
 
 
+def _data_root_in_words() -> str:
+    """Where the datasets are read from, as a page may print it (no path of the machine that built it)."""
+    if os.environ.get("MEDVIT_DATA", "").strip():
+        return "$MEDVIT_DATA (set for this run)"
+    return "$MEDVIT_DATA (not set: the folder data/ of the book's repository)"
+
+
 def show(profile: config.Profile | str | None = None, datasets: Iterable[str] = ()) -> dict[str, Any]:
     """Print the run-info block at the top of a chapter and return it as a dict."""
     info = collect(profile, datasets)
@@ -105,7 +112,7 @@ def show(profile: config.Profile | str | None = None, datasets: Iterable[str] = 
         f"device      : {hw['device']}" + (f" ({hw['gpu']})" if "gpu" in hw else ""),
         f"hardware    : {hw['cpu']}, {hw['cpu_cores']} cores, {hw.get('memory_gb', '?')} GB RAM",
         *_wrapped("versions    : ", [f"{k} {v}" for k, v in info["versions"].items()]),
-        f"data root   : {info['data_root']}",
+        f"data root   : {_data_root_in_words()}",
     ]
     for name, source in info.get("data_sources", {}).items():
         lines.append(f"data {name:<7}: {source}")

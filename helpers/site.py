@@ -38,6 +38,7 @@ __all__ = [
     "workflow_badge",
     "require_online",
     "write_unexecuted_config",
+    "stage_executed_book",
     "build_failures",
     "report",
 ]
@@ -114,6 +115,47 @@ def write_unexecuted_config(dest: str | Path, source: str | Path | None = None) 
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")
+    return dest
+
+
+#: The folders a staged copy of the book needs: its pages, and the package whose code they include.
+STAGED_FOLDERS = ("book", "helpers")
+
+
+def stage_executed_book(executed: str | Path, dest: str | Path, root: str | Path | None = None) -> Path:
+    """Lay out at ``dest`` a copy of the book at ``root`` whose notebooks are those under ``executed``.
+
+    Every file the book is built from (``_toc.yml``, :data:`STAGED_FOLDERS`) is copied; each notebook found under
+    ``executed`` at the same relative path replaces its source; ``_config.yml`` is written with
+    execution off (:func:`write_unexecuted_config`). Returns ``dest``.
+
+    Raises:
+        FileNotFoundError: when ``executed`` holds no notebook, or a notebook of the book's table of
+            contents has no executed copy (a chapter that nbval did not run cannot be checked).
+    """
+    import shutil
+
+    from .sources import toc_chapters
+
+    root = Path(root) if root is not None else config.repo_root()
+    executed, dest = Path(executed), Path(dest)
+    ran = sorted(p.relative_to(executed) for p in executed.rglob("*.ipynb")) if executed.is_dir() else []
+    if not ran:
+        raise FileNotFoundError(f"no executed notebooks under {executed}: run the chapters with nbval first")
+    missing = [c for c in toc_chapters(root / "_toc.yml") if Path(f"{c}.ipynb") not in ran]
+    if missing:
+        raise FileNotFoundError(f"chapters with no executed copy under {executed}: {', '.join(missing)}")
+    if dest.exists():
+        shutil.rmtree(dest)
+    skip = shutil.ignore_patterns("_build", ".ipynb_checkpoints", "__pycache__")
+    for folder in STAGED_FOLDERS:  # the pages, and the code they show with literalinclude
+        if (root / folder).is_dir():
+            shutil.copytree(root / folder, dest / folder, ignore=skip)
+    shutil.copy2(root / "_toc.yml", dest / "_toc.yml")
+    for rel in ran:
+        if (dest / rel).parent.is_dir():
+            shutil.copy2(executed / rel, dest / rel)
+    write_unexecuted_config(dest / "_config.yml", root / "_config.yml")
     return dest
 
 

@@ -480,7 +480,7 @@ def test_app_models_prefer_real_data(real_data, tmp_workdirs):
 def test_app_models_say_when_only_synthetic(tmp_workdirs, monkeypatch):
     monkeypatch.setenv("MEDVIT_DATA", str(tmp_workdirs / "no_data"))
     name, source, why = choose_dataset("mammo", download=False)
-    assert (name, source) == ("cbis_ddsm", "synthetic") and "no_data" in why
+    assert (name, source) == ("cbis_ddsm", "synthetic") and "$MEDVIT_DATA/cbis_ddsm" in why
 
 
 @pytest.mark.slow

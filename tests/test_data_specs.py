@@ -138,7 +138,7 @@ def test_describe_source_writes_nothing(real_data, tmp_path, monkeypatch, no_net
     write.mkdir(parents=True)
     shutil.copy(real_data / "mias" / "all-mias" / "Info.txt", write / "Info.txt")
     cache_before = _tree(cache)
-    assert describe_source("mias").startswith(f"download (fetched earlier: {dl.download_dir('mias')}")
+    assert describe_source("mias") == "download (fetched earlier: $MEDVIT_CACHE/downloads/mias)"
     assert _tree(cache) == cache_before
 
 

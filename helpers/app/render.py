@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import config
 from ..cards import ModelCard
 from ..checkpoints import Checkpoint
 from .core import Result, headline_metric
@@ -191,7 +192,7 @@ def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap:
         rows.append(("heatmap", html.escape(heatmap)))
     rows.append(("against chance", html.escape(_chance_row(card))))
     if folder is not None:
-        rows.append(("folder", html.escape(str(folder))))
+        rows.append(("folder", html.escape(config.shown_path(folder))))
     body = "".join(f"<tr><th style='text-align:left;padding-right:1em'>{k}</th><td>{v}</td></tr>" for k, v in rows)
     return (
         f"<div class='medvit-card'><h4 style='margin:0.2em 0'>Model card</h4>{_warning(card)}<table>{body}</table>"

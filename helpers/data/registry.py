@@ -189,7 +189,8 @@ def describe_source(name: str) -> str:
     found = _present(spec)
     if found is not None:
         source, path, _ = found
-        return f"real ({path})" if source == "real" else f"download (fetched earlier: {path})"
+        shown = config.shown_path(path)
+        return f"real ({shown})" if source == "real" else f"download (fetched earlier: {shown})"
     why = spec.missing(config.data_root())
     if spec.auto and not offline():
         return f"download from {spec.url} on first use ({why}); a synthetic stand-in if that fails"

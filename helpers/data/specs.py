@@ -23,6 +23,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from .. import config
 from ..cards import TASK_KINDS
 from .chestxray import read_covid, read_nih, read_nih_64px
 from .download import download_covid, download_medmnist, download_mias
@@ -117,8 +118,8 @@ class DatasetSpec:
     def missing(self, root: Path) -> str:
         """What ``root`` lacks when the dataset is not there, for messages (``no folder <root>/pbc``)."""
         if self.kind == "medmnist":
-            return f"no {root / self.home / (self.name + '.npz')}"
-        return f"no folder {root / self.home}"
+            return f"no {config.shown_path(root / self.home / (self.name + '.npz'))}"
+        return f"no folder {config.shown_path(root / self.home)}"
 
     def stand_in(self) -> Path:
         """Write (once) the synthetic stand-in in the dataset's layout; returns what :meth:`locate` would."""

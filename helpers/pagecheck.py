@@ -1,0 +1,206 @@
+"""The built book's pages checked as a reader meets them: what the outputs of its executed chapters show.
+
+A page fails when one of its cell outputs shows
+
+* an absolute filesystem path (``/home/...``, ``/tmp/...``, ``C:\\...``, or any of the roots passed
+  in): pages print ``$MEDVIT_DATA/...`` and ``$MEDVIT_RUNS/...`` instead (:func:`helpers.config.shown_path`);
+* a stderr box, or a Python warning (``...Warning:``) in any output;
+* a raw citation: a key of ``references.bib`` in the text, or ``{cite}``/``:cite:`` markup left unrendered;
+* a figure whose pixels are nearly uniform (a plot or a map that shows nothing);
+* equations typeset by a MathJax the book does not carry (a CDN: an offline copy shows raw LaTeX);
+* (in a browser, :func:`browser_problems`) a table wider than the text column, or equations left as
+  raw LaTeX with the network cut off.
+
+:func:`check_site` runs the first four over every chapter page of a build; ``python -m helpers site
+check-pages HTML_DIR`` prints what it finds, and ``tests/test_pages.py`` runs all five over the strict
+build of ``make test``.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "Problem",
+    "UNIFORM_STD",
+    "absolute_paths",
+    "warning_lines",
+    "bib_keys",
+    "raw_citations",
+    "is_nearly_uniform",
+    "check_page",
+    "check_site",
+    "chapter_pages",
+    "browser_problems",
+]
+
+#: A figure whose grey levels spread less than this (standard deviation, 0-255) shows nothing.
+UNIFORM_STD = 2.0
+#: ... or whose most common grey level covers at least this share of its pixels.
+UNIFORM_SHARE = 0.995
+
+_ABSOLUTE = re.compile(
+    r"(?<![\w.:/$~-])(?:/(?:home|root|tmp|work|usr|opt|var|mnt|srv|media|Users|private|content|scratch)/"
+    r"[^\s'\"<>)]*|[A-Za-z]:\\[^\s'\"<>]+)"
+)
+_WARNING = re.compile(r"\b[A-Z]\w*Warning\b:|\bwarnings\.warn\(")
+_CITE_MARKUP = re.compile(r"\{cite(?::\w+)?\}|:cite(?::\w+)?:")
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing a page shows that it should not.
+
+    Attributes:
+        page: the page, relative to the HTML root (``book/models/cnn_baselines.html``).
+        kind: ``path``, ``stderr``, ``warning``, ``citation``, ``figure``, ``math`` or ``table``.
+        detail: what and where, short enough for one line.
+    """
+
+    page: str
+    kind: str
+    detail: str
+
+    def __str__(self) -> str:
+        return f"{self.page}: {self.kind}: {self.detail}"
+
+
+def absolute_paths(text: str, roots: tuple[str, ...] = ()) -> list[str]:
+    """The absolute filesystem paths in ``text``: the usual roots of Linux, macOS, Colab and Windows, and
+    any of ``roots`` (the machine's own data, cache and runs folders)."""
+    found = [m.group(0) for m in _ABSOLUTE.finditer(text)]
+    found += [r for r in roots if r and len(r) > 1 and r in text and not any(r in f for f in found)]
+    return found
+
+
+def warning_lines(text: str) -> list[str]:
+    """The lines of ``text`` that show a Python warning (``UserWarning: ...``, ``warnings.warn(``)."""
+    return [line.strip() for line in text.splitlines() if _WARNING.search(line)]
+
+
+def bib_keys(bib: str | Path) -> list[str]:
+    """The entry keys of a BibTeX file."""
+    return re.findall(r"@\w+\s*\{\s*([^,\s]+)\s*,", Path(bib).read_text(encoding="utf-8"))
+
+
+def raw_citations(text: str, keys: list[str]) -> list[str]:
+    """Citation keys and citation markup that ``text`` shows as they were typed, not rendered."""
+    found = [m.group(0) for m in _CITE_MARKUP.finditer(text)]
+    words = set(re.findall(r"[\w:.-]+", text))
+    return found + [k for k in keys if k in words]
+
+
+def is_nearly_uniform(path: str | Path | io.BytesIO) -> bool:
+    """Whether the image at ``path`` (or in a file object) is (nearly) one grey level: a figure that shows nothing."""
+    import numpy as np
+    from PIL import Image
+
+    with Image.open(path) as im:
+        grey = np.asarray(im.convert("L"), dtype=np.float64)
+    if grey.size == 0:
+        return True
+    share = np.bincount(grey.astype(np.uint8).ravel(), minlength=256).max() / grey.size
+    return bool(grey.std() < UNIFORM_STD or share >= UNIFORM_SHARE)
+
+
+def _image_source(src: str, html: Path) -> Path | io.BytesIO | None:
+    """The PNG or JPEG an ``<img src>`` shows: a file beside the page, or the bytes of a data URI."""
+    if src.startswith("data:image/png;base64,") or src.startswith("data:image/jpeg;base64,"):
+        return io.BytesIO(base64.b64decode(src.split(",", 1)[1]))
+    path = (html.parent / src).resolve()
+    return path if "://" not in src and path.is_file() and path.suffix.lower() in (".png", ".jpg", ".jpeg") else None
+
+
+def _outputs(soup: Any) -> list[Any]:
+    """The cell-output blocks of a Jupyter Book page."""
+    return soup.select("div.cell_output")
+
+
+def check_page(html: str | Path, site: str | Path, keys: list[str], roots: tuple[str, ...] = ()) -> list[Problem]:
+    """Everything wrong with the outputs of one built page (see the module's list), found without a browser."""
+    from bs4 import BeautifulSoup
+
+    html, site = Path(html), Path(site)
+    page = html.relative_to(site).as_posix()
+    soup = BeautifulSoup(html.read_text(encoding="utf-8"), "html.parser")
+    problems: list[Problem] = []
+    for k, out in enumerate(_outputs(soup)):
+        text = out.get_text("\n")
+        where = f"output {k + 1}"
+        problems += [Problem(page, "path", f"{where}: {p}") for p in absolute_paths(text, roots)]
+        if out.select(".stderr"):
+            problems.append(Problem(page, "stderr", f"{where}: {out.select('.stderr')[0].get_text()[:120]!r}"))
+        problems += [Problem(page, "warning", f"{where}: {w[:160]}") for w in warning_lines(text)]
+        for img in out.select("img"):
+            image = _image_source(img.get("src", ""), html)
+            if image is not None and is_nearly_uniform(image):
+                name = image.name if isinstance(image, Path) else "an inline image"
+                problems.append(Problem(page, "figure", f"{where}: {name} is nearly one colour"))
+    article = soup.select_one("article") or soup
+    problems += [Problem(page, "citation", c) for c in raw_citations(article.get_text(" "), keys)]
+    return problems + _mathjax_problems(soup, html, page)
+
+
+def _mathjax_problems(soup: Any, html: Path, page: str) -> list[Problem]:
+    """A page with equations must load MathJax from the book's own ``_static`` folder."""
+    if not soup.select(".math"):
+        return []
+    scripts = [s.get("src", "") for s in soup.select("script[src]") if "mathjax" in s.get("src", "").lower()]
+    local = [src for src in scripts if "://" not in src and (html.parent / src.split("?")[0]).is_file()]
+    if local and len(local) == len(scripts):
+        return []
+    return [Problem(page, "math", f"equations typeset by {scripts or 'no MathJax'}, not the book's own copy")]
+
+
+def chapter_pages(site: str | Path) -> list[Path]:
+    """The chapter pages of a built book (``book/**.html``), not its index, search or generated pages."""
+    return sorted(Path(site).glob("book/**/*.html"))
+
+
+def check_site(site: str | Path, bib: str | Path, roots: tuple[str, ...] = ()) -> list[Problem]:
+    """:func:`check_page` over every chapter page of the HTML build at ``site``.
+
+    Raises:
+        FileNotFoundError: when ``site`` has no chapter pages (not a built book).
+    """
+    pages = chapter_pages(site)
+    if not pages:
+        raise FileNotFoundError(f"no chapter pages under {site}: build the book first")
+    keys = bib_keys(bib)
+    return [p for page in pages for p in check_page(page, site, keys, roots)]
+
+
+_WIDTH_JS = """() => {
+  const column = document.querySelector('article.bd-article') || document.querySelector('main');
+  const limit = column.getBoundingClientRect().width;
+  return Array.from(column.querySelectorAll('table')).map((t, i) => ({
+    index: i, width: Math.max(t.scrollWidth, t.getBoundingClientRect().width), limit: limit,
+    head: (t.querySelector('tr') || t).innerText.slice(0, 60)}));
+}"""
+
+
+def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, slack: float = 1.0) -> list[Problem]:
+    """The tables of the page at ``url`` wider than its text column, in a Playwright ``page`` ``width`` px
+    wide, and its equations when they were not typeset (the page is read with the network cut off)."""
+    page.set_viewport_size({"width": width, "height": 900})
+    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    page.goto(url)
+    name = url.split(str(Path(site).resolve().as_posix()).rstrip("/") + "/")[-1]
+    problems = []
+    if page.locator(".math").count():
+        try:
+            page.wait_for_selector("mjx-container", timeout=15_000)
+        except Exception:  # noqa: BLE001 - Playwright's TimeoutError: the equations stayed raw LaTeX
+            problems.append(Problem(name, "math", "equations not typeset with the network cut off"))
+    return problems + [
+        Problem(
+            name, "table", f"table {t['index'] + 1} ({t['head']!r}) is {t['width']:.0f} px, column {t['limit']:.0f}"
+        )
+        for t in page.evaluate(_WIDTH_JS)
+        if t["width"] > t["limit"] + slack
+    ]
