@@ -2,8 +2,8 @@
 
 A fixed number of epochs fits one machine; a budget in seconds fits any. :func:`measure_pass_time`
 times a few real training steps (forward, backward, optimiser step, on augmented batches of the
-training split) and a few validation batches of a model and configuration on this machine, after a
-warm-up step. :func:`plan_epochs` turns a share of a :class:`TimeBudget` into a plan: the whole
+training split) and a few validation batches of a model and configuration on this machine, after
+warm-up steps. :func:`plan_epochs` turns a share of a :class:`TimeBudget` into a plan: the whole
 training split when it fits the budget's minimum of epochs (else the largest stratified part that
 does), and as many epochs as the share pays for, capped at the configuration's epochs.
 :func:`plan_runs` shares one budget among several runs in order (each gets what is left divided
@@ -13,6 +13,7 @@ by the runs still to plan), and :func:`train_planned` trains them and tabulates 
 from __future__ import annotations
 
 import math
+import statistics
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -60,7 +61,7 @@ class PassTime:
         train_s: seconds per training image (forward, backward and optimiser step, augmented batches).
         eval_s: seconds per validation image (forward only).
         batch_size: the batch size measured.
-        steps: timed training steps (after one warm-up step).
+        steps: timed training steps (after two warm-up steps).
         threads: PyTorch's CPU threads during the measurement.
     """
 
@@ -103,28 +104,32 @@ class PlannedRun:
     plan: BudgetPlan | None = None
 
 
-def _timed_steps(step: Any, batches: Any, steps: int) -> tuple[float, int]:
-    """Seconds and images of ``steps`` calls of ``step`` on ``batches`` after one untimed warm-up call."""
-    it = iter(batches)
-    step(*next(it))
-    images, start = 0, time.perf_counter()
-    for _ in range(steps):
+def _timed_steps(step: Any, batches: Any, steps: int, warmup: int = 2) -> float:
+    """Median seconds per image of ``steps`` calls of ``step`` on ``batches``, after ``warmup``
+    untimed calls (the first steps of a network are slower: allocation, kernel choice). The median
+    of the steps, not their mean, so that a step slowed by another process on a shared machine
+    does not set the plan."""
+    it, per_image = iter(batches), []
+    for i in range(warmup + steps):
         try:
             xb, yb = next(it)
         except StopIteration:
             it = iter(batches)
             xb, yb = next(it)
+        start = time.perf_counter()
         step(xb, yb)
-        images += len(xb)
-    return time.perf_counter() - start, images
+        if i >= warmup:
+            per_image.append((time.perf_counter() - start) / len(xb))
+    return statistics.median(per_image)
 
 
-def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, steps: int = 3) -> PassTime:
+def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, steps: int = 5) -> PassTime:
     """Seconds per training and per validation image of ``model`` trained as ``config`` says, on this machine.
 
     Builds the network, the loss and the loaders as :func:`helpers.train.train` does (same image size,
-    batch size, augmentation), runs one warm-up step and then ``steps`` timed training steps with
-    PyTorch's AdamW, and the same number of forward passes on validation batches. MixUp and fastai's
+    batch size, augmentation), runs two warm-up steps and then ``steps`` timed training steps with
+    PyTorch's AdamW (the median step counts), and the same for forward passes on validation batches
+    (batches are reused when a split has fewer). MixUp and fastai's
     callbacks are not included: the training loop costs a little more than this (see the chapters'
     planned and measured times).
 
@@ -166,10 +171,10 @@ def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, st
             net(x)
 
     net.train()
-    train_s, train_n = _timed_steps(train_step, dls.train, steps)
+    train_s = _timed_steps(train_step, dls.train, steps)
     net.eval()
-    eval_s, eval_n = _timed_steps(eval_step, dls.valid, steps)
-    return PassTime(train_s / train_n, eval_s / eval_n, int(config.batch_size), steps, torch.get_num_threads())
+    eval_s = _timed_steps(eval_step, dls.valid, steps)
+    return PassTime(train_s, eval_s, int(config.batch_size), steps, torch.get_num_threads())
 
 
 def epoch_seconds(pass_time: PassTime, n_train: int, n_valid: int) -> float:
@@ -208,7 +213,7 @@ def plan_runs(
     budget: TimeBudget | None,
     *,
     upto: int | None = None,
-    steps: int = 3,
+    steps: int = 5,
 ) -> dict[str, PlannedRun]:
     """Share ``budget`` among ``experiments`` (label -> :class:`~helpers.configs.Experiment`), in order.
 
