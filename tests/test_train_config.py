@@ -204,6 +204,7 @@ def test_blood_cells_configurations():
     assert list(runs) == ["resnet10t", "vit_tiny_patch16_224"]
     assert runs["resnet10t"].config == blood_cells_config(quick).replace(seed=2, batch_size=64)
     assert runs["vit_tiny_patch16_224"].config.model_kwargs == {"patch_size": 4, "depth": 6}
+    assert runs["vit_tiny_patch16_224"].config.lr == 1e-3 and runs["resnet10t"].config.lr == 3e-3
     assert list(blood_cells_experiments(full)) == ["resnet18.tv_in1k"]
     assert blood_cells_experiments(quick, image_size=48)["resnet10t"].config.image_size == 48
     # quick is sized by time, not by the profile's cap on training images; full by the thesis's epochs
