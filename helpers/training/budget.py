@@ -129,9 +129,9 @@ def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, st
     Builds the network, the loss and the loaders as :func:`helpers.train.train` does (same image size,
     batch size, augmentation), runs two warm-up steps and then ``steps`` timed training steps with
     PyTorch's AdamW (the median step counts), and the same for forward passes on validation batches
-    (batches are reused when a split has fewer). MixUp and fastai's
-    callbacks are not included: the training loop costs a little more than this (see the chapters'
-    planned and measured times).
+    (batches are reused when a split has fewer); on a GPU each step waits for the device. MixUp and
+    fastai's callbacks are not included: the training loop costs a little more than this (see the
+    chapters' planned and measured times).
 
     Args:
         model: a :func:`~helpers.models.vision.create_model` name.
@@ -155,8 +155,10 @@ def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, st
         raise ValueError("measuring a pass needs training and validation images")
     dls = make_dataloaders(train_ds, valid_ds, config.batch_size, augment=config.augment, seed=config.seed)
     xb, _ = dls.one_batch()
+    device = get_device()
     net = build_model(model, config, len(train_ds.classes), int(xb.shape[1]), int(xb.shape[-1])).net
-    net.to(get_device())
+    net.to(device)
+    wait = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # GPU work is asynchronous
     loss_func = build_loss(train_ds.task, config, train_ds.labels)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
 
@@ -165,10 +167,12 @@ def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, st
         opt.zero_grad()
         loss.backward()
         opt.step()
+        wait()
 
     def eval_step(x: Any, y: Any) -> None:
         with torch.no_grad():
             net(x)
+        wait()
 
     net.train()
     train_s = _timed_steps(train_step, dls.train, steps)
