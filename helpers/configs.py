@@ -507,14 +507,34 @@ def list_configs() -> list[str]:
 _HEADLINE = ("recipe", "schedule", "optimizer", "lr", "weight_decay", "epochs", "batch_size")
 
 
+def shown_setting(value: Any) -> Any:
+    """A setting as a table cell: a settings dataclass by the fields that differ from its defaults
+    (``Augment(flip_vert=True, brightness=0.1)``), a dict as ``key=value`` pairs, ``None`` as ``none``."""
+    if value is None:
+        return "none"
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        default = type(value)()
+        changed = [
+            f"{f.name}={getattr(value, f.name)!r}"
+            for f in dataclasses.fields(value)
+            if getattr(value, f.name) != getattr(default, f.name)
+        ]
+        return f"{type(value).__name__}({', '.join(changed)})"
+    if isinstance(value, dict):
+        return ", ".join(f"{k}={v}" for k, v in value.items())
+    return value
+
+
 def config_table(configs: Mapping[str, TrainConfig], fields: Sequence[str] | None = None) -> Any:
     """A DataFrame with one row per configuration: the headline settings (schedule, optimiser,
     learning rate, ...) and every other setting that is not the same in all of them and the
-    default ``TrainConfig()`` (or exactly ``fields``)."""
+    default ``TrainConfig()`` but ``name`` (or exactly ``fields``), each cell as :func:`shown_setting` writes it."""
     import pandas as pd
 
     if fields is None:
         rows = [*configs.values(), TrainConfig()]
         names = [f.name for f in dataclasses.fields(TrainConfig)]
         fields = [n for n in names if n in _HEADLINE or any(getattr(c, n) != getattr(rows[0], n) for c in rows)]
-    return pd.DataFrame([{f: getattr(c, f) for f in fields} for c in configs.values()], index=list(configs))
+        fields = [n for n in fields if n != "name"]  # the index names each configuration
+    cells = [{f: shown_setting(getattr(c, f)) for f in fields} for c in configs.values()]
+    return pd.DataFrame(cells, index=list(configs))

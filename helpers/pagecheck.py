@@ -8,8 +8,8 @@ A page fails when one of its cell outputs shows
 * a raw citation: a key of ``references.bib`` in the text, or ``{cite}``/``:cite:`` markup left unrendered;
 * a figure whose pixels are nearly uniform (a plot or a map that shows nothing);
 * equations typeset by a MathJax the book does not carry (a CDN: an offline copy shows raw LaTeX);
-* (in a browser, :func:`browser_problems`) a table wider than the text column, or equations left as
-  raw LaTeX with the network cut off.
+* (in a browser, :func:`browser_problems`) a table or a display equation wider than the text column,
+  or equations left as raw LaTeX with the network cut off.
 
 :func:`check_site` runs the first four over every chapter page of a build; ``python -m helpers site
 check-pages HTML_DIR`` prints what it finds, and ``tests/test_pages.py`` runs all five over the strict
@@ -58,7 +58,7 @@ class Problem:
 
     Attributes:
         page: the page, relative to the HTML root (``book/models/cnn_baselines.html``).
-        kind: ``path``, ``stderr``, ``warning``, ``citation``, ``figure``, ``math`` or ``table``.
+        kind: ``path``, ``stderr``, ``warning``, ``citation``, ``figure``, ``math``, ``table`` or ``equation``.
         detail: what and where, short enough for one line.
     """
 
@@ -142,6 +142,8 @@ def check_page(html: str | Path, site: str | Path, keys: list[str], roots: tuple
                 name = image.name if isinstance(image, Path) else "an inline image"
                 problems.append(Problem(page, "figure", f"{where}: {name} is nearly one colour"))
     article = soup.select_one("article") or soup
+    for code in article.select(".cell_input, code"):  # a key in code is code: only text and outputs count
+        code.decompose()
     problems += [Problem(page, "citation", c) for c in raw_citations(article.get_text(" "), keys)]
     return problems + _mathjax_problems(soup, html, page)
 
@@ -178,15 +180,20 @@ def check_site(site: str | Path, bib: str | Path, roots: tuple[str, ...] = ()) -
 _WIDTH_JS = """() => {
   const column = document.querySelector('article.bd-article') || document.querySelector('main');
   const limit = column.getBoundingClientRect().width;
-  return Array.from(column.querySelectorAll('table')).map((t, i) => ({
-    index: i, width: Math.max(t.scrollWidth, t.getBoundingClientRect().width), limit: limit,
+  const tables = Array.from(column.querySelectorAll('table')).map((t, i) => ({
+    kind: 'table', index: i, width: Math.max(t.scrollWidth, t.getBoundingClientRect().width), limit: limit,
     head: (t.querySelector('tr') || t).innerText.slice(0, 60)}));
+  const equations = Array.from(column.querySelectorAll('mjx-container[display="true"] > mjx-math')).map((m, i) => ({
+    kind: 'equation', index: i, width: m.getBoundingClientRect().width, limit: limit,
+    head: (m.closest('.math') || m).getAttribute('id') || ''}));
+  return tables.concat(equations);
 }"""
 
 
-def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, slack: float = 1.0) -> list[Problem]:
-    """The tables of the page at ``url`` wider than its text column, in a Playwright ``page`` ``width`` px
-    wide, and its equations when they were not typeset (the page is read with the network cut off)."""
+def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, slack: float = 2.0) -> list[Problem]:
+    """The tables and display equations of the page at ``url`` wider than its text column, in a Playwright
+    ``page`` ``width`` px wide (by more than ``slack`` px: a table that fills the column exactly may round
+    up), and its equations when they were not typeset (read with the network cut off)."""
     page.set_viewport_size({"width": width, "height": 900})
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
     page.goto(url)
@@ -195,12 +202,11 @@ def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, s
     if page.locator(".math").count():
         try:
             page.wait_for_selector("mjx-container", timeout=15_000)
+            page.wait_for_timeout(500)  # let MathJax finish laying the equations out
         except Exception:  # noqa: BLE001 - Playwright's TimeoutError: the equations stayed raw LaTeX
             problems.append(Problem(name, "math", "equations not typeset with the network cut off"))
-    return problems + [
-        Problem(
-            name, "table", f"table {t['index'] + 1} ({t['head']!r}) is {t['width']:.0f} px, column {t['limit']:.0f}"
-        )
-        for t in page.evaluate(_WIDTH_JS)
-        if t["width"] > t["limit"] + slack
-    ]
+    for t in page.evaluate(_WIDTH_JS):
+        if t["width"] > t["limit"] + slack:
+            what = f"{t['kind']} {t['index'] + 1} ({t['head']!r})"
+            problems.append(Problem(name, t["kind"], f"{what} is {t['width']:.0f} px, column {t['limit']:.0f}"))
+    return problems

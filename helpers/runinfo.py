@@ -102,8 +102,24 @@ def _data_root_in_words() -> str:
     return "$MEDVIT_DATA (not set: the folder data/ of the book's repository)"
 
 
+def page_number(x: float) -> str:
+    """A number as a page's tables show it: three significant digits, thousands whole (0.901, 360, 17,092)."""
+    if x != x or x in (float("inf"), float("-inf")):
+        return str(x)
+    return f"{x:,.0f}" if abs(x) >= 1000 else f"{x:.3g}"
+
+
+def page_tables() -> None:
+    """Set pandas to print a page's tables with :func:`page_number` (called by :func:`show`)."""
+    import pandas as pd
+
+    pd.set_option("display.float_format", page_number)
+
+
 def show(profile: config.Profile | str | None = None, datasets: Iterable[str] = ()) -> dict[str, Any]:
-    """Print the run-info block at the top of a chapter and return it as a dict."""
+    """Print the run-info block at the top of a chapter and return it as a dict; tables on the page then
+    print numbers to three significant digits (:func:`page_tables`)."""
+    page_tables()
     info = collect(profile, datasets)
     hw = info["hardware"]
     prof = config.get_profile(info["profile"])

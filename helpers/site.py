@@ -119,7 +119,7 @@ def write_unexecuted_config(dest: str | Path, source: str | Path | None = None) 
 
 
 #: The folders a staged copy of the book needs: its pages, and the package whose code they include.
-STAGED_FOLDERS = ("book", "helpers")
+STAGED_FOLDERS = ("book", "helpers", "_static")
 
 
 def stage_executed_book(executed: str | Path, dest: str | Path, root: str | Path | None = None) -> Path:

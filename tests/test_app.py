@@ -404,6 +404,8 @@ def test_batch_results_table_and_csv(blood):
     } <= set(table.columns)
     assert table.loc[2, "error"] and pd.isna(table.loc[2, "prediction"])
     assert np.allclose(table.loc[:1, [c for c in table.columns if c.startswith("p(")]].sum(axis=1), 1, atol=1e-3)
+    narrow = app.batch_table(results, card, per_class=False)  # for a page: the CSV keeps every class
+    assert not any(c.startswith("p(") for c in narrow.columns) and "probability" in narrow.columns
     csv = app.results_csv(results, card)
     back = pd.read_csv(io.StringIO(csv))
     assert list(back["file"]) == ["a.png", "b.jpg", "c.txt"]

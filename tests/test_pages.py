@@ -173,3 +173,13 @@ def test_built_pages_have_no_wide_table_and_typeset_equations_offline():
             problems += pagecheck.browser_problems(page, html.resolve().as_uri(), BUILT)
         browser.close()
     assert problems == [], "\n".join(map(str, problems))
+
+
+def test_a_key_in_code_is_not_a_raw_citation(tmp_path):
+    body = (
+        "<div class='cell_input'><pre>references.findings('thesis004')</pre></div>"
+        "<p>see <code>thesis004_config</code></p>"
+        "<div class='cell_output'><table><tr><td>thesis004</td></tr></table></div>"
+    )
+    problems = pagecheck.check_page(_page(tmp_path, body), tmp_path, ["thesis004"])
+    assert [(p.kind, p.detail) for p in problems] == [("citation", "thesis004")]

@@ -28,3 +28,24 @@ def test_show_reports_data_sources(capsys, monkeypatch, tmp_path):
     info = runinfo.show("smoke", datasets=["pneumoniamnist"])
     assert "pneumoniamnist" in info["data_sources"]
     assert "pneumoniamnist" in capsys.readouterr().out
+
+
+def test_page_tables_print_three_significant_digits():
+    import pandas as pd
+
+    from helpers.runinfo import page_number, page_tables
+
+    assert [page_number(x) for x in (0.901354, 360.21393, 17092.0, 0.000123456, 12.5)] == [
+        "0.901",
+        "360",
+        "17,092",
+        "0.000123",
+        "12.5",
+    ]
+    assert page_number(float("nan")) == "nan"
+    before = pd.get_option("display.float_format")
+    try:
+        page_tables()
+        assert "0.901" in pd.DataFrame({"accuracy": [0.901354]}).to_html()
+    finally:
+        pd.set_option("display.float_format", before)

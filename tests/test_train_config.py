@@ -239,3 +239,13 @@ def test_config_table_shows_what_differs():
     assert list(table.index) == list(RECIPES)
     assert {"schedule", "optimizer", "lr", "freeze_epochs", "stage_epochs", "plateau"} <= set(table.columns)
     assert "mixup" not in table.columns and table.loc["three_stage", "lr"] == 1e-4
+
+
+def test_config_table_cells_are_short():
+    from helpers.configs import shown_setting
+
+    assert shown_setting(Augment(flip_vert=True)) == "Augment(flip_vert=True)"
+    assert shown_setting({"backbone": "resnet10t", "depth": 2}) == "backbone=resnet10t, depth=2"
+    assert shown_setting(None) == "none" and shown_setting(0.1) == 0.1
+    cell = config_table({"quick": CONFIGS["blood_cells_quick"]}).loc["quick", "augment"]
+    assert cell.startswith("Augment(") and "padding" not in cell

@@ -201,8 +201,9 @@ def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap:
     )
 
 
-def batch_table(results: Sequence[Result], card: ModelCard | None = None) -> Any:
-    """One row per file: prediction, its probability, every class probability, timing, notes, warnings, error."""
+def batch_table(results: Sequence[Result], card: ModelCard | None = None, per_class: bool = True) -> Any:
+    """One row per file: prediction, its probability, every class probability (unless ``per_class`` is
+    False: a table for a page's width; the CSV keeps them), timing, notes, warnings, error."""
     import pandas as pd
 
     rows = []
@@ -210,7 +211,7 @@ def batch_table(results: Sequence[Result], card: ModelCard | None = None) -> Any
         row: dict[str, Any] = {"file": r.name, "prediction": r.label, "probability": None}
         if r.ok and r.probabilities:
             row["probability"] = round(max(r.probabilities.values()), 4)
-        for c, p in r.probabilities.items():
+        for c, p in r.probabilities.items() if per_class else ():
             row[f"p({c})"] = round(p, 4)
         row["seconds"] = round(r.seconds.get("total", float("nan")), 3)
         row["notes"] = "; ".join(r.notes)

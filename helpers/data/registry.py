@@ -100,7 +100,7 @@ def _present(spec: DatasetSpec, size: int | None = None) -> tuple[str, Path, str
     """Steps 1 and 2 of the walk, as a query: ``(source, path, why)`` when the data is on disk."""
     real = spec.locate(config.data_root() / spec.home, size)
     if real is not None:
-        return "real", real, f"found {real}"
+        return "real", real, f"found {config.shown_path(real)}"
     if spec.auto:
         prior = spec.locate(download_dir(spec.home), size, downloaded=True)
         if prior is not None:
