@@ -30,6 +30,7 @@ __all__ = [
     "plot_accuracy_vs_time",
     "SAME_RUN",
     "fold_duplicates",
+    "missing_from",
     "describe_runs",
     "per_class_table",
     "normalise_confusion",
@@ -144,6 +145,7 @@ def _run_row(record: dict[str, Any], split: str) -> dict[str, Any]:
         "label_smoothing": _number(cfg.get("label_smoothing")),
         "split": split,
         "checkpoint": record.get("checkpoint"),
+        "build": (record.get("environment") or {}).get("build"),
     }
     for metric, keys in _RUN_KEYS.items():
         row[metric] = next((_number(metrics[k]) for k in keys if _number(metrics.get(k)) is not None), None)
@@ -164,7 +166,16 @@ def run_rows(root: str | Path | None = None, split: str = "test", runs: Sequence
         raise ValueError(f"split must be 'test' or 'valid', got {split!r}")
     records = load_runs(root) if runs is None else list(runs)
     rows = [_run_row(r, split) for r in records]
-    columns = _ID_COLUMNS + ["recipe", "epochs", "batch_size", "mixup", "label_smoothing", "split", "checkpoint"]
+    columns = _ID_COLUMNS + [
+        "recipe",
+        "epochs",
+        "batch_size",
+        "mixup",
+        "label_smoothing",
+        "split",
+        "checkpoint",
+        "build",
+    ]
     return pd.DataFrame(rows, columns=columns + list(METRIC_COLUMNS))
 
 
@@ -308,6 +319,18 @@ SAME_RUN = (
     "mixup",
     "label_smoothing",
 )
+
+
+def missing_from(shown: Any, runs: Any, keys: Sequence[str] = SAME_RUN) -> list[str]:
+    """The runs (``who``) of ``runs`` that ``shown`` neither lists nor folds into one of its rows
+    (a row equal in every column of ``keys``): what a results page would hide."""
+    cols = [k for k in keys if k in shown.columns and k in runs.columns]
+
+    def key(df: Any) -> Any:
+        return df[cols].apply(lambda col: col.map(repr)).agg("|".join, axis=1) if len(df) else df.index
+
+    listed, folded = set(shown.get("who", [])), set(key(shown[shown["kind"] == "run"]))
+    return [w for w, k in zip(runs["who"], key(runs)) if w not in listed and k not in folded]
 
 
 def fold_duplicates(table: Any, keys: Sequence[str] = SAME_RUN) -> Any:

@@ -81,6 +81,7 @@ def collect(profile: config.Profile | str | None = None, datasets: Iterable[str]
         "data_root": str(config.data_root()),
         "runs_dir": str(config.runs_dir(create=False)),
         "colab": in_colab(),
+        "build": os.environ.get("MEDVIT_BUILD", "").strip() or None,  # the book build that ran this page
     }
     if datasets:
         from .data import describe_source

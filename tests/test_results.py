@@ -264,3 +264,22 @@ def test_repeated_runs_fold_into_the_newest_with_a_count(tmp_workdirs):
     assert len(published) == int((table["kind"] != "run").sum()) and set(published.runs) == {1}
     assert results.fold_duplicates(table.iloc[0:0]).empty
     assert "$MEDVIT_RUNS" in results.describe_runs()  # no machine path on the page
+
+
+def test_missing_from_names_runs_a_page_would_hide():
+    import pandas as pd
+
+    runs = pd.DataFrame(
+        {"who": ["a", "b", "c"], "kind": "run", "task": "pbc", "model": ["resnet10t", "resnet10t", "vit"]}
+    )
+    shown = results.fold_duplicates(runs.iloc[[0, 2]].reset_index(drop=True), keys=("task", "model"))
+    assert results.missing_from(shown, runs, keys=("task", "model")) == []  # b is folded into a
+    assert results.missing_from(shown.iloc[[0]], runs, keys=("task", "model")) == ["c"]
+
+
+def test_run_rows_say_which_book_build_made_a_run(monkeypatch):
+    from helpers import runinfo
+
+    monkeypatch.setenv("MEDVIT_BUILD", "book-test")
+    record = {"run_id": "r1", "environment": runinfo.collect("smoke"), "config": {}, "data": {}, "profile": {}}
+    assert results.run_rows(runs=[record]).loc[0, "build"] == "book-test"
