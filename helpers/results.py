@@ -127,7 +127,7 @@ def _run_row(record: dict[str, Any], split: str) -> dict[str, Any]:
         "kind": "run",
         "status": run_status(record),
         "who": record.get("run_id"),
-        "model": cfg.get("model"),
+        "model": _model_name(cfg),
         "profile": (record.get("profile") or {}).get("name"),
         "data_source": train.get("source"),
         "resolution": cfg.get("image_size"),
@@ -150,6 +150,27 @@ def _run_row(record: dict[str, Any], split: str) -> dict[str, Any]:
     for metric, keys in _RUN_KEYS.items():
         row[metric] = next((_number(metrics[k]) for k in keys if _number(metrics.get(k)) is not None), None)
     return row
+
+
+def _model_name(cfg: dict[str, Any]) -> Any:
+    """The run's network: the model name, and its backbone when the configuration swaps one in
+    (thesis 000's head on a ResNet-10-T or a ViT: ``thesis000_resnet50 (vit_tiny_patch16_224)``)."""
+    backbone = (cfg.get("model_kwargs") or {}).get("backbone")
+    return f"{cfg.get('model')} ({backbone})" if backbone else cfg.get("model")
+
+
+def _cell_key(value: Any) -> str:
+    """A cell as part of an experiment's key, the same whatever the column's dtype (12 and 12.0 alike)."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "None"
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return repr(float(value))
+    return repr(value)
+
+
+def _experiment_keys(table: Any, cols: Sequence[str]) -> Any:
+    """One string per row: its values in ``cols`` (:func:`_cell_key`), joined."""
+    return table[list(cols)].apply(lambda col: col.map(_cell_key)).agg("|".join, axis=1)
 
 
 def run_rows(root: str | Path | None = None, split: str = "test", runs: Sequence[dict[str, Any]] | None = None) -> Any:
@@ -327,7 +348,7 @@ def missing_from(shown: Any, runs: Any, keys: Sequence[str] = SAME_RUN) -> list[
     cols = [k for k in keys if k in shown.columns and k in runs.columns]
 
     def key(df: Any) -> Any:
-        return df[cols].apply(lambda col: col.map(repr)).agg("|".join, axis=1) if len(df) else df.index
+        return _experiment_keys(df, cols) if len(df) else df.index
 
     listed, folded = set(shown.get("who", [])), set(key(shown[shown["kind"] == "run"]))
     return [w for w, k in zip(runs["who"], key(runs)) if w not in listed and k not in folded]
@@ -344,7 +365,7 @@ def fold_duplicates(table: Any, keys: Sequence[str] = SAME_RUN) -> Any:
     cols = [k for k in keys if k in table.columns]
     is_run = table["kind"] == "run"
     published = table.index.astype(str) + "|published"  # never folded
-    key = table[cols].apply(lambda col: col.map(repr)).agg("|".join, axis=1).where(is_run, published)
+    key = _experiment_keys(table, cols).where(is_run, published)
     counts = key.map(key.value_counts())
     keep = ~key.duplicated(keep="first")
     return table.assign(runs=counts.astype(int))[keep].reset_index(drop=True)

@@ -283,3 +283,20 @@ def test_run_rows_say_which_book_build_made_a_run(monkeypatch):
     monkeypatch.setenv("MEDVIT_BUILD", "book-test")
     record = {"run_id": "r1", "environment": runinfo.collect("smoke"), "config": {}, "data": {}, "profile": {}}
     assert results.run_rows(runs=[record]).loc[0, "build"] == "book-test"
+
+
+def test_folding_tells_backbones_apart_and_ignores_dtypes():
+    import pandas as pd
+
+    def record(run_id, backbone):
+        cfg = {"model": "thesis000_resnet50", "model_kwargs": {"backbone": backbone}, "epochs": 12}
+        return {"run_id": run_id, "config": cfg, "data": {"train": {"name": "nih_64px", "n": 280}}, "profile": {}}
+
+    rows = results.run_rows(runs=[record("a", "resnet10t"), record("b", "vit_tiny_patch16_224")])
+    assert list(rows["model"]) == ["thesis000_resnet50 (resnet10t)", "thesis000_resnet50 (vit_tiny_patch16_224)"]
+    rows["kind"] = "run"
+    folded = results.fold_duplicates(rows)
+    assert len(folded) == 2
+    as_floats = folded.astype({"n_train": float, "epochs": float})  # as a concat with references leaves them
+    assert results.missing_from(as_floats.iloc[[0]], rows) == ["b"]
+    assert results.missing_from(pd.concat([as_floats, as_floats.iloc[:0]]), rows) == []
