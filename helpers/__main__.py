@@ -153,9 +153,7 @@ def _data(args: argparse.Namespace) -> int:
 def _check_pages(html: Path) -> int:
     from . import config, pagecheck
 
-    roots = tuple(
-        str(p) for p in (config.repo_root(), config.data_root(), config.cache_dir(False), config.runs_dir(False))
-    )
+    roots = pagecheck.machine_roots()
     problems = pagecheck.check_site(html, config.repo_root() / "book" / "references.bib", roots)
     print("\n".join(map(str, problems)) or f"{len(pagecheck.chapter_pages(html))} pages: nothing to report")
     return 1 if problems else 0

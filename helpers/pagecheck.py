@@ -31,6 +31,7 @@ __all__ = [
     "absolute_paths",
     "warning_lines",
     "bib_keys",
+    "machine_roots",
     "raw_citations",
     "is_nearly_uniform",
     "check_page",
@@ -84,8 +85,20 @@ def warning_lines(text: str) -> list[str]:
 
 
 def bib_keys(bib: str | Path) -> list[str]:
-    """The entry keys of a BibTeX file."""
-    return re.findall(r"@\w+\s*\{\s*([^,\s]+)\s*,", Path(bib).read_text(encoding="utf-8"))
+    """The entry keys of a BibTeX file (read by :func:`helpers.references.bib_entries`)."""
+    from .references import bib_entries
+
+    if not Path(bib).is_file():
+        raise FileNotFoundError(f"no bibliography at {bib}")
+    return list(bib_entries(str(bib)))
+
+
+def machine_roots() -> tuple[str, ...]:
+    """This machine's own folders that a page must not print: the book's, the data's, the cache's, the runs'."""
+    from . import config
+
+    folders = (config.repo_root(), config.data_root(), config.cache_dir(create=False), config.runs_dir(create=False))
+    return tuple(str(p) for p in folders)
 
 
 def raw_citations(text: str, keys: list[str]) -> list[str]:

@@ -36,6 +36,7 @@ __all__ = [
     "main_metric",
     "wide_table",
     "cited_as",
+    "bib_entries",
 ]
 
 #: What each dataset name means, for table captions (registry name -> description).
@@ -680,12 +681,15 @@ def findings(source: str | None = None, dataset: str | None = None) -> Any:
     return pd.DataFrame(rows, columns=[f.name for f in dataclasses.fields(Finding)])
 
 
-@functools.lru_cache(maxsize=1)
-def _bib_entries() -> dict[str, dict[str, str]]:
-    """``book/references.bib`` as {key: {field: value}} (authors and year are all :func:`cited_as` reads)."""
+@functools.lru_cache(maxsize=4)
+def bib_entries(bib: str | None = None) -> dict[str, dict[str, str]]:
+    """A BibTeX file (default: the book's ``book/references.bib``) as {key: {field: value}}; empty when
+    the file is absent (an installed package without the book)."""
+    from pathlib import Path
+
     from . import config
 
-    bib = config.repo_root() / "book" / "references.bib"
+    bib = Path(bib) if bib is not None else config.repo_root() / "book" / "references.bib"
     text = bib.read_text(encoding="utf-8") if bib.is_file() else ""
     entries = {}
     for key, body in re.findall(r"@\w+\s*\{\s*([^,\s]+)\s*,(.*?)\n\}", text, flags=re.S):
@@ -701,7 +705,7 @@ def cited_as(key: str) -> str:
     """
     if re.fullmatch(r"thesis\d{3}", key):
         return f"thesis {key[-3:]}"
-    entry = _bib_entries().get(key)
+    entry = bib_entries().get(key)
     if entry is None or "author" not in entry:
         return key
     authors = [a.strip() for a in entry["author"].split(" and ")]

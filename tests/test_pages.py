@@ -18,7 +18,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from helpers import config, pagecheck, site
+from helpers import pagecheck, site
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILT = os.environ.get("MEDVIT_BUILT_HTML")
@@ -145,10 +145,7 @@ def test_nbval_plugin_saves_outputs_and_the_book_is_staged_from_them(tmp_path):
 
 
 def _roots() -> tuple[str, ...]:
-    return tuple(
-        str(p)
-        for p in (config.repo_root(), config.data_root(), config.cache_dir(create=False), config.runs_dir(create=False))
-    )
+    return pagecheck.machine_roots()
 
 
 @pytest.mark.skipif(not BUILT, reason="MEDVIT_BUILT_HTML is not set: make test sets it to the strict build")
