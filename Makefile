@@ -9,6 +9,8 @@ STAMP := $(VENV)/.installed
 PROFILE ?= quick
 export PATH := $(BIN):$(PATH)
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
+# Executed chapters are saved as pages: a progress bar there would stay at its first frame.
+export MEDVIT_PROGRESS := 0
 
 .PHONY: install book test lint format unit nbval book-strict browser dashboard app-models clean help
 .PHONY: data publish linkcheck verify

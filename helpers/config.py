@@ -37,6 +37,7 @@ __all__ = [
     "cache_dir",
     "runs_dir",
     "shown_path",
+    "progress_shown",
     "get_device",
     "seed_everything",
 ]
@@ -226,6 +227,15 @@ def shown_path(path: str | Path) -> str:
             continue
         return name if rest == Path(".") else f"{name}/{rest.as_posix()}"
     return str(path)
+
+
+def progress_shown() -> bool:
+    """Whether loaders and downloads draw progress bars: yes, unless ``MEDVIT_PROGRESS=0``.
+
+    ``make book`` and ``make test`` set it to 0: a notebook saved by a batch run keeps a progress
+    widget at its first frame, and the built page would show a bar stuck at 0 %.
+    """
+    return os.environ.get("MEDVIT_PROGRESS", "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 # ----------------------------------------------------------------------------- device & seed

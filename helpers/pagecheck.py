@@ -5,6 +5,7 @@ A page fails when one of its cell outputs shows
 * an absolute filesystem path (``/home/...``, ``/tmp/...``, ``C:\\...``, or any of the roots passed
   in): pages print ``$MEDVIT_DATA/...`` and ``$MEDVIT_RUNS/...`` instead (:func:`helpers.config.shown_path`);
 * a stderr box, or a Python warning (``...Warning:``) in any output;
+* a progress bar frozen where the page was saved (tqdm's text, ``0%|   | 0/280``, or a widget's repr);
 * a raw citation: a key of ``references.bib`` in the text, or ``{cite}``/``:cite:`` markup left unrendered;
 * a figure whose pixels are nearly uniform (a plot or a map that shows nothing);
 * equations typeset by a MathJax the book does not carry (a CDN: an offline copy shows raw LaTeX);
@@ -30,6 +31,7 @@ __all__ = [
     "UNIFORM_STD",
     "absolute_paths",
     "warning_lines",
+    "progress_bars",
     "bib_keys",
     "machine_roots",
     "raw_citations",
@@ -50,6 +52,7 @@ _ABSOLUTE = re.compile(
     r"[^\s'\"<>)]*|[A-Za-z]:\\[^\s'\"<>]+)"
 )
 _WARNING = re.compile(r"\b[A-Z]\w*Warning\b:|\bwarnings\.warn\(")
+_PROGRESS = re.compile(r"\b\d{1,3}%\|[^|\n]*\|\s*\d[\d.]*[kMG]?/\d|\b(?:FloatProgress|IntProgress)\(")
 _CITE_MARKUP = re.compile(r"\{cite(?::\w+)?\}|:cite(?::\w+)?:")
 
 
@@ -59,7 +62,8 @@ class Problem:
 
     Attributes:
         page: the page, relative to the HTML root (``book/models/cnn_baselines.html``).
-        kind: ``path``, ``stderr``, ``warning``, ``citation``, ``figure``, ``math``, ``table`` or ``equation``.
+        kind: ``path``, ``stderr``, ``warning``, ``progress``, ``citation``, ``figure``, ``math``, ``table``
+            or ``equation``.
         detail: what and where, short enough for one line.
     """
 
@@ -82,6 +86,11 @@ def absolute_paths(text: str, roots: tuple[str, ...] = ()) -> list[str]:
 def warning_lines(text: str) -> list[str]:
     """The lines of ``text`` that show a Python warning (``UserWarning: ...``, ``warnings.warn(``)."""
     return [line.strip() for line in text.splitlines() if _WARNING.search(line)]
+
+
+def progress_bars(text: str) -> list[str]:
+    """The lines of ``text`` that show a progress bar: in a saved page it is frozen at one frame."""
+    return [line.strip() for line in text.splitlines() if _PROGRESS.search(line)]
 
 
 def bib_keys(bib: str | Path) -> list[str]:
@@ -149,6 +158,7 @@ def check_page(html: str | Path, site: str | Path, keys: list[str], roots: tuple
         if out.select(".stderr"):
             problems.append(Problem(page, "stderr", f"{where}: {out.select('.stderr')[0].get_text()[:120]!r}"))
         problems += [Problem(page, "warning", f"{where}: {w[:160]}") for w in warning_lines(text)]
+        problems += [Problem(page, "progress", f"{where}: {b[:160]}") for b in progress_bars(text)]
         for img in out.select("img"):
             image = _image_source(img.get("src", ""), html)
             if image is not None and is_nearly_uniform(image):

@@ -142,3 +142,14 @@ def test_real_pbc_cache_matches_direct_decode(real_data, tmp_path):
 def test_empty_split_gives_empty_array(tmp_path):
     res = cached_images("toy", "valid", [], 8, source="real", cache_root=tmp_path, progress=False)
     assert res.images.shape == (0, 8, 8, 3) and len(res.kept) == 0
+
+
+def test_no_progress_bar_when_the_book_is_built(monkeypatch):
+    from helpers.data import cache
+
+    monkeypatch.delenv("MEDVIT_PROGRESS", raising=False)
+    bar = cache._progress_bar(10, "toy/train", 8, progress=True)
+    assert bar is not None
+    bar.close()
+    monkeypatch.setenv("MEDVIT_PROGRESS", "0")  # make book and make test: a saved page would show a frozen bar
+    assert cache._progress_bar(10, "toy/train", 8, progress=True) is None

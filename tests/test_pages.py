@@ -42,6 +42,13 @@ def test_warnings_and_raw_citations_are_found():
     assert pagecheck.raw_citations("He et al. (2016)", keys) == []
 
 
+def test_frozen_progress_bars_are_found():
+    assert pagecheck.progress_bars("decoding pbc/train at 32px:   0%|          | 0/280 [00:00<?, ?img/s]") != []
+    assert pagecheck.progress_bars("x: 100%|##########| 1.2k/1.2k [00:01<00:00]") != []
+    assert pagecheck.progress_bars("HBox(children=(HTML(value=''), FloatProgress(value=0.0, max=280.0)))") != []
+    assert pagecheck.progress_bars("accuracy 92% | loss 0.3 | 12/40 epochs") == []
+
+
 def test_bib_keys_reads_the_books_bibliography():
     keys = pagecheck.bib_keys(ROOT / "book" / "references.bib")
     assert len(keys) > 40 and len(set(keys)) == len(keys)
@@ -80,10 +87,11 @@ def test_check_page_names_every_kind_of_problem(tmp_path):
         "<p>Text citing vaswani2017attention raw.</p>"
         "<div class='cell_output'><div class='output stream'><pre>saved to /home/u/runs/x</pre></div>"
         "<div class='output stderr'><pre>FutureWarning: old</pre></div>"
+        "<div class='output text_plain'><pre>  0%|          | 0/280 [00:00&lt;?, ?img/s]</pre></div>"
         "<img src='blank.png'/></div>"
     )
     problems = pagecheck.check_page(_page(tmp_path, body), tmp_path, ["vaswani2017attention"])
-    assert sorted({p.kind for p in problems}) == ["citation", "figure", "path", "stderr", "warning"]
+    assert sorted({p.kind for p in problems}) == ["citation", "figure", "path", "progress", "stderr", "warning"]
     assert all(p.page == "book/ch.html" for p in problems)
     clean = "<div class='cell_output'><div class='output stream'><pre>read $MEDVIT_DATA/pbc</pre></div></div>"
     assert pagecheck.check_page(_page(tmp_path, clean), tmp_path, ["vaswani2017attention"]) == []

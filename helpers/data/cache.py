@@ -163,7 +163,9 @@ def _decode_into(
 
 
 def _progress_bar(total: int, what: str, size: int, progress: bool) -> Any:
-    if not (progress and total):
+    from ..config import progress_shown
+
+    if not (progress and total and progress_shown()):
         return None
     from tqdm.auto import tqdm
 

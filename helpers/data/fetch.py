@@ -72,6 +72,8 @@ class ResumingDownloader:
         """One request for the rest of the file; True when the file is complete."""
         from tqdm import tqdm
 
+        from ..config import progress_shown
+
         have = self.part.stat().st_size if self.part.exists() else 0
         headers = {"User-Agent": "medvit-book", **({"Range": f"bytes={have}-"} if have else {})}
         with requests.get(url, headers=headers, stream=True, timeout=self.timeout) as response:  # type: ignore[attr-defined]
@@ -84,7 +86,7 @@ class ResumingDownloader:
             total = have + rest if rest is not None else None
             with (
                 open(self.part, "ab" if have else "wb") as fh,
-                tqdm(total=total, initial=have, unit="B", unit_scale=True, disable=not self.progress) as bar,
+                tqdm(total=total, initial=have, unit="B", unit_scale=True, disable=not (self.progress and progress_shown())) as bar,
             ):
                 for chunk in response.iter_content(CHUNK):
                     fh.write(chunk)
