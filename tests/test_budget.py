@@ -82,6 +82,26 @@ def test_runs_share_the_budget_in_order(monkeypatch):
         plan_runs({}, data, TimeBudget(seconds=20))
 
 
+def test_a_variant_follows_the_plan_of_the_run_it_is_compared_with(monkeypatch):
+    costs = {"cheap": PASS, "dear": PassTime(0.1, 0.02, 8, 3, 1), "dear_variant": PassTime(0.5, 0.1, 8, 3, 1)}
+    measured = []
+    monkeypatch.setattr(
+        budget, "measure_pass_time", lambda model, data, config, steps: measured.append(model) or costs[model]
+    )
+    data = _toy()
+    config = get_config("one_cycle").replace(epochs=20, batch_size=8)
+    experiments = {name: Experiment(name, config.replace(name=name)) for name in costs}
+    runs = plan_runs(experiments, data, TimeBudget(seconds=10, min_epochs=2), follow={"dear_variant": "dear"})
+    dear, variant = runs["dear"], runs["dear_variant"]
+    assert measured == ["cheap", "dear"]  # the variant is not measured: it takes the plan it follows
+    # the dear run's share is what is left over the two runs still to plan: each gets the same plan
+    assert dear.plan.seconds == pytest.approx((10 - runs["cheap"].plan.planned_s) / 2)
+    assert variant.plan is dear.plan and variant.data is dear.data and variant.config.epochs == dear.config.epochs
+    assert variant.model == "dear_variant" and variant.config.name == "dear_variant"
+    with pytest.raises(ValueError, match="not planned before it"):
+        plan_runs(experiments, data, TimeBudget(seconds=10), follow={"cheap": "dear"})
+
+
 def test_a_pass_is_measured_on_real_batches_in_well_under_a_second(one_thread):
     config = get_config("one_cycle").replace(
         batch_size=4, image_size=16, model_kwargs={"depth": 1, "embed_dim": 16, "num_heads": 2}

@@ -18,12 +18,14 @@ from helpers.configs import (
     blood_cells_experiments,
     blood_cells_model,
     blood_cells_profile,
+    budget_profile,
     cnn_chapter_epochs,
     cnn_regimes,
     config_table,
     get_config,
     list_configs,
     thesis004_config,
+    vit_chapter_budget,
     vit_chapter_experiments,
 )
 from helpers.data.loaders import Augment
@@ -232,6 +234,12 @@ def test_models_chapters_experiments():
     assert (
         vit["ViT"].config.epochs == 1 and vit["ViT"].config.label_smoothing == 0.1 and vit["ViT"].config.bootstrap == 0
     )
+    # quick is sized by a time budget, at most its 12 epochs; full trains its epochs
+    quick, full = settings.get_profile("quick"), settings.get_profile("full")
+    assert vit_chapter_budget(quick).seconds == 360 and vit_chapter_budget(quick).min_epochs == 6
+    assert vit_chapter_budget(full) is None and vit_chapter_budget(settings.get_profile("smoke")).min_epochs == 1
+    assert vit_chapter_experiments(quick, "vit_scratch_tiny_patch8", "resnet18")["CNN"].config.epochs == 12
+    assert budget_profile(quick).max_train is None and budget_profile(full) is full
 
 
 def test_config_table_shows_what_differs():

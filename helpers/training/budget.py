@@ -218,6 +218,7 @@ def plan_runs(
     *,
     upto: int | None = None,
     steps: int = 5,
+    follow: Mapping[str, str] | None = None,
 ) -> dict[str, PlannedRun]:
     """Share ``budget`` among ``experiments`` (label -> :class:`~helpers.configs.Experiment`), in order.
 
@@ -227,10 +228,13 @@ def plan_runs(
     left divided by the runs still to plan, so what one run leaves unused (its epochs capped at its
     configuration's) goes to the next. A run whose minimum of epochs does not fit on the whole
     training split trains on a stratified part of it (seed 42); validation and test stay whole.
-    ``upto`` plans only the first runs (with the shares they get among all of them).
+    ``upto`` plans only the first runs (with the shares they get among all of them). ``follow`` maps a
+    run to an earlier one whose plan it takes (the same training images and epochs, its expected time
+    counted against the budget): a variant that must see the same batches as the run it is compared
+    with, and that costs about as much.
 
     Raises:
-        ValueError: when there is no experiment to plan.
+        ValueError: when there is no experiment to plan, or a run follows one that is not planned before it.
     """
     from .setup import _cap
 
@@ -239,9 +243,16 @@ def plan_runs(
     labels = list(experiments)[: upto or None]
     if budget is None:
         return {label: PlannedRun(experiments[label].model, experiments[label].config, data) for label in labels}
-    left, plans = float(budget.seconds), {}
+    left, plans, follow = float(budget.seconds), {}, dict(follow or {})
     for i, label in enumerate(labels):
         exp = experiments[label]
+        if label in follow:
+            if follow[label] not in plans:
+                raise ValueError(f"run {label!r} follows {follow[label]!r}, which is not planned before it")
+            lead = plans[follow[label]]
+            plans[label] = PlannedRun(exp.model, exp.config.replace(epochs=lead.config.epochs), lead.data, lead.plan)
+            left -= lead.plan.planned_s
+            continue
         times = measure_pass_time(exp.model, data, exp.config, steps=steps)
         plan = plan_epochs(
             left / (len(experiments) - i),
