@@ -8,8 +8,9 @@ data (:data:`helpers.data.registry.BLOOD_CELLS`: PBC when present, else BloodMNI
 network, configuration, seed and time budget as the chapter's ResNet at the same profile
 (:func:`blood_cells_run`: the epochs come from the same measurement of this machine's speed), so its
 card's test numbers are the chapter's. The chest model is the lung
-pathologies chapter's CNN in the same way (:func:`lungs_run`: ChestX-ray14 at 64 px when present,
-equalised, the 14 findings), and the mammogram model the mammography chapter's thesis CNN on
+pathologies chapter's CNN in the same way (:func:`lungs_run`: the chapter's data by the chapter's
+rule, :func:`helpers.configs.lungs_dataset`: ChestX-ray14 at 64 px when present, else the NIH
+download, else ChestMNIST; equalised, the 14 findings), and the mammogram model the mammography chapter's thesis CNN on
 lesion crops (:func:`mammography_run`: CBIS-DDSM's cropped lesions when present, else mini-MIAS
 crops cut around the annotated circles; benign vs malignant). This is the only part of
 the app that trains, and so the only one that imports the training code and the data registry.
@@ -36,10 +37,12 @@ __all__ = [
 #: What ``python -m helpers app-models`` trains for each task: datasets in order of preference and a
 #: model. Blood cells: the blood-cells chapter's datasets and CPU model
 #: (:data:`helpers.configs.BLOOD_CELLS_QUICK_MODEL`; ``full`` takes the chapter's ``full`` model).
-#: Chest X-rays: the lung pathologies chapter's data and CNN (thesis 000's head on a small backbone).
+#: Chest X-rays: the lung pathologies chapter's data (:data:`helpers.configs.LUNGS_DATASETS`, chosen
+#: by the chapter's rule) and CNN (thesis 000's head on a small backbone); PneumoniaMNIST only when
+#: none of the chapter's data can be had, rather than a stand-in.
 APP_MODELS: dict[str, tuple[tuple[str, ...], str]] = {
     "blood": (("pbc", "bloodmnist"), "resnet10t"),
-    "chest": (("nih_64px", "nih", "pneumoniamnist"), "thesis000_resnet50"),
+    "chest": (("nih_64px", "nih", "chestmnist", "pneumoniamnist"), "thesis000_resnet50"),
     "mammo": (("cbis_ddsm", "mias_lesions"), "thesis002_cnn"),
 }
 
@@ -71,12 +74,29 @@ def app_config(task: str, epochs: int | None = 4, image_size: int | None = None)
     )
 
 
-def choose_dataset(task: str, download: bool = True) -> tuple[str, str, str]:
-    """The dataset to train ``task``'s app model on: ``(name, source, why)``
-    (:func:`helpers.data.registry.choose` over the task's datasets in :data:`APP_MODELS`)."""
+def choose_dataset(task: str, download: bool = True, profile: Any = "quick") -> tuple[str, str, str]:
+    """The dataset to train ``task``'s app model on at ``profile``: ``(name, source, why)``
+    (:func:`helpers.data.registry.choose` over the task's datasets in :data:`APP_MODELS`).
+
+    The chest model takes the lung chapter's data by the chapter's rule
+    (:func:`helpers.configs.lungs_dataset`), so that both train on the same images; only where that
+    rule ends at a stand-in does it try the rest of its datasets (PneumoniaMNIST).
+    """
     from .data.registry import choose
 
-    return choose(APP_MODELS[task][0], download=download)
+    if task != "chest":
+        return choose(APP_MODELS[task][0], download=download)
+    from .configs import LUNGS_DATASETS, lungs_dataset, lungs_experiment
+
+    name, source, why = lungs_dataset(profile, download=download)
+    rest = tuple(n for n in APP_MODELS[task][0] if n not in LUNGS_DATASETS)
+    if source != "synthetic" or not rest:
+        return name, source, why
+    size = lungs_experiment("cnn", profile).config.image_size
+    other, other_source, other_why = choose(rest, download=download, size=size)
+    if other_source == "synthetic":
+        return name, source, why
+    return other, other_source, f"{other_why} ({why.split(':')[0]})"
 
 
 def blood_cells_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
@@ -110,19 +130,16 @@ def blood_cells_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any],
 def lungs_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
     """The lung pathologies chapter's CNN at ``profile`` (its default SEED 0) on dataset ``name``:
     ``(model, (train, valid, test), config)``, the splits equalised into three channels at the
-    configuration's size as in the chapter. A single-label chest dataset (PneumoniaMNIST) drops the
+    configuration's size, the findings in NIH's order, as in the chapter
+    (:func:`~helpers.data.lungs.load_lung_splits`; pass :func:`~helpers.configs.lungs_profile` for the
+    chapter's caps). A single-label chest dataset (PneumoniaMNIST) drops the
     multi-label class weights. Only the run's name differs (``app-chest-...``).
     """
     from .configs import lungs_experiment
-    from .data.registry import load_dataset
+    from .data.lungs import load_lung_splits
 
     exp = lungs_experiment("cnn", profile, seed=0)
-    data = tuple(
-        load_dataset(
-            name, split=s, size=exp.config.image_size, profile=profile, seed=0, preprocess="equalize", channels=3
-        )
-        for s in ("train", "valid", "test")
-    )
+    data = load_lung_splits(name, profile, exp.config.image_size, seed=0)
     config = exp.config.replace(bootstrap=0, name=f"app-chest-{exp.config.name}")
     return exp.model, data, config if data[0].task == "multilabel" else config.replace(class_weights=None)
 
@@ -155,6 +172,10 @@ def _task_run(task: str, name: str, prof: Any, epochs: int | None, max_train: in
         from .configs import blood_cells_profile
 
         prof = blood_cells_profile(prof)
+    if task == "chest" and max_train is None:
+        from .configs import lungs_profile
+
+        prof = lungs_profile(prof, name)
     if max_train is not None:
         prof = prof.replace(
             max_train=min(max_train, prof.max_train or max_train),
@@ -213,7 +234,7 @@ def train_app_models(
         if if_missing and find_models(task):
             print(f"[app-models] {task}: a checkpoint exists already; skipped")
             continue
-        name, source, why = choose_dataset(task, download=download)
+        name, source, why = choose_dataset(task, download=download, profile=profile)
         arch, data, cfg, prof = _task_run(task, name, config.get_profile(profile), epochs, max_train)
         same = epochs is None and max_train is None
         print(

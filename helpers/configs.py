@@ -64,6 +64,10 @@ __all__ = [
     "LUNGS_EPOCHS",
     "lungs_experiment",
     "lungs_experiments",
+    "LUNGS_DATASETS",
+    "LUNGS_QUICK_CAP",
+    "lungs_dataset",
+    "lungs_profile",
 ]
 
 # ----------------------------------------------------------------------------- the theses' recipes
@@ -502,6 +506,49 @@ def lungs_experiments(profile: Profile | str, *, seed: int = 42) -> dict[str, Ex
     """Every run of :func:`lungs_experiment` at ``profile``."""
     pname = profile if isinstance(profile, str) else profile.name
     return {key: lungs_experiment(key, pname, seed=seed) for key in (LUNGS_FULL if pname == "full" else LUNGS_QUICK)}
+
+
+#: The chapter's data below ``full``, in order of preference: the 1,000-image 64-px ChestX-ray14 sample
+#: (``$MEDVIT_DATA/nih_64px``), the NIH download (``$MEDVIT_DATA/nih``), then ChestMNIST, the whole
+#: dataset at 64 px (MedMNIST+), which the registry downloads.
+LUNGS_DATASETS = ("nih_64px", "nih", "chestmnist")
+#: ``quick`` on data larger than ``nih_64px`` (ChestMNIST's 78,468 training images, the NIH download):
+#: at most 700 training images and 200 validation and 200 test images, about the sample's 725/94/181, so
+#: that the chapter keeps to its 10 minutes on 2 cores. ``nih_64px`` is below the cap and is not capped.
+LUNGS_QUICK_CAP = (700, 200)
+
+
+def lungs_dataset(profile: Profile | str, download: bool = True) -> tuple[str, str, str]:
+    """The dataset the lung chapter (and the app's chest model) trains on at ``profile``: ``(name, source, why)``.
+
+    ``full`` reads the NIH download (``nih``). Below it, the first of :data:`LUNGS_DATASETS` with
+    real data: ``nih_64px`` when present, else ``nih``, else ChestMNIST when it is under
+    ``$MEDVIT_DATA/medmnist``, was downloaded before, or downloads now (``download``), at the side the
+    chapter's image size needs (MedMNIST+ 64 px at ``quick`` and ``smoke``). With none of them, the
+    ``nih_64px`` stand-in (``source="synthetic"``; loading it prints the registry's banner).
+    """
+    from .data.registry import choose
+
+    pname = profile if isinstance(profile, str) else profile.name
+    if pname == "full":
+        return choose(("nih",), download=download)
+    size = lungs_experiment("cnn", pname).config.image_size
+    name, source, why = choose(LUNGS_DATASETS, download=download, size=size)
+    if source == "synthetic":
+        tried = "present or downloadable" if download else "present (downloads not allowed)"
+        why = f"none of {', '.join(LUNGS_DATASETS)} is {tried}: {why}; the {name} stand-in"
+    return name, source, why
+
+
+def lungs_profile(profile: Profile, dataset: str) -> Profile:
+    """The profile the lung chapter loads ``dataset`` with: at ``quick``, any dataset but ``nih_64px``
+    capped to :data:`LUNGS_QUICK_CAP` training and evaluation images; else ``profile`` itself."""
+    if profile.name != "quick" or dataset == "nih_64px":
+        return profile
+    train, evaluate = LUNGS_QUICK_CAP
+    return profile.replace(
+        max_train=min(train, profile.max_train or train), max_eval=min(evaluate, profile.max_eval or evaluate)
+    )
 
 
 #: Thesis 000's runs at ``full`` as named configurations (``get_config("thesis000_cnn")``), and the

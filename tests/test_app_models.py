@@ -55,7 +55,7 @@ def test_blood_falls_back_to_bloodmnist_not_a_stand_in(tmp_path, tmp_workdirs, m
 
 
 def test_the_chest_model_is_the_lung_chapters(real_data, tmp_workdirs):
-    assert APP_MODELS["chest"] == (("nih_64px", "nih", "pneumoniamnist"), "thesis000_resnet50")
+    assert APP_MODELS["chest"] == (("nih_64px", "nih", "chestmnist", "pneumoniamnist"), "thesis000_resnet50")
     smoke = config.get_profile("smoke")
     arch, data, cfg, prof = _task_run("chest", "nih_64px", smoke, None, None)
     chapter = configs.lungs_experiment("cnn", smoke, seed=0)

@@ -23,6 +23,7 @@ __all__ = [
     "medmnist_size",
     "medmnist_file",
     "read_medmnist_npz",
+    "read_medmnist_labels",
 ]
 
 #: The image sides MedMNIST publishes (28 px is MedMNIST v2's own; 64/128/224 are MedMNIST+).
@@ -124,6 +125,39 @@ def medmnist_file(folder: Path, name: str, size: int | None = None, *, exact: bo
     return _npz(folder, name, next((side for side in present if side >= size), present[-1]))
 
 
+def _shaped_labels(labels: np.ndarray, task: str) -> np.ndarray:
+    """Labels as :class:`ImageDataset` holds them: multi-hot ``float32`` ``(N, L)``, else ``int64`` ``(N,)``."""
+    if task == "multilabel":
+        return labels.reshape(len(labels), -1).astype(np.float32)
+    return labels.reshape(len(labels)).astype(np.int64)
+
+
+def _split_key(split: str) -> str:
+    key = _SPLIT_KEYS.get(split)
+    if key is None:
+        raise KeyError(f"split must be one of {sorted(_SPLIT_KEYS)}, got {split!r}")
+    return key
+
+
+def read_medmnist_labels(path: str | Path, name: str, split: str) -> np.ndarray:
+    """The labels of one split of a MedMNIST ``.npz``, shaped as :func:`read_medmnist_npz` gives them,
+    without reading its images (an ``.npz`` member is read only when asked for).
+
+    Raises:
+        FileNotFoundError: when the file does not exist.
+        KeyError: when the split is not in the file or the flag is unknown.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no MedMNIST file at {path}")
+    task, _, _ = medmnist_info(name)
+    key = _split_key(split)
+    with np.load(path) as npz:
+        if f"{key}_labels" not in npz:
+            raise KeyError(f"{path.name} has no {key}_labels array (has {sorted(npz.files)})")
+        return _shaped_labels(np.asarray(npz[f"{key}_labels"]), task)
+
+
 def read_medmnist_npz(path: str | Path, name: str, split: str, source: str = "real") -> ImageDataset:
     """Read one split of a MedMNIST ``.npz`` file into an :class:`ImageDataset`.
 
@@ -135,20 +169,14 @@ def read_medmnist_npz(path: str | Path, name: str, split: str, source: str = "re
     if not path.exists():
         raise FileNotFoundError(f"no MedMNIST file at {path}")
     task, classes, _ = medmnist_info(name)
-    key = _SPLIT_KEYS.get(split)
-    if key is None:
-        raise KeyError(f"split must be one of {sorted(_SPLIT_KEYS)}, got {split!r}")
+    key = _split_key(split)
     with np.load(path) as npz:
         if f"{key}_images" not in npz:
             raise KeyError(f"{path.name} has no {key}_images array (has {sorted(npz.files)})")
         images = np.asarray(npz[f"{key}_images"], dtype=np.uint8)
-        labels = np.asarray(npz[f"{key}_labels"])
+        labels = _shaped_labels(np.asarray(npz[f"{key}_labels"]), task)
     if images.ndim == 3:
         images = images[..., None]
-    if task == "multilabel":
-        labels = labels.reshape(len(labels), -1).astype(np.float32)
-    else:
-        labels = labels.reshape(len(labels)).astype(np.int64)
     return ImageDataset(
         name=name,
         split="valid" if key == "val" else key,

@@ -18,7 +18,8 @@ same PBC images re-cut (PBC itself publishes no direct file URL with a checksum,
 downloaded).
 
 :func:`resolve` walks it (and may download or write the stand-in); :func:`describe_source` is the
-same walk as a query that writes nothing. Then the catalog is split
+same walk as a query that writes nothing; :func:`medmnist_labels` reads a MedMNIST file's labels
+without its images. Then the catalog is split
 (:func:`~helpers.data.splits.split_indices`), the requested split is capped to the profile
 (``max_train``/``max_eval``, stratified and seeded), and the files are decoded once into the
 memory-mapped cache at ``size``.
@@ -41,6 +42,7 @@ from .cache import cached_images
 from .catalog import Catalog
 from .chestxray import merge_catalogs
 from .download import DownloadError, download_dir, offline
+from .medmnist import read_medmnist_labels
 from .specs import DATASETS, DatasetSpec, get_spec
 from .splits import cap_stratified, split_indices
 
@@ -52,6 +54,7 @@ __all__ = [
     "SyntheticDataWarning",
     "load_dataset",
     "load_catalog",
+    "medmnist_labels",
     "describe_source",
     "resolve",
 ]
@@ -104,7 +107,7 @@ def _present(spec: DatasetSpec, size: int | None = None) -> tuple[str, Path, str
     if spec.auto:
         prior = spec.locate(download_dir(spec.home), size, downloaded=True)
         if prior is not None:
-            return "download", prior, f"downloaded earlier to {prior}"
+            return "download", prior, f"downloaded earlier to {config.shown_path(prior)}"
     return None
 
 
@@ -127,15 +130,16 @@ def resolve(
         if download and not offline():
             try:
                 path = _download(spec, size)
-                _say(f"{name}: downloaded to {path} ({spec.checksum})", verbose)
-                return "download", path, f"downloaded to {path}"
+                _say(f"{name}: downloaded to {config.shown_path(path)} ({spec.checksum})", verbose)
+                return "download", path, f"downloaded to {config.shown_path(path)}"
             except DownloadError as exc:
                 why += f"; download failed: {exc}"
         elif offline():
             why += "; MEDVIT_OFFLINE is set"
         other = spec.locate(download_dir(spec.home), None, downloaded=True) if spec.kind == "medmnist" else None
         if other is not None:  # offline: an earlier download at another side beats a stand-in
-            return "download", other, f"downloaded earlier to {other} (another side than {size} px; {why})"
+            shown = config.shown_path(other)
+            return "download", other, f"downloaded earlier to {shown} (another side than {size} px; {why})"
     return "synthetic", spec.stand_in(), why
 
 
@@ -161,8 +165,8 @@ def choose(
 
     Each name is first looked for on disk (``$MEDVIT_DATA``, then earlier downloads); only then is
     a download tried, in the same order; only when none of them can be had, the first one's
-    synthetic stand-in (``source="synthetic"``). :data:`BLOOD_CELLS` so gives PBC when present,
-    else BloodMNIST.
+    synthetic stand-in (``source="synthetic"``), and ``why`` says why each download failed.
+    :data:`BLOOD_CELLS` so gives PBC when present, else BloodMNIST.
     """
     if not names:
         raise ValueError("choose needs at least one dataset name")
@@ -170,12 +174,15 @@ def choose(
         found = _present(get_spec(name), size)
         if found is not None:
             return name, found[0], _chosen_because(names, name, found[2])
+    failed = []
     for name in names if download else ():
         source, _, why = resolve(name, download=True, verbose=False, size=size)
         if source != "synthetic":
             return name, source, _chosen_because(names, name, why)
+        if get_spec(name).auto:
+            failed.append(f"{name}: {why}")
     source, _, why = resolve(names[0], download=False, verbose=False, size=size)
-    return names[0], source, why
+    return names[0], source, "; ".join([why, *failed])
 
 
 def describe_source(name: str) -> str:
@@ -352,6 +359,26 @@ def _read_medmnist(spec: DatasetSpec, path: Path, split: str, source: str) -> Im
         ids=sum((p.ids for p in pieces), []),
         meta=ds.meta,
     )
+
+
+def medmnist_labels(
+    name: str, *, size: int | None = None, download: bool = True, verbose: bool = True
+) -> tuple[dict[str, np.ndarray], str, Path, str]:
+    """The labels of a MedMNIST flag's three official splits, read without its images:
+    ``({"train", "valid", "test"} -> labels, source, path, why)``, from the file :func:`load_dataset`
+    would read at ``size`` (a stand-in is announced as there).
+
+    Raises:
+        KeyError: for an unknown name; ValueError: for a folder dataset (read it with :func:`load_catalog`).
+    """
+    spec = get_spec(name)
+    if spec.kind != "medmnist":
+        raise ValueError(f"{name} is a folder dataset, not a MedMNIST .npz: read it with load_catalog")
+    source, path, why = resolve(name, download=download, verbose=verbose, size=size)
+    if source == "synthetic":
+        _announce_synthetic(spec, why, verbose)
+    labels = {s: read_medmnist_labels(path, name, s) for s in ("train", "valid", "test")}
+    return labels, source, path, why
 
 
 def _load_medmnist(spec: DatasetSpec, req: _Request) -> ImageDataset:
