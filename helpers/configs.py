@@ -47,6 +47,8 @@ __all__ = [
     "budget_profile",
     "blood_cells_experiments",
     "cnn_chapter_epochs",
+    "CNN_CHAPTER_BUDGET",
+    "cnn_chapter_budget",
     "cnn_regimes",
     "VIT_CHAPTER_EPOCHS",
     "VIT_CHAPTER_DEPTH",
@@ -285,10 +287,23 @@ def cnn_chapter_epochs(profile: Profile) -> int:
     return {"smoke": 1, "quick": 3}.get(profile.name, profile.epochs)
 
 
-def cnn_regimes(epochs: int, seed: int = 42) -> dict[str, Experiment]:
+#: The CNN chapter's training time at ``quick`` for its four regimes together: 6 minutes, each regime
+#: its three epochs (:func:`cnn_chapter_epochs`) on as many training images as fit. The dearest regime
+#: (full tuning) is measured and planned; the others take its plan, so that all four see the same images.
+CNN_CHAPTER_BUDGET: dict[str, TimeBudget] = {"quick": TimeBudget(seconds=360, min_epochs=3)}
+
+
+def cnn_chapter_budget(profile: Profile) -> TimeBudget | None:
+    """The CNN chapter's training time at ``profile`` (:data:`CNN_CHAPTER_BUDGET`); ``None`` at ``smoke``
+    (a few dozen images) and ``full`` (the profile's epochs on all the data)."""
+    return CNN_CHAPTER_BUDGET.get(profile.name)
+
+
+def cnn_regimes(epochs: int, seed: int = 42, batch_size: int | None = None) -> dict[str, Experiment]:
     """The CNN chapter's comparison: a ResNet-18 with frozen features, fastai-fine-tuned and fully
     tuned, each for ``epochs`` epochs in all, and thesis 002's small CNN at a constant rate; every
-    run with ``seed`` (initialisation, data order and subset)."""
+    run with ``seed`` (initialisation, data order and subset) and ``batch_size`` (``None``: the
+    profile's, chosen by ``train``; a time budget needs it set)."""
     regimes = {
         "frozen features": ("resnet18", RECIPES["one_cycle"].replace(freeze_epochs=epochs, epochs=0)),
         "fine-tuning": ("resnet18", RECIPES["fastai_fine_tune"].replace(freeze_epochs=1, epochs=max(epochs - 1, 1))),
@@ -296,7 +311,9 @@ def cnn_regimes(epochs: int, seed: int = 42) -> dict[str, Experiment]:
         "thesis 002 CNN": ("thesis002_cnn", RECIPES["constant"].replace(epochs=epochs)),
     }
     return {
-        regime: Experiment(model, config.replace(name=f"{model}-{regime.replace(' ', '_')}", seed=seed))
+        regime: Experiment(
+            model, config.replace(name=f"{model}-{regime.replace(' ', '_')}", seed=seed, batch_size=batch_size)
+        )
         for regime, (model, config) in regimes.items()
     }
 

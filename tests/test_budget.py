@@ -114,3 +114,22 @@ def test_a_pass_is_measured_on_real_batches_in_well_under_a_second(one_thread):
     assert measured.threads == 1
     with pytest.raises(ValueError, match="steps >= 1"):
         measure_pass_time("vit_scratch_tiny_patch4", _toy(), config, steps=0)
+
+
+def test_frozen_epochs_count_in_the_plan_and_are_kept(monkeypatch):
+    monkeypatch.setattr(budget, "measure_pass_time", lambda model, data, config, steps: PASS)
+    data = _toy()
+    base = get_config("one_cycle").replace(batch_size=8)
+    experiments = {  # the CNN chapter's regimes: three epochs in all, some of them frozen
+        "full": Experiment("m", base.replace(epochs=3)),
+        "frozen": Experiment("m", base.replace(freeze_epochs=3, epochs=0)),
+        "fine": Experiment("m", base.replace(freeze_epochs=1, epochs=2)),
+    }
+    runs = plan_runs(experiments, data, TimeBudget(seconds=60, min_epochs=3), follow={"frozen": "full", "fine": "full"})
+    assert [(r.config.freeze_epochs, r.config.epochs) for r in runs.values()] == [(0, 3), (3, 0), (1, 2)]
+    assert [budget.total_epochs(r.config) for r in runs.values()] == [3, 3, 3]
+    assert list(budget.plan_table(runs)["epochs"]) == [3, 3, 3]
+    # a run planned on its own never gets fewer epochs than its frozen ones
+    alone = plan_runs({"frozen": experiments["frozen"]}, data, TimeBudget(seconds=60, min_epochs=1))["frozen"]
+    assert (alone.config.freeze_epochs, alone.config.epochs) == (3, 0)
+    assert budget.with_total_epochs(base.replace(freeze_epochs=2, epochs=5), 4).epochs == 2

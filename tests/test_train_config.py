@@ -19,6 +19,7 @@ from helpers.configs import (
     blood_cells_model,
     blood_cells_profile,
     budget_profile,
+    cnn_chapter_budget,
     cnn_chapter_epochs,
     cnn_regimes,
     config_table,
@@ -224,6 +225,9 @@ def test_models_chapters_experiments():
     assert regimes["thesis 002 CNN"].model == "thesis002_cnn" and regimes["thesis 002 CNN"].config.recipe == "constant"
     assert regimes["full tuning"].config.name == "resnet18-full_tuning"
     assert cnn_chapter_epochs(settings.get_profile("quick")) == 3
+    assert cnn_chapter_budget(settings.get_profile("quick")).min_epochs == 3
+    assert cnn_chapter_budget(settings.get_profile("smoke")) is None
+    assert {e.config.batch_size for e in cnn_regimes(3, batch_size=64).values()} == {64}
     vit = vit_chapter_experiments(settings.get_profile("smoke"), "vit_scratch_tiny_patch8", "resnet18")
     assert [e.model for e in vit.values()] == [
         "resnet18",

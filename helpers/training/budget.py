@@ -28,6 +28,8 @@ __all__ = [
     "epoch_seconds",
     "plan_epochs",
     "plan_runs",
+    "total_epochs",
+    "with_total_epochs",
     "plan_table",
     "train_planned",
     "comparison_table",
@@ -228,6 +230,8 @@ def plan_runs(
     left divided by the runs still to plan, so what one run leaves unused (its epochs capped at its
     configuration's) goes to the next. A run whose minimum of epochs does not fit on the whole
     training split trains on a stratified part of it (seed 42); validation and test stay whole.
+    A configuration's epochs are planned in all (:func:`total_epochs`: frozen epochs and the rest; the
+    frozen ones are kept and count towards the budget's minimum).
     ``upto`` plans only the first runs (with the shares they get among all of them). ``follow`` maps a
     run to an earlier one whose plan it takes (the same training images and epochs, its expected time
     counted against the budget): a variant that must see the same batches as the run it is compared
@@ -250,7 +254,8 @@ def plan_runs(
             if follow[label] not in plans:
                 raise ValueError(f"run {label!r} follows {follow[label]!r}, which is not planned before it")
             lead = plans[follow[label]]
-            plans[label] = PlannedRun(exp.model, exp.config.replace(epochs=lead.config.epochs), lead.data, lead.plan)
+            config = with_total_epochs(exp.config, lead.plan.epochs)
+            plans[label] = PlannedRun(exp.model, config, lead.data, lead.plan)
             left -= lead.plan.planned_s
             continue
         times = measure_pass_time(exp.model, data, exp.config, steps=steps)
@@ -259,18 +264,29 @@ def plan_runs(
             times,
             len(data[0]),
             len(data[1]),
-            min_epochs=budget.min_epochs,
-            max_epochs=int(exp.config.epochs),
+            min_epochs=max(budget.min_epochs, int(exp.config.freeze_epochs or 0)),
+            max_epochs=total_epochs(exp.config),
         )
         left -= plan.planned_s
         runs = (_cap(data[0], plan.n_train, 42), data[1], data[2])
-        plans[label] = PlannedRun(exp.model, exp.config.replace(epochs=plan.epochs), runs, plan)
+        plans[label] = PlannedRun(exp.model, with_total_epochs(exp.config, plan.epochs), runs, plan)
     return plans
+
+
+def total_epochs(config: Any) -> int:
+    """The passes over the training images that ``config`` makes: its frozen epochs and the ones after."""
+    return int(config.epochs or 0) + int(config.freeze_epochs or 0)
+
+
+def with_total_epochs(config: Any, total: int) -> Any:
+    """``config`` trained for ``total`` epochs in all: its frozen epochs first, as configured (a plan
+    never asks for fewer), and the rest of the whole network after them."""
+    return config.replace(epochs=max(int(total) - int(config.freeze_epochs or 0), 0))
 
 
 def plan_table(runs: Mapping[str, PlannedRun]) -> Any:
     """The plans side by side: share of the budget, measured seconds per image, threads, training
-    images used of those available, epochs and the expected training time."""
+    images used of those available, epochs (frozen ones included) and the expected training time."""
     import pandas as pd
 
     rows = {}
@@ -282,7 +298,7 @@ def plan_table(runs: Mapping[str, PlannedRun]) -> Any:
             "s/validation image": None if p is None else round(p.pass_time.eval_s, 5),
             "threads": None if p is None else p.pass_time.threads,
             "training images": f"{len(run.data[0])} of {len(run.data[0]) if p is None else p.n_available}",
-            "epochs": run.config.epochs,
+            "epochs": total_epochs(run.config),
             "planned training s": None if p is None else round(p.planned_s),
         }
     return pd.DataFrame(rows).T
