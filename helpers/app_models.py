@@ -106,23 +106,23 @@ def blood_cells_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any],
     As the chapter: the first of :func:`~helpers.configs.blood_cells_experiments`, the three splits
     at its image size capped by ``profile`` (seed 42; pass
     :func:`~helpers.configs.blood_cells_profile` for the chapter's caps), and on the CPU profiles its
-    images and epochs planned from :func:`~helpers.configs.blood_cells_budget` by
-    :func:`~helpers.training.budget.plan_runs` (its share of the chapter's budget, measured on this
-    machine). Only the run's name differs (``app-blood-...``).
+    images and epochs as the chapter's fixed plan says (:func:`~helpers.configs.blood_cells_plan`,
+    :func:`~helpers.training.plans.apply_plan`): the same run on every machine. Only the run's name
+    differs (``app-blood-...``).
     """
-    from .configs import blood_cells_budget, blood_cells_experiments
+    from .configs import blood_cells_experiments, blood_cells_plan
     from .data.registry import load_dataset
-    from .training.budget import plan_runs
+    from .training.plans import apply_plan
 
     experiments = blood_cells_experiments(profile, dataset=name, seed=0)
-    first = next(iter(experiments.values()))
+    label, first = next(iter(experiments.items()))
     data = tuple(
         load_dataset(name, split=s, size=first.config.image_size, profile=profile, verbose=False)
         for s in ("train", "valid", "test")
     )
-    model, config, budget = first.model, first.config, blood_cells_budget(profile)
-    if budget is not None:
-        run = next(iter(plan_runs(experiments, data, budget, upto=1).values()))
+    model, config, plan = first.model, first.config, blood_cells_plan(profile)
+    if plan is not None:
+        run = apply_plan({label: first}, data, plan)[label]
         data, config = run.data, run.config
     return model, data, config.replace(name=f"app-blood-{config.name}")
 

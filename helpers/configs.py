@@ -23,8 +23,8 @@ from typing import Any
 from .config import Profile
 from .data.loaders import Augment
 from .references import THESIS004_PROTOCOL
-from .training.budget import TimeBudget
 from .training.config import Plateau, TrainConfig
+from .training.plans import FixedPlan, Measurement, RunPlan
 
 __all__ = [
     "RECIPES",
@@ -39,21 +39,21 @@ __all__ = [
     "BLOOD_CELLS_QUICK_VIT",
     "BLOOD_CELLS_VIT_DEPTH",
     "BLOOD_CELLS_VIT_LR",
-    "BLOOD_CELLS_BUDGET",
+    "BLOOD_CELLS_PLAN",
     "blood_cells_model",
     "blood_cells_config",
-    "blood_cells_budget",
+    "blood_cells_plan",
     "blood_cells_profile",
     "budget_profile",
     "blood_cells_experiments",
     "cnn_chapter_epochs",
-    "CNN_CHAPTER_BUDGET",
-    "cnn_chapter_budget",
+    "CNN_CHAPTER_PLAN",
+    "cnn_chapter_plan",
     "cnn_regimes",
     "VIT_CHAPTER_EPOCHS",
     "VIT_CHAPTER_DEPTH",
-    "VIT_CHAPTER_BUDGET",
-    "vit_chapter_budget",
+    "VIT_CHAPTER_PLAN",
+    "vit_chapter_plan",
     "vit_chapter_experiments",
     "THESIS002_EXPERIMENTS",
     "THESIS002_QUICK",
@@ -136,11 +136,32 @@ BLOOD_CELLS_VIT_DEPTH = 6
 #: That ViT's peak learning rate: the ResNet's 3e-3 made its loss climb back at the peak of the cycle
 #: (PBC sample, SEED 0, 20 epochs: test balanced accuracy 0.263 at 3e-3, 0.713 at 1e-3).
 BLOOD_CELLS_VIT_LR = 1e-3
-#: The CPU profiles' training time for the chapter's models together (the ResNet first, then the ViT
-#: with what is left): ``quick`` 7 minutes, at least 6 epochs each (fewer training images instead).
-BLOOD_CELLS_BUDGET: dict[str, TimeBudget] = {
-    "smoke": TimeBudget(seconds=20, min_epochs=1),
-    "quick": TimeBudget(seconds=420, min_epochs=6),
+#: What one image pass cost each model on the reference machine (2 cores, two threads), when the
+#: plans below were chosen; ``benchmarks/quick_plans.py`` measures them again.
+_PBC_RESNET10T_32PX = Measurement(train_s=0.0062, eval_s=0.0016, date="2026-12-07", threads=2, load=0.3)
+_PBC_VIT6_32PX = Measurement(train_s=0.0170, eval_s=0.0050, date="2026-12-07", threads=2, load=0.3)
+#: The chapter's runs at each CPU profile, the same on every machine (:mod:`helpers.training.plans`).
+#: ``quick`` trains the ResNet 20 epochs on at most 1,500 images and the ViT 20 epochs on at most
+#: 1,000 (a stratified part, seed 42): all of the shared samples (280 and 1,401 training images, the
+#: ViT 1,000 of the larger), about 5 minutes of training on the full PBC on the reference machine.
+BLOOD_CELLS_PLAN: dict[str, FixedPlan] = {
+    "smoke": FixedPlan(
+        {
+            "resnet10t": RunPlan(1, None, _PBC_RESNET10T_32PX, min_per_class=1),
+            "vit_tiny_patch16_224": RunPlan(1, None, _PBC_VIT6_32PX, min_per_class=1),
+        },
+        target_s=20,
+        note="one epoch on the profile's few dozen images: shows that the code runs",
+    ),
+    "quick": FixedPlan(
+        {
+            "resnet10t": RunPlan(20, 1500, _PBC_RESNET10T_32PX, min_per_class=30),
+            "vit_tiny_patch16_224": RunPlan(12, 800, _PBC_VIT6_32PX, min_per_class=30),
+        },
+        target_s=420,
+        note="chosen so that the full PBC's training fits about 7 minutes on the reference machine",
+        default=RunPlan(20, 1500, _PBC_RESNET10T_32PX, min_per_class=30),
+    ),
 }
 
 _BLOOD_CELLS_QUICK = RECIPES["one_cycle"].replace(
@@ -226,16 +247,16 @@ def blood_cells_config(
     return config.replace(lr=BLOOD_CELLS_VIT_LR) if small_vit else config
 
 
-def blood_cells_budget(profile: Profile) -> TimeBudget | None:
-    """The training time of the chapter's models at ``profile`` (:data:`BLOOD_CELLS_BUDGET`);
-    ``None`` at ``full``, which trains the thesis's epochs."""
-    return BLOOD_CELLS_BUDGET.get(profile.name)
+def blood_cells_plan(profile: Profile) -> FixedPlan | None:
+    """The chapter's fixed plan at ``profile`` (:data:`BLOOD_CELLS_PLAN`); ``None`` at ``full``, which
+    trains the thesis's epochs on all the data."""
+    return BLOOD_CELLS_PLAN.get(profile.name)
 
 
 def budget_profile(profile: Profile) -> Profile:
-    """The profile a chapter with a time budget trains with: at ``quick`` without the cap on training
-    images, since the budget (:func:`~helpers.training.budget.plan_runs`) decides how many fit; else
-    ``profile``."""
+    """The profile a chapter with a plan trains with: at ``quick`` without the profile's cap on
+    training images, since the chapter's plan (:mod:`helpers.training.plans`) or an explicit time
+    budget decides how many it uses; else ``profile``."""
     return profile.replace(max_train=None) if profile.name == "quick" else profile
 
 
@@ -287,16 +308,27 @@ def cnn_chapter_epochs(profile: Profile) -> int:
     return {"smoke": 1, "quick": 3}.get(profile.name, profile.epochs)
 
 
-#: The CNN chapter's training time at ``quick`` for its four regimes together: 6 minutes, each regime
-#: its three epochs (:func:`cnn_chapter_epochs`) on as many training images as fit. The dearest regime
-#: (full tuning) is measured and planned; the others take its plan, so that all four see the same images.
-CNN_CHAPTER_BUDGET: dict[str, TimeBudget] = {"quick": TimeBudget(seconds=360, min_epochs=3)}
+_PNEUMONIA_RESNET18_32PX = Measurement(train_s=0.0100, eval_s=0.0020, date="2026-12-07", threads=2, load=0.3)
+#: The CNN chapter's four regimes at ``quick``: three epochs each on the same 2,500 training images (a
+#: stratified part of PneumoniaMNIST's 4,708, seed 42), full tuning planned and the others following
+#: it; about 6 minutes of training on the reference machine.
+CNN_CHAPTER_PLAN: dict[str, FixedPlan] = {
+    "quick": FixedPlan(
+        {
+            regime: RunPlan(3, 2500, _PNEUMONIA_RESNET18_32PX, min_per_class=100)
+            for regime in ("full tuning", "frozen features", "fine-tuning", "thesis 002 CNN")
+        },
+        target_s=360,
+        note="chosen so that the four regimes' training fits about 6 minutes on the reference machine",
+        follow={"frozen features": "full tuning", "fine-tuning": "full tuning", "thesis 002 CNN": "full tuning"},
+    )
+}
 
 
-def cnn_chapter_budget(profile: Profile) -> TimeBudget | None:
-    """The CNN chapter's training time at ``profile`` (:data:`CNN_CHAPTER_BUDGET`); ``None`` at ``smoke``
+def cnn_chapter_plan(profile: Profile) -> FixedPlan | None:
+    """The CNN chapter's fixed plan at ``profile`` (:data:`CNN_CHAPTER_PLAN`); ``None`` at ``smoke``
     (a few dozen images) and ``full`` (the profile's epochs on all the data)."""
-    return CNN_CHAPTER_BUDGET.get(profile.name)
+    return CNN_CHAPTER_PLAN.get(profile.name)
 
 
 def cnn_regimes(epochs: int, seed: int = 42, batch_size: int | None = None) -> dict[str, Experiment]:
@@ -321,21 +353,33 @@ def cnn_regimes(epochs: int, seed: int = 42, batch_size: int | None = None) -> d
 #: The Vision Transformer chapter's epochs and ViT depth per profile.
 VIT_CHAPTER_EPOCHS = {"smoke": 1, "quick": 12, "full": 50}
 VIT_CHAPTER_DEPTH = {"smoke": 2, "quick": 6, "full": 12}
-#: The CPU profiles' training time for the chapter's three models together (the CNN, the ViT, the ViT
-#: with flexible heads, in that order, each with what is left): ``quick`` 6 minutes, at least 6 epochs
-#: each (fewer training images instead), at most :data:`VIT_CHAPTER_EPOCHS`. On the 280 training images
-#: of the shared PBC sample the three runs take their 12 epochs in well under their shares; on the full
-#: PBC (11,964 training images) the budget, not the profile's cap of 4,000, sets how many images fit.
-VIT_CHAPTER_BUDGET: dict[str, TimeBudget] = {
-    "smoke": TimeBudget(seconds=20, min_epochs=1),
-    "quick": TimeBudget(seconds=360, min_epochs=6),
+_PBC_RESNET18_64PX = Measurement(train_s=0.0200, eval_s=0.0050, date="2026-12-07", threads=2, load=0.3)
+_PBC_VIT8_64PX = Measurement(train_s=0.0200, eval_s=0.0060, date="2026-12-07", threads=2, load=0.3)
+#: The Vision Transformer chapter's three models at the CPU profiles: ``quick`` 12 epochs each on at
+#: most 600 training images (all 280 of the shared PBC sample; a stratified part of larger data), the
+#: flexible-heads ViT on the ViT's images; about 7 minutes of training on the full PBC.
+VIT_CHAPTER_PLAN: dict[str, FixedPlan] = {
+    name: FixedPlan(
+        {
+            "CNN": RunPlan(epochs, cap, _PBC_RESNET18_64PX, min_per_class=floor),
+            "ViT": RunPlan(epochs, cap, _PBC_VIT8_64PX, min_per_class=floor),
+            "ViT, flexible heads": RunPlan(epochs, cap, _PBC_VIT8_64PX, min_per_class=floor),
+        },
+        target_s=target,
+        note=note,
+        follow={"ViT, flexible heads": "ViT"},
+    )
+    for name, epochs, cap, floor, target, note in (
+        ("smoke", 1, None, 1, 20, "one epoch on the profile's few dozen images: shows that the code runs"),
+        ("quick", 12, 600, 30, 420, "chosen so that the three runs fit about 7 minutes on the reference machine"),
+    )
 }
 
 
-def vit_chapter_budget(profile: Profile) -> TimeBudget | None:
-    """The training time of the Vision Transformer chapter's models at ``profile``
-    (:data:`VIT_CHAPTER_BUDGET`); ``None`` at ``full``, which trains :data:`VIT_CHAPTER_EPOCHS`."""
-    return VIT_CHAPTER_BUDGET.get(profile.name)
+def vit_chapter_plan(profile: Profile) -> FixedPlan | None:
+    """The Vision Transformer chapter's fixed plan at ``profile`` (:data:`VIT_CHAPTER_PLAN`); ``None``
+    at ``full``, which trains :data:`VIT_CHAPTER_EPOCHS` on all the data."""
+    return VIT_CHAPTER_PLAN.get(profile.name)
 
 
 def vit_chapter_experiments(

@@ -11,10 +11,12 @@ import os
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from .app.core import APP_TASKS
 from .cards import ModelCard
 
-__all__ = ["TASK_CLASSES", "make_untrained_checkpoint", "find_sample"]
+__all__ = ["TASK_CLASSES", "make_untrained_checkpoint", "find_sample", "toy_splits"]
 
 #: Task kind and classes of the untrained checkpoints :func:`make_untrained_checkpoint` writes (one per app task).
 TASK_CLASSES: dict[str, tuple[str, list[str]]] = {
@@ -117,3 +119,21 @@ def find_sample(task: str, root: str | os.PathLike | None = None) -> Path | None
                 continue
             return path
     return None
+
+
+def toy_splits(n: int = 40, size: int = 16, classes: int = 4) -> tuple[Any, Any, Any]:
+    """``(train, valid, test)`` random RGB ImageDatasets of a ``classes``-class task, labels in turn.
+
+    The training split has ``n`` images (``n / classes`` per class), validation and test ``n / 2``
+    each: enough to plan, cap and train tiny models in tests.
+    """
+    from .data.base import ImageDataset
+
+    rng = np.random.default_rng(0)
+    out = []
+    for split, m in (("train", n), ("valid", n // 2), ("test", n // 2)):
+        labels = np.arange(m) % classes
+        images = rng.integers(0, 255, (m, size, size, 3)).astype(np.uint8)
+        names = [chr(ord("a") + k) for k in range(classes)]
+        out.append(ImageDataset("toy", split, "multiclass", names, images, labels, "synthetic"))
+    return tuple(out)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from helpers import config, configs
 from helpers.app_models import APP_MODELS, _task_run, blood_cells_run, choose_dataset
 from helpers.data import load_dataset
@@ -9,10 +11,15 @@ from helpers.data.synthetic import write_synthetic
 from helpers.training import budget
 
 
+def _never(*args, **kwargs):
+    pytest.fail("a fixed plan measures nothing")
+
+
 def test_the_blood_model_is_the_chapters(real_data, tmp_workdirs, monkeypatch):
-    # the plan rests on a fixed pass time, not this machine's load: a busy CI machine would shrink the images
-    fast = budget.PassTime(train_s=1e-4, eval_s=1e-4, batch_size=16, steps=5, threads=1)
-    monkeypatch.setattr(budget, "measure_pass_time", lambda *args, **kwargs: fast)
+    # the chapter's fixed plan, not this machine's speed: nothing may be measured
+    monkeypatch.setattr(
+        budget, "measure_pass_time", lambda *args, **kwargs: pytest.fail("a fixed plan measures nothing")
+    )
     assert APP_MODELS["blood"][1] == configs.BLOOD_CELLS_QUICK_MODEL
     smoke = config.get_profile("smoke")
     model, data, cfg = blood_cells_run("pbc", smoke)
@@ -25,17 +32,21 @@ def test_the_blood_model_is_the_chapters(real_data, tmp_workdirs, monkeypatch):
     assert cfg2.epochs == 2 and prof.max_train == 16 and len(capped[0]) == 16
 
 
-def test_quick_plans_the_chapters_resnet_from_its_time_budget(real_data, tmp_workdirs, one_thread):
+def test_quick_trains_the_chapters_resnet_by_its_fixed_plan(real_data, tmp_workdirs, monkeypatch):
+    monkeypatch.setattr(
+        budget, "measure_pass_time", lambda *args, **kwargs: pytest.fail("a fixed plan measures nothing")
+    )
     quick = config.get_profile("quick")
     arch, data, cfg, prof = _task_run("blood", "pbc", quick, None, None)
     chapter = configs.blood_cells_experiments(quick, dataset="pbc", seed=0)["resnet10t"]
-    budget = configs.blood_cells_budget(quick)
-    assert arch == chapter.model and prof.max_train is None  # the budget, not the cap, sizes the training set
-    assert budget.min_epochs <= cfg.epochs <= chapter.config.epochs
+    plan = configs.blood_cells_plan(quick)["resnet10t"]
+    assert arch == chapter.model and prof.max_train is None  # the plan, not the profile's cap, sizes the training set
+    assert cfg.epochs == plan.epochs
     assert cfg.replace(epochs=chapter.config.epochs, name=chapter.config.name) == chapter.config, (
-        "only the epochs (planned as the chapter's) and the name"
+        "only the epochs (the chapter's plan) and the name"
     )
-    assert len(data[0]) == len(load_dataset("pbc", split="train", size=32, profile=prof, verbose=False))
+    whole = len(load_dataset("pbc", split="train", size=32, profile=prof, verbose=False))
+    assert len(data[0]) == min(whole, plan.max_train)
 
 
 def test_the_mammogram_model_is_the_mammography_chapters(real_data, tmp_workdirs):

@@ -4,27 +4,15 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
 import pytest
 
 from helpers.configs import Experiment, get_config
-from helpers.data.base import ImageDataset
+from helpers.testing import toy_splits
 from helpers.training import budget
 from helpers.training.budget import PassTime, TimeBudget, measure_pass_time, plan_epochs, plan_runs
 
 # 10 ms per training image, 2 ms per validation image, batches of 32
 PASS = PassTime(train_s=0.01, eval_s=0.002, batch_size=32, steps=3, threads=1)
-
-
-def _toy(n: int = 40, size: int = 16) -> tuple[ImageDataset, ImageDataset, ImageDataset]:
-    """Three splits of a four-class task, ten images per class in the training split."""
-    rng = np.random.default_rng(0)
-    out = []
-    for split, m in (("train", n), ("valid", n // 2), ("test", n // 2)):
-        labels = np.arange(m) % 4
-        images = rng.integers(0, 255, (m, size, size, 3)).astype(np.uint8)
-        out.append(ImageDataset("toy", split, "multiclass", list("abcd"), images, labels, "synthetic"))
-    return tuple(out)
 
 
 def test_the_budget_buys_whole_epochs_up_to_the_configurations():
@@ -58,7 +46,7 @@ def test_bad_budgets_say_what_is_wrong():
 def test_runs_share_the_budget_in_order(monkeypatch):
     costs = {"cheap": PASS, "dear": PassTime(0.1, 0.02, 8, 3, 1)}
     monkeypatch.setattr(budget, "measure_pass_time", lambda model, data, config, steps: costs[model])
-    data = _toy()
+    data = toy_splits()
     config = get_config("one_cycle").replace(epochs=20, batch_size=8)
     experiments = {name: Experiment(name, config) for name in costs}
     runs = plan_runs(experiments, data, TimeBudget(seconds=20, min_epochs=2))
@@ -88,7 +76,7 @@ def test_a_variant_follows_the_plan_of_the_run_it_is_compared_with(monkeypatch):
     monkeypatch.setattr(
         budget, "measure_pass_time", lambda model, data, config, steps: measured.append(model) or costs[model]
     )
-    data = _toy()
+    data = toy_splits()
     config = get_config("one_cycle").replace(epochs=20, batch_size=8)
     experiments = {name: Experiment(name, config.replace(name=name)) for name in costs}
     runs = plan_runs(experiments, data, TimeBudget(seconds=10, min_epochs=2), follow={"dear_variant": "dear"})
@@ -106,19 +94,19 @@ def test_a_pass_is_measured_on_real_batches_in_well_under_a_second(one_thread):
     config = get_config("one_cycle").replace(
         batch_size=4, image_size=16, model_kwargs={"depth": 1, "embed_dim": 16, "num_heads": 2}
     )
-    measure_pass_time("vit_scratch_tiny_patch4", _toy(), config, steps=1)  # the first call imports fastai
+    measure_pass_time("vit_scratch_tiny_patch4", toy_splits(), config, steps=1)  # the first call imports fastai
     start = time.perf_counter()
-    measured = measure_pass_time("vit_scratch_tiny_patch4", _toy(), config, steps=2)
+    measured = measure_pass_time("vit_scratch_tiny_patch4", toy_splits(), config, steps=2)
     assert time.perf_counter() - start < 0.5
     assert measured.train_s > 0 and measured.eval_s > 0 and (measured.batch_size, measured.steps) == (4, 2)
     assert measured.threads == 1
     with pytest.raises(ValueError, match="steps >= 1"):
-        measure_pass_time("vit_scratch_tiny_patch4", _toy(), config, steps=0)
+        measure_pass_time("vit_scratch_tiny_patch4", toy_splits(), config, steps=0)
 
 
 def test_frozen_epochs_count_in_the_plan_and_are_kept(monkeypatch):
     monkeypatch.setattr(budget, "measure_pass_time", lambda model, data, config, steps: PASS)
-    data = _toy()
+    data = toy_splits()
     base = get_config("one_cycle").replace(batch_size=8)
     experiments = {  # the CNN chapter's regimes: three epochs in all, some of them frozen
         "full": Experiment("m", base.replace(epochs=3)),

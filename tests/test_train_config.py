@@ -13,21 +13,21 @@ from helpers.configs import (
     BLOOD_CELLS_CPU_AUGMENT,
     CONFIGS,
     RECIPES,
-    blood_cells_budget,
     blood_cells_config,
     blood_cells_experiments,
     blood_cells_model,
+    blood_cells_plan,
     blood_cells_profile,
     budget_profile,
-    cnn_chapter_budget,
     cnn_chapter_epochs,
+    cnn_chapter_plan,
     cnn_regimes,
     config_table,
     get_config,
     list_configs,
     thesis004_config,
-    vit_chapter_budget,
     vit_chapter_experiments,
+    vit_chapter_plan,
 )
 from helpers.data.loaders import Augment
 from helpers.train import SCHEDULES, Plateau, TrainConfig, resolve_config
@@ -210,9 +210,10 @@ def test_blood_cells_configurations():
     assert runs["vit_tiny_patch16_224"].config.lr == 1e-3 and runs["resnet10t"].config.lr == 3e-3
     assert list(blood_cells_experiments(full)) == ["resnet18.tv_in1k"]
     assert blood_cells_experiments(quick, image_size=48)["resnet10t"].config.image_size == 48
-    # quick is sized by time, not by the profile's cap on training images; full by the thesis's epochs
-    assert blood_cells_budget(quick).seconds == 420 and blood_cells_budget(quick).min_epochs == 6
-    assert blood_cells_budget(full) is None and blood_cells_budget(smoke).min_epochs == 1
+    # the CPU profiles train a fixed plan that covers every run, not the profile's cap; full the thesis's epochs
+    assert blood_cells_plan(full) is None
+    for profile in (quick, smoke):
+        assert set(blood_cells_experiments(profile)) <= set(blood_cells_plan(profile).runs)
     assert blood_cells_profile(quick).max_train is None and blood_cells_profile(smoke) is smoke
 
 
@@ -225,8 +226,11 @@ def test_models_chapters_experiments():
     assert regimes["thesis 002 CNN"].model == "thesis002_cnn" and regimes["thesis 002 CNN"].config.recipe == "constant"
     assert regimes["full tuning"].config.name == "resnet18-full_tuning"
     assert cnn_chapter_epochs(settings.get_profile("quick")) == 3
-    assert cnn_chapter_budget(settings.get_profile("quick")).min_epochs == 3
-    assert cnn_chapter_budget(settings.get_profile("smoke")) is None
+    plan = cnn_chapter_plan(settings.get_profile("quick"))
+    assert set(plan.runs) == set(regimes) and {plan[r].epochs for r in regimes} == {3}
+    assert (
+        set(plan.follow) == set(regimes) - {"full tuning"} and cnn_chapter_plan(settings.get_profile("smoke")) is None
+    )
     assert {e.config.batch_size for e in cnn_regimes(3, batch_size=64).values()} == {64}
     vit = vit_chapter_experiments(settings.get_profile("smoke"), "vit_scratch_tiny_patch8", "resnet18")
     assert [e.model for e in vit.values()] == [
@@ -238,10 +242,12 @@ def test_models_chapters_experiments():
     assert (
         vit["ViT"].config.epochs == 1 and vit["ViT"].config.label_smoothing == 0.1 and vit["ViT"].config.bootstrap == 0
     )
-    # quick is sized by a time budget, at most its 12 epochs; full trains its epochs
+    # the CPU profiles train a fixed plan (the flexible ViT on the ViT's images); full trains its epochs
     quick, full = settings.get_profile("quick"), settings.get_profile("full")
-    assert vit_chapter_budget(quick).seconds == 360 and vit_chapter_budget(quick).min_epochs == 6
-    assert vit_chapter_budget(full) is None and vit_chapter_budget(settings.get_profile("smoke")).min_epochs == 1
+    assert set(vit_chapter_plan(quick).runs) == set(vit) and vit_chapter_plan(quick).follow == {
+        "ViT, flexible heads": "ViT"
+    }
+    assert vit_chapter_plan(full) is None
     assert vit_chapter_experiments(quick, "vit_scratch_tiny_patch8", "resnet18")["CNN"].config.epochs == 12
     assert budget_profile(quick).max_train is None and budget_profile(full) is full
 

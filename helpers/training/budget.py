@@ -85,6 +85,9 @@ class BudgetPlan:
         epochs: epochs to train.
         planned_s: the expected training time, ``epochs`` times :func:`epoch_seconds`.
         pass_time: the measurement the plan rests on.
+        source: where the plan comes from: ``"budget"`` (measured on this machine now) or
+            ``"fixed"`` (a chapter's plan, measured once on the reference machine:
+            :mod:`helpers.training.plans`).
     """
 
     seconds: float
@@ -93,6 +96,7 @@ class BudgetPlan:
     epochs: int
     planned_s: float
     pass_time: PassTime
+    source: str = "budget"
 
 
 @dataclass(frozen=True)
@@ -285,23 +289,26 @@ def with_total_epochs(config: Any, total: int) -> Any:
 
 
 def plan_table(runs: Mapping[str, PlannedRun]) -> Any:
-    """The plans side by side: share of the budget, measured seconds per image, threads, training
-    images used of those available, epochs (frozen ones included) and the expected training time."""
+    """The plans side by side: training images used of those available, epochs (frozen ones
+    included), seconds per image and the expected training time — for a budget, measured here now
+    with its share of the budget; for a fixed plan, measured on the reference machine."""
     import pandas as pd
 
     rows = {}
     for label, run in runs.items():
         p = run.plan
+        fixed = p is not None and p.source == "fixed"
         rows[label] = {
-            "budget share s": None if p is None else round(p.seconds),
-            "s/training image": None if p is None else round(p.pass_time.train_s, 5),
-            "s/validation image": None if p is None else round(p.pass_time.eval_s, 5),
-            "threads": None if p is None else p.pass_time.threads,
             "training images": f"{len(run.data[0])} of {len(run.data[0]) if p is None else p.n_available}",
             "epochs": total_epochs(run.config),
-            "planned training s": None if p is None else round(p.planned_s),
+            "plan": "-" if p is None else ("fixed" if fixed else "budget, measured here"),
+            "budget share s": None if p is None or fixed else round(p.seconds),
+            "s/training image": None if p is None else round(p.pass_time.train_s, 5),
+            "threads": None if p is None else p.pass_time.threads,
+            "expected training s": None if p is None else round(p.planned_s),
         }
-    return pd.DataFrame(rows).T
+    table = pd.DataFrame(rows).T
+    return table.drop(columns=[c for c in table if table[c].isna().all()])
 
 
 def train_planned(runs: Mapping[str, PlannedRun], profile: Any, *, progress: bool = False) -> dict[str, Any]:
@@ -331,7 +338,7 @@ def comparison_table(records: Mapping[str, Any], runs: Mapping[str, PlannedRun] 
             "training images": (record.data.get("train") or {}).get("n"),
             "epochs": record.config.get("epochs"),
             "s/image (measured)": None if plan is None else round(plan.pass_time.train_s, 5),
-            "training s (planned)": None if plan is None else round(plan.planned_s),
+            "training s (expected)": None if plan is None else round(plan.planned_s),
             "training s": round(record.config["train_time_s"]),
             **{k: round(float(test[k]), 3) for k in ("balanced_accuracy", "accuracy", "kappa") if k in test},
             "balanced_accuracy 95% CI": _interval(ci, "balanced_accuracy"),
