@@ -371,7 +371,7 @@ VIT_CHAPTER_PLAN: dict[str, FixedPlan] = {
     )
     for name, epochs, cap, floor, target, note in (
         ("smoke", 1, None, 1, 20, "one epoch on the profile's few dozen images: shows that the code runs"),
-        ("quick", 12, 600, 30, 420, "chosen so that the three runs fit about 7 minutes on the reference machine"),
+        ("quick", 10, 400, 30, 420, "chosen so that the three runs fit about 7 minutes on the reference machine"),
     )
 }
 
