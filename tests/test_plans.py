@@ -131,3 +131,14 @@ def test_the_blood_chapters_smoke_runs_give_the_same_numbers_beside_a_cpu_hog(re
         hog.kill()
         hog.wait()
     assert busy == alone
+
+
+def test_runs_at_two_image_sizes_take_the_same_part_of_their_own_splits():
+    at = {16: toy_splits(80, size=16), 24: toy_splits(80, size=24)}
+    exps = _experiments()
+    exps["variant"] = Experiment("resnet10t", exps["variant"].config.replace(image_size=24))
+    plan = FixedPlan({k: RunPlan(2, 40, COST) for k in exps}, target_s=60)
+    runs = apply_plan(exps, lambda size: at[size], plan)
+    small, large = runs["cnn"].data[0], runs["variant"].data[0]
+    assert small.images.shape[1:3] == (16, 16) and large.images.shape[1:3] == (24, 24)
+    assert (small.labels == large.labels).all() and runs["variant"].data[1] is at[24][1]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,7 +33,17 @@ __all__ = [
     "plan_table",
     "train_planned",
     "comparison_table",
+    "splits_for",
 ]
+
+#: A run's ``(train, valid, test)`` ImageDatasets.
+Splits = tuple[Any, Any, Any]
+
+
+def splits_for(data: Splits | Callable[[int | None], Splits], config: Any) -> Splits:
+    """The ``(train, valid, test)`` splits a run with ``config`` trains on: ``data`` itself, or, when
+    runs train at different image sizes, ``data(config.image_size)``."""
+    return data(config.image_size) if callable(data) else data
 
 
 @dataclass(frozen=True)
@@ -219,7 +229,7 @@ def plan_epochs(
 
 def plan_runs(
     experiments: Mapping[str, Any],
-    data: tuple[Any, Any, Any],
+    data: Splits | Callable[[int | None], Splits],
     budget: TimeBudget | None,
     *,
     upto: int | None = None,
@@ -227,6 +237,8 @@ def plan_runs(
     follow: Mapping[str, str] | None = None,
 ) -> dict[str, PlannedRun]:
     """Share ``budget`` among ``experiments`` (label -> :class:`~helpers.configs.Experiment`), in order.
+
+    ``data`` is the three splits, or a function of the image size that returns them (:func:`splits_for`).
 
     With no budget (``None``), every run keeps its configuration's epochs and all of ``data``.
 
@@ -250,10 +262,16 @@ def plan_runs(
         raise ValueError("no experiments to plan")
     labels = list(experiments)[: upto or None]
     if budget is None:
-        return {label: PlannedRun(experiments[label].model, experiments[label].config, data) for label in labels}
+        return {
+            label: PlannedRun(
+                experiments[label].model, experiments[label].config, splits_for(data, experiments[label].config)
+            )
+            for label in labels
+        }
     left, plans, follow = float(budget.seconds), {}, dict(follow or {})
     for i, label in enumerate(labels):
         exp = experiments[label]
+        splits = splits_for(data, exp.config)
         if label in follow:
             if follow[label] not in plans:
                 raise ValueError(f"run {label!r} follows {follow[label]!r}, which is not planned before it")
@@ -262,17 +280,17 @@ def plan_runs(
             plans[label] = PlannedRun(exp.model, config, lead.data, lead.plan)
             left -= lead.plan.planned_s
             continue
-        times = measure_pass_time(exp.model, data, exp.config, steps=steps)
+        times = measure_pass_time(exp.model, splits, exp.config, steps=steps)
         plan = plan_epochs(
             left / (len(experiments) - i),
             times,
-            len(data[0]),
-            len(data[1]),
+            len(splits[0]),
+            len(splits[1]),
             min_epochs=max(budget.min_epochs, int(exp.config.freeze_epochs or 0)),
             max_epochs=total_epochs(exp.config),
         )
         left -= plan.planned_s
-        runs = (_cap(data[0], plan.n_train, 42), data[1], data[2])
+        runs = (_cap(splits[0], plan.n_train, 42), splits[1], splits[2])
         plans[label] = PlannedRun(exp.model, with_total_epochs(exp.config, plan.epochs), runs, plan)
     return plans
 

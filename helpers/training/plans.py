@@ -17,11 +17,11 @@ refuses to train (:func:`check_floor`) rather than report chance-level numbers.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .budget import BudgetPlan, PassTime, PlannedRun, TimeBudget, plan_runs, with_total_epochs
+from .budget import BudgetPlan, PassTime, PlannedRun, Splits, TimeBudget, plan_runs, splits_for, with_total_epochs
 
 __all__ = [
     "Measurement",
@@ -135,12 +135,16 @@ def _as_budget_plan(plan: RunPlan, n_train: int, n_available: int, n_valid: int)
     return BudgetPlan(expected, n_train, n_available, plan.epochs, expected, times, source="fixed")
 
 
-def apply_plan(experiments: Mapping[str, Any], data: tuple[Any, Any, Any], plan: FixedPlan) -> dict[str, PlannedRun]:
+def apply_plan(
+    experiments: Mapping[str, Any], data: Splits | Callable[[int | None], Splits], plan: FixedPlan
+) -> dict[str, PlannedRun]:
     """The runs of ``experiments`` (label -> Experiment) as ``plan`` fixes them: the same on every machine.
 
     Each run trains for its plan's epochs on at most its ``max_train`` training images (a stratified
-    part, seed 42, so that runs with the same cap see the same images); validation and test stay
-    whole. A run in ``plan.follow`` takes the training images of the run it follows.
+    part, seed 42, so that runs with the same cap see the same images, at any image size);
+    validation and test stay whole. A run in ``plan.follow`` takes the training images of the run it
+    follows. ``data`` is the three splits, or a function of the image size that returns them (for
+    runs at different sizes, :func:`splits_for`).
 
     Raises:
         KeyError: for an experiment the plan does not cover.
@@ -149,11 +153,11 @@ def apply_plan(experiments: Mapping[str, Any], data: tuple[Any, Any, Any], plan:
 
     out: dict[str, PlannedRun] = {}
     for label, exp in experiments.items():
-        run = plan[label]
+        run, (train, valid, test) = plan[label], splits_for(data, exp.config)
         lead = plan.follow.get(label)
-        train = out[lead].data[0] if lead in out else _cap(data[0], run.max_train, 42)
-        fixed = _as_budget_plan(run, len(train), len(data[0]), len(data[1]))
-        out[label] = PlannedRun(exp.model, with_total_epochs(exp.config, run.epochs), (train, data[1], data[2]), fixed)
+        part = out[lead].data[0] if lead in out else _cap(train, run.max_train, 42)
+        fixed = _as_budget_plan(run, len(part), len(train), len(valid))
+        out[label] = PlannedRun(exp.model, with_total_epochs(exp.config, run.epochs), (part, valid, test), fixed)
     return out
 
 
@@ -193,7 +197,7 @@ def check_floor(runs: Mapping[str, PlannedRun], plan: FixedPlan) -> None:
 
 def planned_or_budgeted(
     experiments: Mapping[str, Any],
-    data: tuple[Any, Any, Any],
+    data: Splits | Callable[[int | None], Splits],
     plan: FixedPlan | None,
     budget_s: float | None,
     **kw: Any,
