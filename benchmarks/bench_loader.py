@@ -36,11 +36,26 @@ from helpers.data.loaders import augment_batch  # noqa: E402
 from helpers.data.pbc import read_pbc  # noqa: E402
 
 
-class PILDataset(torch.utils.data.Dataset):
-    """Decode + pad-to-square + resize with Pillow on every access (no cache)."""
+def per_image_transform(aug: Augment):
+    """The same kinds of augmentation as :meth:`Augment.fastai`, the way a per-image pipeline applies
+    them: torchvision transforms on each PIL image (flip, rotation, zoom, crop, brightness, contrast)."""
+    from torchvision import transforms as T
 
-    def __init__(self, files, labels, size: int) -> None:
-        self.files, self.labels, self.size = list(files), np.asarray(labels), size
+    return T.Compose(
+        [
+            T.RandomHorizontalFlip() if aug.flip else T.Lambda(lambda im: im),
+            T.RandomApply([T.RandomAffine(aug.max_rotate, scale=(aug.min_zoom, aug.max_zoom))], p=aug.p_affine),
+            T.RandomApply([T.ColorJitter(brightness=aug.brightness, contrast=aug.contrast)], p=aug.p_lighting),
+        ]
+    )
+
+
+class PILDataset(torch.utils.data.Dataset):
+    """Decode + pad-to-square + resize with Pillow on every access (no cache); with ``transform``,
+    augmented image by image as a per-image pipeline does."""
+
+    def __init__(self, files, labels, size: int, transform=None) -> None:
+        self.files, self.labels, self.size, self.transform = list(files), np.asarray(labels), size, transform
 
     def __len__(self) -> int:
         return len(self.files)
@@ -54,13 +69,19 @@ class PILDataset(torch.utils.data.Dataset):
             side = max(w, h)
             square = Image.new("RGB", (side, side), 0)
             square.paste(img, ((side - w) // 2, (side - h) // 2))
-            arr = np.asarray(square.resize((self.size, self.size), Image.Resampling.BILINEAR))
+            small = square.resize((self.size, self.size), Image.Resampling.BILINEAR)
+            if self.transform is not None:
+                small = self.transform(small)
+            arr = np.asarray(small)
         return torch.from_numpy(arr.copy()), int(self.labels[i])
 
 
-def run_pil(files, labels, size, batch_size, epochs, stats, augment, seed) -> list[float]:
+def run_pil(files, labels, size, batch_size, epochs, stats, augment, seed, per_image=None) -> list[float]:
+    """Images/s per epoch of the per-image PIL pipeline: ``augment`` on each batch (the same batch
+    transform as the cache), or ``per_image`` augmentation (an :class:`Augment`) image by image."""
+    transform = None if per_image is None else per_image_transform(per_image)
     loader = torch.utils.data.DataLoader(
-        PILDataset(files, labels, size),
+        PILDataset(files, labels, size, transform),
         batch_size=batch_size,
         shuffle=True,
         drop_last=True,
