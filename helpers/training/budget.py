@@ -33,6 +33,8 @@ __all__ = [
     "plan_table",
     "train_planned",
     "comparison_table",
+    "comparison_sentences",
+    "beats_chance",
     "splits_for",
 ]
 
@@ -342,23 +344,87 @@ def _interval(ci: Mapping[str, Any], metric: str) -> str:
     return f"{band['low']:.3f}–{band['high']:.3f}" if isinstance(band, Mapping) and "low" in band else ""
 
 
+def beats_chance(record: Any) -> bool | None:
+    """Whether a run's test predictions beat the shuffled-label interval of chance
+    (:func:`helpers.chance.chance_check`, stored with the run); ``None`` when it was not checked."""
+    check = record.metrics.get("test_chance") or {}
+    return None if "no_better_than_chance" not in check else not check["no_better_than_chance"]
+
+
 def comparison_table(records: Mapping[str, Any], runs: Mapping[str, PlannedRun] | None = None) -> Any:
-    """The runs side by side: model, training images, epochs, times (planned where a plan exists) and
-    the test split's balanced accuracy, accuracy and kappa with their 95 % bootstrap intervals."""
+    """The runs side by side: model, initialisation, image size, training images, epochs, times (expected
+    where a plan exists), the test split's balanced accuracy, accuracy and kappa with their 95 %
+    bootstrap intervals, and whether the run beat chance (:func:`beats_chance`)."""
     import pandas as pd
 
     rows = {}
     for label, record in records.items():
         test, ci = record.metrics["test"], record.metrics.get("test_ci") or {}
         plan = runs[label].plan if runs and label in runs else None
+        chance = beats_chance(record)
         rows[label] = {
             "model": record.config.get("model") or label,
+            "init": "ImageNet" if record.config.get("pretrained") else "random",
+            "px": record.config.get("image_size"),
             "training images": (record.data.get("train") or {}).get("n"),
             "epochs": record.config.get("epochs"),
-            "s/image (measured)": None if plan is None else round(plan.pass_time.train_s, 5),
             "training s (expected)": None if plan is None else round(plan.planned_s),
             "training s": round(record.config["train_time_s"]),
             **{k: round(float(test[k]), 3) for k in ("balanced_accuracy", "accuracy", "kappa") if k in test},
             "balanced_accuracy 95% CI": _interval(ci, "balanced_accuracy"),
+            "beats chance": {None: "not checked", True: "yes", False: "NO: at chance"}[chance],
         }
     return pd.DataFrame(rows).T
+
+
+def _differences(a: Any, b: Any) -> str:
+    """What differed between two runs' settings, in words (images, epochs, image size, initialisation)."""
+    out = []
+    na, nb = ((r.data.get("train") or {}).get("n") for r in (a, b))
+    for what, x, y in (
+        ("training images", na, nb),
+        ("epochs", a.config.get("epochs"), b.config.get("epochs")),
+        ("px", a.config.get("image_size"), b.config.get("image_size")),
+    ):
+        if x != y:
+            out.append(f"{x} vs {y} {what}")
+    if bool(a.config.get("pretrained")) != bool(b.config.get("pretrained")):
+        out.append("ImageNet weights vs random" if a.config.get("pretrained") else "random vs ImageNet weights")
+    return ", ".join(out) if out else "the same images, epochs and size"
+
+
+def comparison_sentences(records: Mapping[str, Any], names: Mapping[str, str] | None = None) -> list[str]:
+    """One sentence per run after the best: how far behind the best run it is in test balanced accuracy,
+    whether the 95 % intervals overlap, and what differed between the two; runs that did not beat
+    chance are named as such and left out of the comparison.
+
+    Args:
+        records: label -> run record.
+        names: label -> the name to print (default: the label).
+    """
+    names = dict(names or {})
+    name = lambda k: names.get(k, k)
+    ba = {k: float(r.metrics["test"]["balanced_accuracy"]) for k, r in records.items()}
+    out = [
+        f"{name(k)} is no better than chance ({ba[k]:.3f}): not compared."
+        for k in ba
+        if beats_chance(records[k]) is False
+    ]
+    ranked = sorted((k for k in ba if beats_chance(records[k]) is not False), key=ba.get, reverse=True)
+    if not ranked:
+        return out
+    best = ranked[0]
+    out.insert(0, f"Best: {name(best)}, test balanced accuracy {ba[best]:.3f}.")
+    for k in ranked[1:]:
+        ci = [(records[x].metrics.get("test_ci") or {}).get("balanced_accuracy") for x in (best, k)]
+        if None in ci:
+            overlap = "no intervals at this profile"
+        elif ci[0]["low"] <= ci[1]["high"] and ci[1]["low"] <= ci[0]["high"]:
+            overlap = "the 95 % intervals overlap: this run does not separate them"
+        else:
+            overlap = "the 95 % intervals do not overlap"
+        out.append(
+            f"{name(k)} is {ba[best] - ba[k]:.3f} behind ({ba[k]:.3f}); {overlap}; "
+            f"what differed: {_differences(records[best], records[k])}."
+        )
+    return out
