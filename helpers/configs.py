@@ -371,7 +371,7 @@ VIT_CHAPTER_DEPTH = {"smoke": 2, "quick": 6, "full": 12}
 _PBC_RESNET18_64PX = Measurement(train_s=0.0200, eval_s=0.0050, date="2026-12-07", threads=2, load=0.3)
 _PBC_VIT8_64PX = Measurement(train_s=0.0200, eval_s=0.0060, date="2026-12-07", threads=2, load=0.3)
 #: The Vision Transformer chapter's three models at the CPU profiles: ``quick`` 12 epochs each on at
-#: most 600 training images (all 280 of the shared PBC sample; a stratified part of larger data), the
+#: most 300 training images (all 280 of the shared PBC sample; a stratified part of larger data), the
 #: flexible-heads ViT on the ViT's images; about 7 minutes of training on the full PBC.
 VIT_CHAPTER_PLAN: dict[str, FixedPlan] = {
     name: FixedPlan(
@@ -386,7 +386,7 @@ VIT_CHAPTER_PLAN: dict[str, FixedPlan] = {
     )
     for name, epochs, cap, floor, target, note in (
         ("smoke", 1, None, 1, 20, "one epoch on the profile's few dozen images: shows that the code runs"),
-        ("quick", 10, 400, 30, 420, "chosen so that the three runs fit about 7 minutes on the reference machine"),
+        ("quick", 12, 300, 30, 420, "chosen so that the three runs fit about 7 minutes on the reference machine"),
     )
 }
 
