@@ -143,16 +143,21 @@ BENCH_JSON ?=
 bench: install
 	$(BIN)/python benchmarks/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(BENCH_JSON),--json $(BENCH_JSON))
 
-# One after another: two torch processes side by side on two cores slow each other down many times
-# over (their OpenMP threads spin). Every chapter is executed once, by nbval at smoke (each cell a
-# test), and saved with its outputs (helpers.executed); the strict build renders those, and
-# tests/test_pages.py checks the built pages (paths, stderr, warnings, citations, blank figures, and
-# in Chromium the width of every table).
+# Two pytest workers (pytest-xdist), each taking a whole test file or notebook at a time, each torch
+# at one thread: two torch processes side by side at two threads each slow each other down many
+# times over (their OpenMP threads spin), at one thread each they share the two cores. The virtual
+# environment and Debian's chromium install side by side first. Every chapter is executed once, by
+# nbval at smoke (each cell a test), and saved with its outputs (helpers.executed); the strict build
+# renders those, and tests/test_pages.py checks the built pages (paths, stderr, warnings, citations,
+# blank figures, and in Chromium the width of every table).
 EXECUTED := _build/executed
-test: install lint browser
+TEST_WORKERS ?= 2
+test:
+	$(MAKE) --no-print-directory -j2 install browser
+	$(MAKE) --no-print-directory lint
 	rm -rf $(EXECUTED)
-	MEDVIT_PROFILE=smoke $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider --durations=30 \
-	  -p helpers.executed --executed-dir $(EXECUTED)
+	MEDVIT_PROFILE=smoke OMP_NUM_THREADS=1 $(BIN)/python -m pytest tests --nbval-lax book -q -p no:cacheprovider \
+	  --durations=30 -n $(TEST_WORKERS) --dist loadfile -p helpers.executed --executed-dir $(EXECUTED)
 	$(MAKE) --no-print-directory book-strict STRICT_FROM=$(EXECUTED)
 	MEDVIT_BUILT_HTML=$(STRICT)/_build/html $(BIN)/python -m pytest tests/test_pages.py -q -p no:cacheprovider
 
