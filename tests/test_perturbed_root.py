@@ -7,6 +7,7 @@ what is not; the datasets chapter must run on it.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -75,6 +76,7 @@ def test_the_registry_and_readers_take_what_the_root_has(perturbed_data, capsys)
 
     name, source, why = lungs_dataset("smoke", download=False)
     assert (name, source) == ("nih", "real"), why  # nih_64px is absent: the 1024 px sample
+    assert "$MEDVIT_DATA/nih" in why and str(perturbed_data) not in why  # a linked dataset, shown under its root
     assert describe_source("nih").startswith("real")
 
     capsys.readouterr()
@@ -93,7 +95,7 @@ def test_the_motion_reader_names_an_absent_subject(perturbed_data):
 
 
 @pytest.mark.slow
-def test_the_datasets_chapter_runs_on_the_perturbed_root(perturbed_data, tmp_path):
+def test_the_datasets_chapter_runs_on_the_perturbed_root(perturbed_data, real_data, tmp_path):
     """The datasets chapter at smoke on the perturbed root (about 35 s on 2 shared cores)."""
     out = tmp_path / "datasets.ipynb"
     env = {**os.environ, "MEDVIT_PROFILE": "smoke", "MEDVIT_PROGRESS": "0", "PYTHONPATH": str(ROOT)}
@@ -111,6 +113,8 @@ def test_the_datasets_chapter_runs_on_the_perturbed_root(perturbed_data, tmp_pat
     )
     assert done.returncode == 0, done.stderr[-4000:]
     text = out.read_text()
+    outputs = json.dumps([c.get("outputs", []) for c in json.loads(text)["cells"]])
+    assert str(perturbed_data) not in outputs and str(real_data) not in outputs, "a machine's path on the page"
     assert "no stray file in this copy" in text and "PBC: 400 images" in text
     assert f"mini-MIAS: {perturbed.MIAS_FILMS} films present of 322 listed" in text
     not_real = re.search(r"NOT REAL DATA in this run for: ([a-z_, ]+)", text)
