@@ -292,37 +292,56 @@ def recorded_failures(build: str | None = None) -> list[BuildFailure]:
     return [BuildFailure(p["notebook"], p["statement"], p["error"], p.get("cell")) for p in pages.values()]
 
 
+def _run_logged(command: list[str], log: Path) -> int:
+    """Run ``command``, its output shown as it comes and written to ``log``; its exit status.
+
+    Interrupted (Ctrl-C, which the command receives too), it waits for the command to stop and
+    returns 130: what was built stays where it is.
+    """
+    import subprocess
+    import sys
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        try:
+            for line in proc.stdout or ():
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                out.write(line)
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            return 130
+
+
 def build_book(source: str | Path = ".", log: str | Path = "_build/book.log", args: tuple[str, ...] = ()) -> int:
     """Build the book at ``source`` as ``make book`` does; 0 only when every page ran to the end.
 
     ``jupyter-book build`` executes every page; its output is shown and written to ``log``. A page
     whose cell fails is still rendered (the error under the cell) and the rest of the book is built;
     the failed pages and cells are then printed, last, and the result is 1. When the build itself
-    fails (no HTML), the failures its log names are printed instead. Nothing built is removed.
+    fails (no HTML), the failures its log names are printed instead; interrupted, it names the pages
+    that failed so far and returns 130. Nothing built is removed.
     """
-    import subprocess
     import sys
 
     if not os.environ.get("MEDVIT_BUILD", "").strip():  # the id under which the pages record failures
         os.environ["MEDVIT_BUILD"] = "book-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
     jb = Path(sys.executable).with_name("jupyter-book")
     command = [str(jb) if jb.is_file() else "jupyter-book", "build", str(source), "--builder", "html", *args]
-    log = Path(log)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("w", encoding="utf-8") as out:
-        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
-        for line in proc.stdout or ():
-            sys.stdout.write(line)
-            sys.stdout.flush()
-            out.write(line)
-        code = proc.wait()
+    code = _run_logged(command, Path(log))
     failures = recorded_failures()
-    if code != 0:
-        logged = build_failures(log.read_text(encoding="utf-8", errors="replace"))
+    if code not in (0, 130):
+        logged = build_failures(Path(log).read_text(encoding="utf-8", errors="replace"))
         failures += [f for f in logged if all(f.notebook != g.notebook for g in failures)]
     if code == 0 and not failures:
         return 0
-    pages = f"{len(failures)} page(s) did not run to the end" if failures else "the build failed"
-    print(f"\nThe book: {pages}" + ("; the other pages are built." if code == 0 else "."), flush=True)
-    print(report(failures), flush=True)
-    return 1
+    if code == 130:
+        print("\nThe book build was interrupted; nothing it built is removed.", flush=True)
+    else:
+        pages = f"{len(failures)} page(s) did not run to the end" if failures else "the build failed"
+        print(f"\nThe book: {pages}" + ("; the other pages are built." if code == 0 else "."), flush=True)
+    if failures or code != 130:
+        print(report(failures), flush=True)
+    return 130 if code == 130 else 1

@@ -273,3 +273,45 @@ def test_recorded_failures_are_read_back_and_named(tmp_path, monkeypatch, capsys
     capsys.readouterr()
     assert main(["site", "failures"]) == 1
     assert "A cell failed in book/p.ipynb, cell 7 at `1 / 0`" in capsys.readouterr().out
+
+
+class _FakeBuild:
+    """Stands in for the jupyter-book process: prints ``lines``, then exits ``code`` or is interrupted."""
+
+    def __init__(self, lines: list[str], code: int | None):
+        self.lines, self.code = lines, code
+
+    def __call__(self, command, **kwargs):
+        assert command[1:3] == ["build", "src"]
+        return self
+
+    @property
+    def stdout(self):
+        yield from self.lines
+        if self.code is None:
+            raise KeyboardInterrupt
+
+    def wait(self):
+        return 0 if self.code is None else self.code
+
+
+def test_an_interrupted_or_broken_build_names_what_it_can_and_keeps_the_log(tmp_path, monkeypatch, capsys):
+    import subprocess as sp
+
+    monkeypatch.setenv("MEDVIT_RUNS", str(tmp_path / "runs"))
+    monkeypatch.setenv("MEDVIT_BUILD", "b2")
+    folder = tmp_path / "runs" / "builds" / "b2"
+    folder.mkdir(parents=True)
+    entry = {"notebook": "book/p.ipynb", "cell": 4, "statement": "", "error": "KeyError: '02'"}
+    (folder / "failures.json").write_text(json.dumps({"book/p": entry}))
+    log = tmp_path / "book.log"
+    monkeypatch.setattr(sp, "Popen", _FakeBuild(["reading sources... p\n"], None))
+    assert site.build_book("src", log) == 130
+    out = capsys.readouterr().out
+    assert "interrupted; nothing it built is removed" in out and "A cell failed in book/p.ipynb, cell 4" in out
+    assert log.read_text() == "reading sources... p\n"
+    (folder / "failures.json").unlink()
+    monkeypatch.setattr(sp, "Popen", _FakeBuild(FAILED_LOG.format(root=ROOT).splitlines(keepends=True), 2))
+    assert site.build_book("src", log) == 1
+    out = capsys.readouterr().out
+    assert "The book: 1 page(s) did not run to the end." in out and "A claim failed in book/claim.ipynb" in out
