@@ -198,40 +198,40 @@ def _tiny_book(folder: Path, pages: dict[str, str]) -> Path:
 
 
 @pytest.mark.slow
-def test_a_failing_cell_costs_no_other_page_and_the_build_names_it(tmp_path):
-    """make book's machinery on a three-page book whose middle page fails (about 15 s on 2 busy cores).
+def test_a_failing_cell_costs_no_other_page_and_make_book_names_it(tmp_path):
+    """``make book`` itself on a three-page book whose middle page fails (about 20 s on 2 busy cores).
 
-    Every page is executed and built, the failed page shows its error and a warning, the pages read
-    after it still run, and the command ends non-zero naming the page, the cell and the error.
+    Every page is executed and built, the failed page shows its error and a warning, the page read
+    after it still runs, and make ends non-zero naming the page, the cell and the error, last.
     """
+    claim = "auroc = 0.61\nassert auroc > 0.8, f'AUROC {auroc:.2f} < 0.80'"
     book = _tiny_book(
         tmp_path / "book",
         {
             "a_fine": _notebook("print('first page ' + 'ran')"),
-            "b_fails": _notebook(
-                "x = 1",
-                "auroc = 0.61\nassert auroc > 0.8, f'AUROC {auroc:.2f} is not above 0.80'",
-                "print('not reached')",
-            ),
+            "b_fails": _notebook("x = 1", claim, "print('not reached')"),
             "c_after": _notebook("import math\nprint('third page', math.factorial(5))"),
         },
     )
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDVIT_RUNS": str(tmp_path / "runs"), "MEDVIT_BUILD": "smoke-build"}
-    command = [sys.executable, "-m", "helpers", "site", "build", str(book), str(tmp_path / "book.log")]
-    done = subprocess.run(command, capture_output=True, text=True, timeout=300, env=env, cwd=ROOT)
-    assert done.returncode == 1, done.stdout[-3000:] + done.stderr[-3000:]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDVIT_RUNS": str(tmp_path / "runs")}
+    venv = Path(sys.executable).parent.parent  # the Makefile's VENV; -o install: nothing is installed
+    command = ["make", "--no-print-directory", "-o", "install", "-f", str(ROOT / "Makefile"), "book"]
+    command += [f"VENV={venv}", "PROFILE=smoke"]
+    done = subprocess.run(command, cwd=book, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode != 0, done.stdout[-3000:] + done.stderr[-3000:]
     html = book / "_build" / "html"
     pages = {name: (html / f"{name}.html").read_text() for name in ("index", "a_fine", "b_fails", "c_after")}
     assert "first page ran" in pages["a_fine"] and "third page 120" in pages["c_after"]
-    assert "AUROC 0.61 is not above 0.80" in pages["b_fails"] and "not reached" in pages["b_fails"]
+    assert "AUROC 0.61 &lt; 0.80" in pages["b_fails"] and "not reached" in pages["b_fails"]
     assert "This page did not run to the end" in pages["b_fails"] and "cell 3 raised AssertionError" in pages["b_fails"]
     assert "did not run to the end" not in pages["a_fine"] + pages["c_after"]
-    named = done.stdout[done.stdout.rindex("did not run to the end") :]
-    assert "A claim failed in b_fails.ipynb, cell 3 at `assert auroc > 0.8" in named
-    assert "AssertionError: AUROC 0.61 is not above 0.80" in named and "a_fine" not in named
-    assert (tmp_path / "book.log").read_text().count("Executing notebook using") == 3
-    recorded = json.loads((tmp_path / "runs" / "builds" / "smoke-build" / "failures.json").read_text())
-    assert list(recorded) == ["b_fails"] and recorded["b_fails"]["cell"] == 3
+    last = done.stdout[done.stdout.rindex("A claim failed") :]
+    assert last.startswith("A claim failed in b_fails.ipynb, cell 3 at `assert auroc > 0.8")
+    assert "AssertionError: AUROC 0.61 < 0.80" in last and "a_fine" not in last
+    assert "The book (smoke profile) is at" in done.stdout
+    assert (book / "_build" / "book.log").read_text().count("Executing notebook using") == 3
+    (recorded,) = (tmp_path / "runs" / "builds").glob("book-*/failures.json")
+    assert list(json.loads(recorded.read_text())) == ["b_fails"]
 
 
 def test_failed_cells_are_found_in_an_executed_notebook():
