@@ -2,7 +2,7 @@
 
 The perturbed root holds the same real files, linked, less CMU subject 02, the stray PBC file,
 ``nih_64px``, most mini-MIAS films and one MedMNIST file. Every reader must take what is there and say
-what is not; the datasets chapter must run on it.
+what is not; the datasets chapter must run on it, and a page that cannot run is built showing why.
 """
 
 from __future__ import annotations
@@ -119,3 +119,32 @@ def test_the_datasets_chapter_runs_on_the_perturbed_root(perturbed_data, real_da
     assert f"mini-MIAS: {perturbed.MIAS_FILMS} films present of 322 listed" in text
     not_real = re.search(r"NOT REAL DATA in this run for: ([a-z_, ]+)", text)
     assert not_real and "pneumoniamnist" in not_real.group(1).split(", ")  # the missing file is said, not hidden
+
+
+@pytest.mark.slow
+def test_on_the_perturbed_root_every_page_is_built_and_one_that_cannot_run_says_why(
+    perturbed_data, tiny_book, tmp_path
+):
+    """The book's build on the perturbed root: a page of data sources runs and says what is not real; a page
+    that needs CMU subject 02 is built with its error and named (15-35 s on 2 shared cores)."""
+    sources = (
+        "from helpers.data import describe_source\n"
+        "for name in ('pbc', 'nih', 'nih_64px', 'mias', 'pneumoniamnist', 'breastmnist'):\n"
+        "    print(name, '->', describe_source(name))"
+    )
+    motion = "from helpers import config\nfrom helpers.pose.mocap import motion_paths\n"
+    motion += "motion_paths(config.data_root() / 'cmu_mocap', '02', [1])"
+    book = tiny_book(tmp_path / "book", {"a_sources": [sources], "b_subject": ["import helpers", motion]})
+    command = [sys.executable, "-m", "helpers", "site", "build", str(book), str(tmp_path / "book.log")]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDVIT_BUILD": "perturbed"}
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout[-3000:]
+    html = book / "_build" / "html"
+    shown = (html / "a_sources.html").read_text()
+    assert "pbc -&gt; real ($MEDVIT_DATA/pbc)" in shown and "nih_64px -&gt; synthetic stand-in" in shown
+    assert "pneumoniamnist -&gt; synthetic stand-in (no $MEDVIT_DATA/medmnist/pneumoniamnist.npz" in shown
+    failed = (html / "b_subject.html").read_text()
+    assert "This page did not run to the end" in failed and "CMU motion capture files not found" in failed
+    named = done.stdout[done.stdout.rindex("did not run to the end") :]
+    assert "A cell failed in b_subject.ipynb, cell 3" in named and "FileNotFoundError: CMU motion capture" in named
+    assert "a_sources" not in named

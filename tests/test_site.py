@@ -171,46 +171,20 @@ def test_cli_prints_the_url_and_the_failures(tmp_path, capsys):
     assert "A claim failed in book/claim.ipynb" in capsys.readouterr().out
 
 
-def _notebook(*sources: str) -> str:
-    cells = [
-        {"cell_type": "code", "id": f"c{i}", "metadata": {}, "execution_count": None, "outputs": [], "source": src}
-        for i, src in enumerate(sources)
-    ]
-    cells.insert(0, {"cell_type": "markdown", "id": "title", "metadata": {}, "source": "# A page"})
-    return json.dumps(
-        {"cells": cells, "metadata": {"kernelspec": chapter.KERNELSPEC}, "nbformat": 4, "nbformat_minor": 5}
-    )
-
-
-def _tiny_book(folder: Path, pages: dict[str, str]) -> Path:
-    """A book configured as ours (execution, extensions, settings) with the given notebooks as chapters."""
-    folder.mkdir(parents=True)
-    cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
-    config = {k: v for k, v in cfg["sphinx"]["config"].items() if k != "medvit_gather_last"}
-    book = {"title": "t", "execute": cfg["execute"], "sphinx": {**cfg["sphinx"], "config": config}}
-    (folder / "_config.yml").write_text(yaml.safe_dump(book))
-    toc = "format: jb-book\nroot: index\nchapters:\n" + "".join(f"- file: {name}\n" for name in pages)
-    (folder / "_toc.yml").write_text(toc)
-    (folder / "index.md").write_text("# A book\n")
-    for name, text in pages.items():
-        (folder / f"{name}.ipynb").write_text(text)
-    return folder
-
-
 @pytest.mark.slow
-def test_a_failing_cell_costs_no_other_page_and_make_book_names_it(tmp_path):
+def test_a_failing_cell_costs_no_other_page_and_make_book_names_it(tmp_path, tiny_book):
     """``make book`` itself on a three-page book whose middle page fails (about 20 s on 2 busy cores).
 
     Every page is executed and built, the failed page shows its error and a warning, the page read
     after it still runs, and make ends non-zero naming the page, the cell and the error, last.
     """
     claim = "auroc = 0.61\nassert auroc > 0.8, f'AUROC {auroc:.2f} < 0.80'"
-    book = _tiny_book(
+    book = tiny_book(
         tmp_path / "book",
         {
-            "a_fine": _notebook("print('first page ' + 'ran')"),
-            "b_fails": _notebook("x = 1", claim, "print('not reached')"),
-            "c_after": _notebook("import math\nprint('third page', math.factorial(5))"),
+            "a_fine": ["print('first page ' + 'ran')"],
+            "b_fails": ["x = 1", claim, "print('not reached')"],
+            "c_after": ["import math\nprint('third page', math.factorial(5))"],
         },
     )
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDVIT_RUNS": str(tmp_path / "runs")}
