@@ -16,7 +16,8 @@ Three things every build needs that Jupyter Book does not do by itself:
   under that cell and a warning at its top, and the page, the cell and the error are written to
   ``failures.json`` of this build as soon as the page is read (so an interrupted build keeps them).
   ``python -m helpers site build`` reads them after the HTML is written and exits non-zero naming
-  each one (:func:`helpers.site.recorded_failures`).
+  each one (:func:`helpers.site.recorded_failures`). A page that failed is read (executed) again by
+  the next build even when its source did not change, so a failure is never carried over unseen.
 * **MathJax served with the book.** The equations are typeset by a copy of MathJax 3 in the book's
   ``_static/mathjax`` (from the ``sphinx-mathjax-offline`` package: the TeX-to-HTML component, its
   fonts and TeX extensions, about 2.5 MB), not by a CDN, so a saved or offline copy of the book
@@ -105,6 +106,18 @@ def _page_failure(app: Any, docname: str) -> dict[str, Any] | None:
     return {"notebook": str(source.relative_to(app.srcdir)), **(cell or fallback)}
 
 
+def _failed_before(app: Any, env: Any, added: set[str], changed: set[str], removed: set[str]) -> list[str]:
+    """Sphinx ``env-get-outdated``: the pages whose notebook failed when last executed, to be read again."""
+    from myst_nb.sphinx_ import NbMetadataCollector
+
+    pages = NbMetadataCollector.get_doc_data(env)
+    return [
+        name
+        for name, meta in pages.items()
+        if name in env.all_docs and name not in removed and not (meta.get("exec_data") or {}).get("succeeded", True)
+    ]
+
+
 def _warn_on_page(doctree: Any, failure: dict[str, Any]) -> None:
     """Put a warning at the top of a page whose notebook failed, saying where and how."""
     from docutils import nodes
@@ -182,6 +195,7 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("config-inited", _config_inited)
     app.connect("build-finished", _copy_mathjax)
     app.connect("builder-inited", _builder_inited)
+    app.connect("env-get-outdated", _failed_before)
     app.connect("env-before-read-docs", _reorder)
     app.connect("source-read", _source_read)
     app.connect("doctree-read", _doctree_read)
