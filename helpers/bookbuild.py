@@ -18,6 +18,11 @@ Three things every build needs that Jupyter Book does not do by itself:
   ``python -m helpers site build`` reads them after the HTML is written and exits non-zero naming
   each one (:func:`helpers.site.recorded_failures`). A page that failed is read (executed) again by
   the next build even when its source did not change, so a failure is never carried over unseen.
+* **Pages executed in one setting.** Sphinx reads again only the pages whose source changed; a build
+  with another profile or data root (``make book MEDVIT_DATA=<root>``) would keep the pages executed
+  on the last one. :func:`execution_context` (profile, data root, offline or not, device) is a
+  setting of the build (``medvit_execution_context``): when it differs from the last build's, Sphinx
+  reads, and so executes, every page again.
 * **MathJax served with the book.** The equations are typeset by a copy of MathJax 3 in the book's
   ``_static/mathjax`` (from the ``sphinx-mathjax-offline`` package: the TeX-to-HTML component, its
   fonts and TeX extensions, about 2.5 MB), not by a CDN, so a saved or offline copy of the book
@@ -37,7 +42,15 @@ from typing import Any
 
 from . import claims
 
-__all__ = ["gather_last", "failed_cell", "FAILURES_FILE", "mathjax_source", "MATHJAX_FILES", "setup"]
+__all__ = [
+    "gather_last",
+    "failed_cell",
+    "execution_context",
+    "FAILURES_FILE",
+    "mathjax_source",
+    "MATHJAX_FILES",
+    "setup",
+]
 
 #: The file of a build's folder (:func:`helpers.claims.build_dir`) that lists its failed pages.
 FAILURES_FILE = "failures.json"
@@ -168,10 +181,22 @@ def mathjax_source() -> Path | None:
     return folder if (folder / MATHJAX_FILES[0]).is_file() else None
 
 
+def execution_context() -> str:
+    """What the executed pages depend on besides their source: profile, data root, offline, device."""
+    from . import config as settings
+
+    profile = os.environ.get("MEDVIT_PROFILE") or settings.DEFAULT_PROFILE
+    offline = os.environ.get("MEDVIT_OFFLINE", "").strip() not in ("", "0")
+    device = os.environ.get("MEDVIT_DEVICE", "")
+    return f"profile={profile}; data={settings.data_root()}; offline={offline}; device={device}"
+
+
 def _config_inited(app: Any, config: Any) -> None:
-    """Point Sphinx's MathJax at the book's own copy (unless ``mathjax_path`` was set by hand)."""
+    """Point Sphinx's MathJax at the book's own copy (unless ``mathjax_path`` was set by hand); note
+    the execution context, so that a build in another one executes every page again."""
     if mathjax_source() is not None and str(config.mathjax_path).startswith("https://"):
         config.mathjax_path = "mathjax/tex-chtml.js"
+    config.medvit_execution_context = execution_context()
 
 
 def _copy_mathjax(app: Any, exc: Exception | None) -> None:
@@ -192,6 +217,7 @@ def _copy_mathjax(app: Any, exc: Exception | None) -> None:
 def setup(app: Any) -> dict[str, Any]:
     """Register the setting and the event handlers."""
     app.add_config_value("medvit_gather_last", [], "env")
+    app.add_config_value("medvit_execution_context", "", "env")
     app.connect("config-inited", _config_inited)
     app.connect("build-finished", _copy_mathjax)
     app.connect("builder-inited", _builder_inited)

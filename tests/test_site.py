@@ -296,3 +296,35 @@ def test_an_interrupted_or_broken_build_names_what_it_can_and_keeps_the_log(tmp_
     assert site.build_book("src", log) == 1
     out = capsys.readouterr().out
     assert "The book: 1 page(s) did not run to the end." in out and "A claim failed in book/claim.ipynb" in out
+
+
+def test_a_build_in_another_setting_executes_every_page_again(tmp_path, monkeypatch):
+    """The execution context is a Sphinx setting that rebuilds the environment: other data or profile, all pages."""
+    from helpers import bookbuild
+
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "a"))
+    monkeypatch.setenv("MEDVIT_PROFILE", "smoke")
+    monkeypatch.delenv("MEDVIT_OFFLINE", raising=False)
+    first = bookbuild.execution_context()
+    assert "profile=smoke" in first and str(tmp_path / "a") in first and bookbuild.execution_context() == first
+    changed = []
+    for var, value in (("MEDVIT_DATA", str(tmp_path / "b")), ("MEDVIT_PROFILE", "quick"), ("MEDVIT_OFFLINE", "1")):
+        monkeypatch.setenv(var, value)
+        changed.append(bookbuild.execution_context())
+    assert len({first, *changed}) == 4
+
+    class App:  # records what the extension registers
+        values: dict = {}
+
+        def add_config_value(self, name, default, rebuild):
+            self.values[name] = rebuild
+
+        def connect(self, event, handler):
+            pass
+
+    app = App()
+    bookbuild.setup(app)
+    assert app.values["medvit_execution_context"] == "env"  # a change re-reads every page
+    settings = type("Config", (), {"mathjax_path": "mathjax/tex-chtml.js"})()
+    bookbuild._config_inited(app, settings)
+    assert settings.medvit_execution_context == bookbuild.execution_context()
