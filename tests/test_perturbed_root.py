@@ -1,7 +1,7 @@
 """The book's data code on a root unlike the shared one (helpers.perturbed): other valid copies of the datasets.
 
 The perturbed root holds the same real files, linked, less CMU subject 02, the stray PBC file,
-``nih_64px``, most mini-MIAS films and one MedMNIST file. Every reader must take what is there and say
+``nih_64px``, half the mini-MIAS films and one MedMNIST file. Every reader must take what is there and say
 what is not; the datasets chapter must run on it, and a page that cannot run is built showing why.
 """
 
@@ -132,8 +132,8 @@ def test_on_the_perturbed_root_every_page_is_built_and_one_that_cannot_run_says_
         "for name in ('pbc', 'nih', 'nih_64px', 'mias', 'pneumoniamnist', 'breastmnist'):\n"
         "    print(name, '->', describe_source(name))"
     )
-    motion = "from helpers import config\nfrom helpers.pose.mocap import motion_paths\n"
-    motion += "motion_paths(config.data_root() / 'cmu_mocap', '02', [1])"
+    motion = "from helpers import config\nfrom helpers.pose.acclaim import read_asf\n"  # the chapter's reader, no torch
+    motion += "read_asf(config.data_root() / 'cmu_mocap' / 'subjects' / '02' / '02.asf')"
     book = tiny_book(tmp_path / "book", {"a_sources": [sources], "b_subject": ["import helpers", motion]})
     command = [sys.executable, "-m", "helpers", "site", "build", str(book), str(tmp_path / "book.log")]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "MEDVIT_BUILD": "perturbed"}
@@ -144,7 +144,7 @@ def test_on_the_perturbed_root_every_page_is_built_and_one_that_cannot_run_says_
     assert "pbc -&gt; real ($MEDVIT_DATA/pbc)" in shown and "nih_64px -&gt; synthetic stand-in" in shown
     assert "pneumoniamnist -&gt; synthetic stand-in (no $MEDVIT_DATA/medmnist/pneumoniamnist.npz" in shown
     failed = (html / "b_subject.html").read_text()
-    assert "This page did not run to the end" in failed and "CMU motion capture files not found" in failed
+    assert "This page did not run to the end" in failed and "no .asf skeleton at" in failed
     named = done.stdout[done.stdout.rindex("did not run to the end") :]
-    assert "A cell failed in b_subject.ipynb, cell 3" in named and "FileNotFoundError: CMU motion capture" in named
+    assert "A cell failed in b_subject.ipynb, cell 3" in named and "FileNotFoundError: no .asf skeleton at" in named
     assert "a_sources" not in named
