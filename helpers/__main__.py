@@ -177,11 +177,18 @@ def _site(args: argparse.Namespace) -> int:
         print(f"staged the executed book at {dest}")
     elif args.action == "check-pages":  # the built pages as a reader meets them (no browser)
         return _check_pages(Path(args.path or "_build/html"))
-    else:  # "failures": name what failed in a book build's log
-        if not args.path:
-            print("site failures: give the build log's path", file=sys.stderr)
-            return 2
+    elif args.action == "build":  # make book: every page executed and built, then the failed ones named
+        return site.build_book(args.path or ".", args.dest or "_build/book.log")
+    elif args.action == "perturbed-root":  # a data root unlike the shared one, for make book MEDVIT_DATA=...
+        from .perturbed import perturbed_root
+
+        print(perturbed_root(args.path or "_build/perturbed-data", args.dest).describe())
+    elif args.path:  # "failures LOG": name what failed in a book build's log
         print(site.report(site.build_failures(Path(args.path).read_text(encoding="utf-8", errors="replace"))))
+    else:  # "failures": the pages of this build (MEDVIT_BUILD) that did not run to the end
+        failures = site.recorded_failures()
+        print(site.report(failures) if failures else "no page of this build recorded a failed cell")
+        return 1 if failures else 0
     return 0
 
 
@@ -275,17 +282,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--profile", default=None, help="for 'cache': the profile whose size and caps to use")
     p.set_defaults(func=_data)
 
-    p = sub.add_parser("site", help="the book online: Pages URL, link-check set-up, what failed in a build log")
+    p = sub.add_parser(
+        "site", help="the book: build it, what failed in a build, Pages URL, link check, a perturbed data root"
+    )
     p.add_argument(
-        "action", choices=["url", "online", "unexecuted-config", "stage-executed", "check-pages", "failures"]
+        "action",
+        choices=["url", "online", "unexecuted-config", "stage-executed", "check-pages", "build", "failures"]
+        + ["perturbed-root"],
     )
     p.add_argument(
         "path",
         nargs="?",
         help="unexecuted-config: where to write it; stage-executed: the executed notebooks; "
-        "check-pages: the HTML folder (default _build/html); failures: the build log",
+        "check-pages: the HTML folder (default _build/html); build: the book's folder (default .); "
+        "failures: the build log (none: the failed pages MEDVIT_BUILD recorded); perturbed-root: where to make it",
     )
-    p.add_argument("dest", nargs="?", help="stage-executed: where to lay out the book (default _build/strict/src)")
+    p.add_argument(
+        "dest",
+        nargs="?",
+        help="stage-executed: where to lay out the book (default _build/strict/src); build: the log "
+        "(default _build/book.log); perturbed-root: the root it varies (default ../shared/data)",
+    )
     p.set_defaults(func=_site)
 
     # Other commands (training a model, listing app models, ...) add their sub-parser here.

@@ -212,7 +212,8 @@ def runs_dir(create: bool = True) -> Path:
 def shown_path(path: str | Path) -> str:
     """``path`` as a page should print it: under the data, cache or runs folder it starts with
     ``$MEDVIT_DATA``, ``$MEDVIT_CACHE`` or ``$MEDVIT_RUNS`` (the first that holds it), so a built book
-    shows no paths of the machine that built it; any other path is printed as it is.
+    shows no paths of the machine that built it; any other path is printed as it is. A dataset linked
+    into the data folder (a symbolic link to another disk) is shown under ``$MEDVIT_DATA`` too.
     """
     path = Path(path)
     roots = (
@@ -221,11 +222,12 @@ def shown_path(path: str | Path) -> str:
         ("$MEDVIT_RUNS", runs_dir(create=False)),
     )
     for name, root in roots:
-        try:
-            rest = path.resolve().relative_to(root.resolve())
-        except ValueError:
-            continue
-        return name if rest == Path(".") else f"{name}/{rest.as_posix()}"
+        for inside, folder in ((path.absolute(), root.absolute()), (path.resolve(), root.resolve())):
+            try:
+                rest = inside.relative_to(folder)
+            except ValueError:
+                continue
+            return name if rest == Path(".") else f"{name}/{rest.as_posix()}"
     return str(path)
 
 

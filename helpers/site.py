@@ -11,20 +11,26 @@ Everything here derives from ``repository.url`` in ``_config.yml`` (see
   runs every chapter in the same ``make test``, so running them again there would only double its
   time). :func:`require_online` makes the link check fail at once, with a message, where the
   internet cannot be reached.
-* :func:`build_failures` reads the log of a failed ``make book`` and names the cell that failed:
+* :func:`build_book` is ``make book``: it runs ``jupyter-book build`` (its output shown and kept in a
+  log), lets every page execute and the whole HTML be written although a cell fails (a failed page
+  shows its error; :mod:`helpers.bookbuild` records it in the build's ``failures.json``), and then
+  returns non-zero naming each failed page and cell (:func:`recorded_failures`).
+* :func:`build_failures` reads the log of a failed build and names the cell that failed:
   its notebook, the statement and the exception (for a claim, the ``assert`` and its message).
   :func:`report` prints them last, where they are seen, and as GitHub annotations under Actions.
 
-``python -m helpers site url | online | unexecuted-config DEST | failures LOG`` runs each from the
-Makefile.
+``python -m helpers site url | online | unexecuted-config DEST | build SRC LOG | failures LOG`` runs
+each from the Makefile.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import socket
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -40,6 +46,9 @@ __all__ = [
     "write_unexecuted_config",
     "stage_executed_book",
     "build_failures",
+    "recorded_failures",
+    "traceback_statement",
+    "build_book",
     "report",
 ]
 
@@ -167,11 +176,13 @@ class BuildFailure:
         notebook: the chapter, relative to the repository root where it lies inside it.
         statement: the cell's line that raised (``assert acc > 0.9, ...``), or ``""``.
         error: the exception's last line (``AssertionError: accuracy 0.5 is not above 0.9``).
+        cell: the failing cell's number, counting every cell of the notebook from 1 (None: not known).
     """
 
     notebook: str
     statement: str
     error: str
+    cell: int | None = None
 
     @property
     def is_claim(self) -> bool:
@@ -203,10 +214,16 @@ def _notebook_before(log: str, pos: int) -> str:
     return named.group(1) if named else "(a notebook)"
 
 
+def traceback_statement(traceback: str) -> str:
+    """The line of a cell that a traceback points at (``----> 2 x = 1 / 0`` gives ``x = 1 / 0``), or ``""``."""
+    lines = _ANSI.sub("", traceback).splitlines()
+    return next((m.group(1).strip() for line in lines if (m := _ARROW.match(line.rstrip()))), "")
+
+
 def _cell_failure(block: str) -> tuple[str, str]:
     """The failing statement and the exception line of one ``CellExecutionError`` block."""
     lines = [line.rstrip() for line in block.splitlines()]
-    statement = next((m.group(1).strip() for line in lines if (m := _ARROW.match(line))), "")
+    statement = traceback_statement(block)
     end = next((i for i, line in enumerate(lines) if line.startswith("The above exception")), len(lines))
     errors = [line for line in lines[:end] if _EXCEPTION.match(line)]
     return statement, (errors[-1] if errors else "")
@@ -253,9 +270,78 @@ def report(failures: list[BuildFailure], github: bool | None = None) -> str:
     for f in failures:
         kind = "A claim failed" if f.is_claim else "A cell failed"
         where = f" at `{f.statement}`" if f.statement else ""
+        cell = f", cell {f.cell}" if f.cell else ""
         if github:
-            props = f"file={_escape(f.notebook, True)},title={_escape(f'{kind} in {f.notebook}', True)}"
+            props = f"file={_escape(f.notebook, True)},title={_escape(f'{kind} in {f.notebook}{cell}', True)}"
             lines.append(f"::error {props}::{_escape(f.error + where)}")
         else:
-            lines.append(f"{kind} in {f.notebook}{where}:\n    {f.error}")
+            lines.append(f"{kind} in {f.notebook}{cell}{where}:\n    {f.error}")
     return "\n".join(lines)
+
+
+def recorded_failures(build: str | None = None) -> list[BuildFailure]:
+    """The pages of a book build (default: ``MEDVIT_BUILD``'s) that did not run to the end, in reading order.
+
+    :mod:`helpers.bookbuild` writes them to the build's ``failures.json`` as each page is read.
+    """
+    from .bookbuild import FAILURES_FILE
+    from .claims import build_dir
+
+    path = build_dir(build) / FAILURES_FILE
+    pages = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+    return [BuildFailure(p["notebook"], p["statement"], p["error"], p.get("cell")) for p in pages.values()]
+
+
+def _run_logged(command: list[str], log: Path) -> int:
+    """Run ``command``, its output shown as it comes and written to ``log``; its exit status.
+
+    Interrupted (Ctrl-C, which the command receives too), it waits for the command to stop and
+    returns 130: what was built stays where it is.
+    """
+    import subprocess
+    import sys
+
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w", encoding="utf-8") as out:
+        proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, errors="replace")
+        try:
+            for line in proc.stdout or ():
+                sys.stdout.write(line)
+                sys.stdout.flush()
+                out.write(line)
+            return proc.wait()
+        except KeyboardInterrupt:
+            proc.wait()
+            return 130
+
+
+def build_book(source: str | Path = ".", log: str | Path = "_build/book.log", args: tuple[str, ...] = ()) -> int:
+    """Build the book at ``source`` as ``make book`` does; 0 only when every page ran to the end.
+
+    ``jupyter-book build`` executes every page; its output is shown and written to ``log``. A page
+    whose cell fails is still rendered (the error under the cell) and the rest of the book is built;
+    the failed pages and cells are then printed, last, and the result is 1. When the build itself
+    fails (no HTML), the failures its log names are printed instead; interrupted, it names the pages
+    that failed so far and returns 130. Nothing built is removed.
+    """
+    import sys
+
+    if not os.environ.get("MEDVIT_BUILD", "").strip():  # the id under which the pages record failures
+        os.environ["MEDVIT_BUILD"] = "book-" + datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    jb = Path(sys.executable).with_name("jupyter-book")
+    command = [str(jb) if jb.is_file() else "jupyter-book", "build", str(source), "--builder", "html", *args]
+    code = _run_logged(command, Path(log))
+    failures = recorded_failures()
+    if code not in (0, 130):
+        logged = build_failures(Path(log).read_text(encoding="utf-8", errors="replace"))
+        failures += [f for f in logged if all(f.notebook != g.notebook for g in failures)]
+    if code == 0 and not failures:
+        return 0
+    if code == 130:
+        print("\nThe book build was interrupted; nothing it built is removed.", flush=True)
+    else:
+        pages = f"{len(failures)} page(s) did not run to the end" if failures else "the build failed"
+        print(f"\nThe book: {pages}" + ("; the other pages are built." if code == 0 else "."), flush=True)
+    if failures or code != 130:
+        print(report(failures), flush=True)
+    return 130 if code == 130 else 1

@@ -115,3 +115,15 @@ def test_shown_paths_name_the_folder_not_the_machine(tmp_path, monkeypatch):
     assert config.shown_path(tmp_path / "cache") == "$MEDVIT_CACHE"
     assert config.shown_path(tmp_path / "elsewhere" / "f.png") == str(tmp_path / "elsewhere" / "f.png")
     assert config.shown_path(tmp_path / "data-other") == str(tmp_path / "data-other")  # a prefix is not a parent
+
+
+def test_a_dataset_linked_into_the_data_folder_is_shown_under_it(tmp_path, monkeypatch):
+    """A root whose datasets are symbolic links to another disk (a perturbed root, a user's own) hides both places."""
+    (tmp_path / "disk" / "nih").mkdir(parents=True)
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "nih").symlink_to(tmp_path / "disk" / "nih", target_is_directory=True)
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_path / "root"))
+    assert config.shown_path(tmp_path / "root" / "nih") == "$MEDVIT_DATA/nih"
+    assert config.shown_path(tmp_path / "root" / "nih" / "a.png") == "$MEDVIT_DATA/nih/a.png"
+    disk = tmp_path / "disk" / "nih"
+    assert config.shown_path(disk) == str(disk)  # not reached through the root
