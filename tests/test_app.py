@@ -512,7 +512,8 @@ def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, cap
 
 
 def test_the_best_model_is_offered_first(tmp_path):
-    """Better than chance first, then the highest test headline metric, then the newest."""
+    """Tested and better than chance first, then the highest validation headline metric (the test one
+    where a card has no validation numbers), then the newest."""
 
     def make(name: str, metrics: dict, beats_chance: bool | None) -> None:
         chance = {} if beats_chance is None else {"no_better_than_chance": not beats_chance}
@@ -525,5 +526,10 @@ def test_the_best_model_is_offered_first(tmp_path):
     entries = app.find_models("blood", tmp_path)
     assert len(entries) == 3
     assert entries[app.best_model(entries)].folder.name == "good"
+    # chosen by validation, as the model was: a better test number does not win over a better validation one
+    make("valid_winner", {"valid": {"balanced_accuracy": 0.90}, "test": {"balanced_accuracy": 0.78}}, True)
+    make("test_winner", {"valid": {"balanced_accuracy": 0.85}, "test": {"balanced_accuracy": 0.81}}, True)
+    entries = app.find_models("blood", tmp_path)
+    assert entries[app.best_model(entries)].folder.name == "valid_winner"
     assert app.best_model([]) is None
     assert app.core.headline_metric({"test": {"accuracy": 0.9, "macro_auroc": 0.7}}) == ("test", "macro_auroc", 0.7)

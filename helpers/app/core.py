@@ -202,14 +202,16 @@ def chance_level(card: ModelCard) -> bool:
 
 def best_model(entries: list[Checkpoint]) -> int | None:
     """The index of the checkpoint to offer first among ``entries`` (newest first, as
-    :func:`find_models` lists them): the highest test headline metric (:func:`headline_metric`)
-    among models not shown to be at chance level (:func:`chance_level`), then the newest. ``None``
-    for no entries, and when every model is at chance level: such a model is never the default."""
+    :func:`find_models` lists them): the highest validation headline metric (:func:`headline_metric`
+    of the validation split, which chose the model; the test split's where a card has no validation
+    numbers) among tested models not shown to be at chance level (:func:`chance_level`), then the newest.
+    ``None`` for no entries, and when every model is at chance level: such a model is never the default."""
 
     def rank(i: int) -> tuple[bool, float, int]:
-        found = headline_metric(entries[i].card.metrics)
-        tested = found is not None and found[0] == "test"
-        return (tested, found[2] if tested else 0.0, -i)
+        metrics = entries[i].card.metrics
+        test = headline_metric({"test": metrics.get("test") or {}})
+        found = headline_metric({"valid": metrics.get("valid") or {}}) or test
+        return (test is not None, found[2] if test is not None else 0.0, -i)
 
     usable = [i for i, e in enumerate(entries) if not chance_level(e.card)]
     return max(usable, key=rank) if usable else None
