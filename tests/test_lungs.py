@@ -112,16 +112,19 @@ def test_label_weights_come_from_the_training_split_only(tmp_workdirs):
     everything = np.concatenate([s.labels for s in splits])
     assert not torch_allclose(loss.neg_weight, everything.mean(0))
     assert record.config["stage_epochs"] == [1, 1, 1]
-    # the card keeps each label's threshold chosen on the validation split (at a stated specificity), for
-    # the app; a label with too few validation positives gets none
+    # the card keeps each label's threshold at a stated specificity on the validation split, for the app
     from helpers.checkpoints import load_checkpoint
+    from helpers.metrics import f1_optimal_threshold
 
     _, card = load_checkpoint(record.checkpoint)
-    findings = record.metrics["findings"]["per_label"]
-    assert card.thresholds == {
-        k: pytest.approx(v["threshold"]) for k, v in findings.items() if v["threshold"] is not None
-    }
-    assert set(findings) == {"a", "b", "c"}
+    y_valid = (splits[1].labels > 0.5).astype(int)
+    found = record.metrics["findings"]["per_label"]
+    with_threshold = {k for k, v in found.items() if v["threshold"] is not None}
+    assert card.thresholds == {k: pytest.approx(found[k]["threshold"]) for k in with_threshold}
+    assert card.threshold_rule["specificity"] == 0.9 and set(card.findings) == {"a", "b", "c"}
+    assert all(found[k]["valid_specificity"] >= 0.9 for k in with_threshold)
+    assert with_threshold == {k for j, k in enumerate("abc") if y_valid[:, j].sum() >= 5}  # too few: none
+    assert f1_optimal_threshold(y_valid[:, 0], y_valid[:, 0] * 0.9)[0] == pytest.approx(0.9)
 
 
 def test_the_app_reads_each_findings_threshold():
@@ -315,39 +318,3 @@ def test_tb_layout_reader_and_stand_in(tmp_path):
     assert 0 < cat.labels.sum() < len(cat) and any("notes.png" in s["file"] for s in cat.report["skipped"])
     with pytest.raises(FileNotFoundError, match="CXR_png"):
         read_tb_cxr(tmp_path / "empty")
-
-
-def test_bootstrap_indices_draw_whole_patients():
-    from helpers.findings import bootstrap_indices
-
-    patients = ["p3", "p1", "p1", "p2", "p3", "p3"]
-    for idx in bootstrap_indices(6, 30, seed=1, groups=patients):
-        drawn = [patients[i] for i in idx]
-        for p in set(drawn):  # a drawn patient brings all its images, as often as it was drawn
-            own = [i for i, q in enumerate(patients) if q == p]
-            assert drawn.count(p) % len(own) == 0 and set(own) <= set(idx)
-        assert sum(drawn.count(p) // patients.count(p) for p in set(drawn)) == 3  # three patients per draw
-    assert all(len(i) == 6 for i in bootstrap_indices(6, 5, seed=0))  # images, without groups
-    with pytest.raises(ValueError, match="one per item"):
-        bootstrap_indices(6, 5, groups=patients[:4])
-
-
-def test_patient_bootstrap_counts_a_patients_copies_once():
-    """Five identical images per patient: the patient bootstrap gives the intervals of the patients alone;
-    resampling images would pretend to five times the data and narrow them."""
-    from helpers.findings import evaluate_findings
-
-    rng = np.random.default_rng(0)
-    y = (rng.random((40, 2)) < 0.4).astype(int)
-    p = np.clip(y * 0.3 + rng.random((40, 2)) * 0.7, 0, 1)
-    dup_y, dup_p, ids = np.repeat(y, 5, axis=0), np.repeat(p, 5, axis=0), np.repeat(np.arange(40), 5)
-    alone = evaluate_findings(y, p, y, p, ["a", "b"], n_boot=200, min_positives=1, seed=3)
-    by_patient = evaluate_findings(
-        dup_y, dup_p, dup_y, dup_p, ["a", "b"], n_boot=200, min_positives=1, seed=3, patients=ids
-    )
-    by_image = evaluate_findings(dup_y, dup_p, dup_y, dup_p, ["a", "b"], n_boot=200, min_positives=1, seed=3)
-    cols = ["auroc_low", "auroc_high", "auprc_low", "auprc_high"]
-    np.testing.assert_allclose(by_patient.table[cols].to_numpy(), alone.table[cols].to_numpy(), atol=1e-12)
-    assert (by_patient.resampled, by_patient.n_groups, by_image.resampled) == ("patients", 40, "images")
-    width = lambda r: (r.table["auroc_high"] - r.table["auroc_low"]).to_numpy()  # noqa: E731
-    assert (width(by_image) < 0.7 * width(by_patient)).all()
