@@ -100,6 +100,7 @@ def run_config(fitted: Fitted, data: Any, device: torch.device) -> dict[str, Any
     return {
         "model": fitted.built.name,
         "pretrained": fitted.built.pretrained,
+        "pretrained_source": fitted.built.pretrained_source,
         "model_kwargs": fitted.built.kwargs,
         "num_parameters": count_parameters(learn.model),
         "data": data if isinstance(data, str) else fitted.splits[0].name,
@@ -191,6 +192,7 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
         metrics={k: M.headline(v) for k, v in metrics.items() if k in ("valid", "test")},
         run_id=run_id,
         pretrained_init=built.pretrained,
+        pretrained_source=built.pretrained_source,
         image_stats=stats,
         background=background,
         chance=metrics.get("test_chance") or {},
