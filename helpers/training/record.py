@@ -106,6 +106,7 @@ def run_config(fitted: Fitted, data: Any, device: torch.device) -> dict[str, Any
     return {
         "model": fitted.built.name,
         "pretrained": fitted.built.pretrained,
+        "pretrained_source": fitted.built.pretrained_source,
         "model_kwargs": fitted.built.kwargs,
         "num_parameters": count_parameters(learn.model),
         "data": data if isinstance(data, str) else fitted.splits[0].name,
@@ -198,6 +199,7 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
         metrics=card_metrics(metrics),
         run_id=run_id,
         pretrained_init=built.pretrained,
+        pretrained_source=built.pretrained_source,
         image_stats=stats,
         background=background,
         chance=metrics.get("test_chance") or {},
