@@ -38,6 +38,9 @@ __all__ = [
     "BLOOD_CELLS_CPU_AUGMENT",
     "BLOOD_CELLS_QUICK_VIT",
     "BLOOD_CELLS_PRETRAINED",
+    "BLOOD_CELLS_HYBRID",
+    "BLOOD_CELLS_DEIT",
+    "BLOOD_CELLS_TEACHERS",
     "BLOOD_CELLS_VIT_DEPTH",
     "BLOOD_CELLS_VIT_LR",
     "BLOOD_CELLS_PLAN",
@@ -136,6 +139,13 @@ BLOOD_CELLS_QUICK_VIT = "vit_tiny_patch16_224"
 #: package), the theses' transfer learning at a CPU's size: 96-px images, four epochs of one cycle of the
 #: learning rate over the whole network.
 BLOOD_CELLS_PRETRAINED = "tf_efficientnet_lite0"
+#: Two ways to give a ViT a fair chance on few images: the hybrid of Dosovitskiy et al. (the book's
+#: Transformer blocks on the pretrained Lite0's feature map, trained as the Lite0 is) and DeiT (the ViT
+#: above with a distillation token, taught by the fine-tuned Lite0's hard predictions).
+BLOOD_CELLS_HYBRID = "hybrid_vit_lite0"
+BLOOD_CELLS_DEIT = "deit_scratch_tiny"
+#: Who teaches whom: the DeiT student learns from the fine-tuned Lite0's predictions.
+BLOOD_CELLS_TEACHERS = {BLOOD_CELLS_DEIT: BLOOD_CELLS_PRETRAINED}
 #: Blocks of a ViT trained from scratch at <= 64 px on the CPU: half of ViT-Tiny's 12, which halves the
 #: cost of an image pass (about twice a ResNet-10-T's at 32 px) and doubles the epochs a budget buys.
 BLOOD_CELLS_VIT_DEPTH = 6
@@ -149,29 +159,40 @@ BLOOD_CELLS_VIT_LR = 1e-3
 _PBC_RESNET10T_32PX = Measurement(train_s=0.00446, eval_s=0.00106, date="2026-12-07", threads=1, load=4.3)
 _PBC_VIT6_32PX = Measurement(train_s=0.01133, eval_s=0.00359, date="2026-12-07", threads=1, load=4.3)
 _PBC_LITE0_96PX = Measurement(train_s=0.02359, eval_s=0.00465, date="2026-12-07", threads=1, load=4.2)
+_PBC_HYBRID_96PX = Measurement(train_s=0.02200, eval_s=0.00450, date="2026-12-07", threads=1, load=4.0)
+#: the student's pass and its teacher's forward pass (the ViT's and the Lite0's validation cost) together
+_PBC_DEIT_32PX = Measurement(train_s=0.01133 + 0.00465, eval_s=0.00359, date="2026-12-07", threads=1, load=4.3)
 #: The chapter's runs at each CPU profile, the same on every machine (:mod:`helpers.training.plans`).
-#: ``quick`` trains the ResNet 20 epochs on at most 1,000 training images, the ViT 15 on at most 500 and the
-#: pretrained EfficientNet-Lite0 4 on at most 2,000 (a stratified part of the split, seed 42, when it has
-#: more): all 280 of the shared PBC sample, and about 8 minutes of training on the full PBC (11,964
-#: training images, 1,000 validation images) on the reference machine.
+#: ``quick`` trains the ResNet 20 epochs on at most 800 training images, the ViT and its DeiT twin 15 on the
+#: same 400, the pretrained EfficientNet-Lite0 4 on at most 2,000 and the hybrid 4 on 800 (a stratified
+#: part of the split, seed 42, when it has more): all 280 of the shared PBC sample, and about 11 minutes
+#: of training on the full PBC (11,964 training images, 1,000 validation images) on the reference machine.
+#: The hybrid's pass time is an estimate (the Lite0's, less its last stages); the DeiT student's is the
+#: ViT's plus its teacher's forward pass.
 BLOOD_CELLS_PLAN: dict[str, FixedPlan] = {
     "smoke": FixedPlan(
         {
             "resnet10t": RunPlan(1, None, _PBC_RESNET10T_32PX, min_per_class=1),
             "vit_tiny_patch16_224": RunPlan(1, None, _PBC_VIT6_32PX, min_per_class=1),
             "tf_efficientnet_lite0": RunPlan(1, None, _PBC_LITE0_96PX, min_per_class=1),
+            "hybrid_vit_lite0": RunPlan(1, None, _PBC_HYBRID_96PX, min_per_class=1),
+            "deit_scratch_tiny": RunPlan(1, None, _PBC_DEIT_32PX, min_per_class=1),
         },
+        follow={"deit_scratch_tiny": "vit_tiny_patch16_224"},
         target_s=20,
         note="one epoch on the profile's few dozen images: shows that the code runs",
     ),
     "quick": FixedPlan(
         {
-            "resnet10t": RunPlan(20, 1000, _PBC_RESNET10T_32PX, min_per_class=30),
-            "vit_tiny_patch16_224": RunPlan(15, 500, _PBC_VIT6_32PX, min_per_class=30),
+            "resnet10t": RunPlan(20, 800, _PBC_RESNET10T_32PX, min_per_class=30),
+            "vit_tiny_patch16_224": RunPlan(15, 400, _PBC_VIT6_32PX, min_per_class=30),
             "tf_efficientnet_lite0": RunPlan(4, 2000, _PBC_LITE0_96PX, min_per_class=30),
+            "hybrid_vit_lite0": RunPlan(4, 800, _PBC_HYBRID_96PX, min_per_class=30),
+            "deit_scratch_tiny": RunPlan(15, 400, _PBC_DEIT_32PX, min_per_class=30),
         },
-        target_s=480,
-        note="chosen so that the full PBC's training fits about 8 minutes on the reference machine",
+        target_s=660,
+        note="chosen so that the full PBC's training fits about 11 minutes on the reference machine",
+        follow={"deit_scratch_tiny": "vit_tiny_patch16_224"},
         default=RunPlan(20, 1000, _PBC_RESNET10T_32PX, min_per_class=30),
     ),
 }
@@ -251,12 +272,12 @@ def blood_cells_config(
     name = blood_cells_model(profile, model)
     key = _blood_cells_key(profile, model)
     base = thesis004_config(key) if profile.name == "full" else CONFIGS[f"blood_cells_{key}"]
-    if profile.name != "full" and name == BLOOD_CELLS_PRETRAINED:
-        base = CONFIGS[f"blood_cells_fine_tune_{key}"]
+    if profile.name != "full" and name in (BLOOD_CELLS_PRETRAINED, BLOOD_CELLS_HYBRID):
+        base = CONFIGS[f"blood_cells_fine_tune_{key}"]  # a pretrained CNN, or the hybrid on one
     if image_size is None and dataset == "bloodmnist" and profile.name != "full":
         image_size = 28  # MedMNIST's own size
     size = int(image_size or base.image_size)
-    is_vit = "vit" in name
+    is_vit = "vit" in name or name.startswith("deit")
     small_vit = is_vit and not base.pretrained and size <= 64
     config = base.replace(
         image_size=size,
@@ -296,13 +317,17 @@ def blood_cells_experiments(
     """The blood-cells chapter's runs, model name -> :class:`Experiment`, the primary model first.
 
     By default the ResNet (:func:`blood_cells_model`) and, on the CPU profiles, the ViT beside it
-    (:data:`BLOOD_CELLS_QUICK_VIT`) and the pretrained EfficientNet-Lite0 (:data:`BLOOD_CELLS_PRETRAINED`);
+    (:data:`BLOOD_CELLS_QUICK_VIT`), the pretrained EfficientNet-Lite0 (:data:`BLOOD_CELLS_PRETRAINED`),
+    the hybrid ViT on it (:data:`BLOOD_CELLS_HYBRID`) and the DeiT student it teaches (:data:`BLOOD_CELLS_DEIT`,
+    trained with ``distill_from`` set to the Lite0's checkpoint by the chapter: :data:`BLOOD_CELLS_TEACHERS`);
     ``models`` names others (a thesis 004 key or a timm name each).
     Each configuration is :func:`blood_cells_config` with ``seed`` and any other ``changes`` of its
     fields (``epochs``, ``batch_size``, ...; ``image_size`` and ``mixup`` as that function reads them).
     """
     if models is None:
-        models = [None] if profile.name == "full" else [None, BLOOD_CELLS_QUICK_VIT, BLOOD_CELLS_PRETRAINED]
+        models = [None]
+        if profile.name != "full":
+            models += [BLOOD_CELLS_QUICK_VIT, BLOOD_CELLS_PRETRAINED, BLOOD_CELLS_HYBRID, BLOOD_CELLS_DEIT]
     size, mixup = changes.pop("image_size", None), changes.pop("mixup", None)
     runs = {}
     for model in models:
