@@ -54,6 +54,7 @@ __all__ = [
     "pooled_features",
     "fit_probe",
     "probe_model",
+    "fit_probe_model",
     "linear_probe_oof",
     "study",
     "probe_maps",
@@ -204,6 +205,21 @@ def probe_model(probe: Any, name: str = FEATURE_MODEL, in_chans: int = 1, pretra
     return model.eval()
 
 
+def fit_probe_model(
+    data: ImageDataset, *, c: float = PROBE_C, name: str = FEATURE_MODEL, pretrained: bool = True
+) -> Any:
+    """The frozen pretrained ``name`` with a logistic regression fitted on all of ``data``, as one torch model
+    (:func:`probe_model`): what the app's mammogram model can be. Its input is normalised with
+    :data:`IMAGENET_GREY`."""
+    import torch
+
+    state = torch.random.get_rng_state()
+    backbone = pretrained_backbone(name, data.channels, pretrained)
+    probe = fit_probe(pooled_features(backbone, data.images), data.labels, c)
+    torch.random.set_rng_state(state)  # the same random start twice when pretrained=False
+    return probe_model(probe, name, data.channels, pretrained)
+
+
 def linear_probe_oof(
     data: ImageDataset, folds: Sequence[np.ndarray], *, backbone: Any = None, c: float = PROBE_C, keep: bool = True
 ) -> OutOfFold:
@@ -269,7 +285,10 @@ def study(
     base = datasets[probe_size]
     folds = woman_folds(base, k, seed)
     expected = _fold_index(folds, len(base))
-    out = {"majority class": majority_oof(base, folds), "Lite0 frozen + linear head": linear_probe_oof(base, folds, backbone=backbone)}
+    out = {
+        "majority class": majority_oof(base, folds),
+        "Lite0 frozen + linear head": linear_probe_oof(base, folds, backbone=backbone),
+    }
     for name, exp in experiments.items():
         if exp.config.seed != seed:
             raise ValueError(f"{name}: its configuration's seed {exp.config.seed} differs from the folds' seed {seed}")

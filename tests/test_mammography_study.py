@@ -51,6 +51,15 @@ def test_probe_model_computes_the_fitted_regression():
     np.testing.assert_allclose(probs, probe.predict_proba(feats)[:, 1], atol=1e-4)
 
 
+def test_fit_probe_model_separates_the_training_images():
+    data = _dataset()
+    torch.manual_seed(0)
+    model = S.fit_probe_model(data, c=1.0, name="resnet10t", pretrained=False)
+    with torch.no_grad():
+        probs = torch.softmax(model(S._inputs(data.images)), -1)[:, 1].numpy()
+    assert S.binary_scores(data.labels, probs)["auroc"] > 0.9
+
+
 def test_linear_probe_scores_every_image_out_of_fold_and_maps_point():
     data = _dataset()
     folds = S.woman_folds(data, 3, seed=0)
