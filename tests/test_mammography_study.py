@@ -130,6 +130,25 @@ def test_cv_experiments_share_the_seed_and_vit_128px_keeps_16px_patches():
     assert {e.config.seed for e in exps.values()} == {2}
     assert exps["Lite0 fine-tuned"].config.pretrained is True
     assert exps["thesis CNN"].config.epochs == configs.MAMMOGRAPHY_CV["quick"]["thesis_epochs"]
+    assert exps["thesis ViT"].config.epochs == configs.MAMMOGRAPHY_CV["quick"]["vit_epochs"]
+    assert exps["Lite0 fine-tuned"].config.image_size == configs.MAMMOGRAPHY_CV["quick"]["finetune_size"]
     vit128 = configs.thesis002_experiment("vit_128px", "full").config
     assert (vit128.image_size, vit128.model_kwargs) == (128, {"patch_size": 16})
     assert configs.thesis002_experiment("vit_128px", "quick").config.model_kwargs == {"patch_size": 4}
+
+
+def test_the_full_branch_runs_at_smoke_size_on_the_generated_cbis_layout(tmp_workdirs, monkeypatch, one_thread):
+    """At full the chapter fine-tunes a CNN and a ViT on CBIS-DDSM's official split: the same code at smoke size."""
+    from helpers.data.registry import load_catalog
+    from helpers.data.synthetic import write_synthetic
+
+    write_synthetic("cbis_ddsm", tmp_workdirs / "data" / "cbis_ddsm")
+    monkeypatch.setenv("MEDVIT_DATA", str(tmp_workdirs / "data"))
+    cat, source, _ = load_catalog("cbis_ddsm", verbose=False)
+    assert source == "real" and set(cat.official_split) == {"trainval", "test"}  # read as a reader's folder would be
+    runs, why = S.cbis_plan("smoke", source)
+    records = S.train_cbis(runs, "smoke")
+    assert set(records) == {"CNN", "ViT"} and "smoke size" in why
+    for rec in records.values():
+        assert 0.0 <= rec.metrics["test"]["balanced_accuracy"] <= 1.0
+        assert rec.metrics["test"]["confusion_matrix"] is not None
