@@ -13,7 +13,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 export MEDVIT_PROGRESS := 0
 
 .PHONY: install book test lint format unit nbval book-strict browser dashboard app-models clean help
-.PHONY: data publish linkcheck verify
+.PHONY: data publish linkcheck verify gpu-check
 
 help:
 	@echo "make book       build the book (PROFILE=smoke|quick|full, default quick) into _build/html"
@@ -26,6 +26,7 @@ help:
 	@echo "make publish    build the book and push _build/html to the gh-pages branch (GitHub Pages by hand)"
 	@echo "make linkcheck  check the book's external links (needs the internet)"
 	@echo "make bench      one table of performance figures (CHAPTERS=smoke,quick also times every chapter)"
+	@echo "make gpu-check  one full-profile training step of every chapter's model on CUDA: images/s, peak memory"
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -142,6 +143,15 @@ CHAPTERS ?=
 BENCH_JSON ?=
 bench: install
 	$(BIN)/python benchmarks/bench.py $(if $(CHAPTERS),--chapters $(CHAPTERS)) $(if $(BENCH_JSON),--json $(BENCH_JSON))
+
+# One full-profile training step (mixed precision) of every chapter's model on the GPU, through the
+# project's learner: images/s and peak memory per model, under 10 minutes on one GPU
+# (benchmarks/gpu_check.py). Weights it cannot fetch offline are replaced by random ones, and the
+# table says so. Without CUDA it says so and runs the steps at toy size on the CPU (exit 0).
+# GPU_JSON=<file> also writes the table.
+GPU_JSON ?=
+gpu-check: install
+	$(BIN)/python benchmarks/gpu_check.py $(if $(GPU_JSON),--json $(GPU_JSON))
 
 # Two pytest workers (pytest-xdist), each taking a whole test file or notebook at a time, each torch
 # at one thread: two torch processes side by side at two threads each slow each other down many

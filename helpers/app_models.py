@@ -21,7 +21,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from .app.core import APP_TASKS, find_models
+from .app.core import APP_TASKS, find_models, headline_metric
 
 __all__ = [
     "APP_MODELS",
@@ -45,6 +45,9 @@ APP_MODELS: dict[str, tuple[tuple[str, ...], str]] = {
     "chest": (("nih_64px", "nih", "chestmnist", "pneumoniamnist"), "thesis000_resnet50"),
     "mammo": (("cbis_ddsm", "mias_lesions"), "thesis002_cnn"),
 }
+
+#: The chapter each task's model comes from, as the training lines name it.
+CHAPTER_OF: dict[str, str] = {"blood": "blood-cells", "chest": "lung pathologies", "mammo": "mammography"}
 
 #: The named configuration (:data:`helpers.configs.CONFIGS`) each task's model trains with. Blood
 #: cells train as the blood-cells chapter does (:func:`blood_cells_run`); this entry is its
@@ -99,9 +102,9 @@ def choose_dataset(task: str, download: bool = True, profile: Any = "quick") -> 
     return other, other_source, f"{other_why} ({why.split(':')[0]})"
 
 
-def blood_cells_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
-    """The blood-cells chapter's primary run (the ResNet, SEED 0) at ``profile`` on dataset ``name``:
-    ``(model, (train, valid, test), config)``.
+def blood_cells_run(name: str, profile: Any, model: str | None = None) -> tuple[str, tuple[Any, Any, Any], Any]:
+    """The blood-cells chapter's run of ``model`` (default: its primary run, the ResNet; SEED 0) at
+    ``profile`` on dataset ``name``: ``(model, (train, valid, test), config)``.
 
     As the chapter: the first of :func:`~helpers.configs.blood_cells_experiments`, the three splits
     at its image size capped by ``profile`` (seed 42; pass
@@ -114,7 +117,7 @@ def blood_cells_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any],
     from .data.registry import load_dataset
     from .training.plans import apply_plan
 
-    experiments = blood_cells_experiments(profile, dataset=name, seed=0)
+    experiments = blood_cells_experiments(profile, None if model is None else [model], dataset=name, seed=0)
     label, first = next(iter(experiments.items()))
     data = tuple(
         load_dataset(name, split=s, size=first.config.image_size, profile=profile, verbose=False)
@@ -140,6 +143,8 @@ def lungs_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
 
     exp = lungs_experiment("cnn", profile, seed=0)
     data = load_lung_splits(name, profile, exp.config.image_size, seed=0)
+    # no bootstrap of every multi-label metric (minutes); the card's mean AUROC and per-finding AUROC
+    # intervals come from helpers.metrics.finding_thresholds, seconds
     config = exp.config.replace(bootstrap=0, name=f"app-chest-{exp.config.name}")
     return exp.model, data, config if data[0].task == "multilabel" else config.replace(class_weights=None)
 
@@ -158,16 +163,29 @@ def mammography_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any],
     data = tuple(
         load_dataset(name, split=s, size=size, profile=profile, verbose=False) for s in ("train", "valid", "test")
     )
-    return exp.model, data, exp.config.replace(bootstrap=0, name=f"app-mammo-{exp.config.name}")
+    # the chapter's bootstrap stays: the app's card shows the test metric with its interval
+    return exp.model, data, exp.config.replace(name=f"app-mammo-{exp.config.name}")
 
 
 #: Each task's chapter run: ``(model, (train, valid, test), config)`` for a dataset name and a profile.
 _CHAPTER_RUNS = {"blood": blood_cells_run, "chest": lungs_run, "mammo": mammography_run}
 
+#: The chapter's runs each task trains at the CPU profiles, of which the app serves the best by its
+#: validation metric (``None``: the chapter's primary run). Blood cells: the ResNet from scratch and
+#: the ImageNet-pretrained EfficientNet-Lite0 at 96 px, where a heatmap can point at the cell.
+CANDIDATES: dict[str, tuple[str | None, ...]] = {
+    "blood": (None, "tf_efficientnet_lite0"),
+    "chest": (None,),
+    "mammo": (None,),
+}
 
-def _task_run(task: str, name: str, prof: Any, epochs: int | None, max_train: int | None) -> tuple[str, Any, Any, Any]:
-    """``(model, data, config, profile)`` for one task: its chapter's run at ``prof``, with ``epochs``
-    and a cap of ``max_train`` training images (a third of it per evaluation split) where given."""
+
+def _task_run(
+    task: str, name: str, prof: Any, epochs: int | None, max_train: int | None, candidate: str | None = None
+) -> tuple[str, Any, Any, Any]:
+    """``(model, data, config, profile)`` for one task: its chapter's run at ``prof`` (of ``candidate``,
+    one of :data:`CANDIDATES`), with ``epochs`` and a cap of ``max_train`` training images (a third of
+    it per evaluation split) where given."""
     if task == "blood" and max_train is None:
         from .configs import blood_cells_profile
 
@@ -181,13 +199,16 @@ def _task_run(task: str, name: str, prof: Any, epochs: int | None, max_train: in
             max_train=min(max_train, prof.max_train or max_train),
             max_eval=min(max(max_train // 3, 1), prof.max_eval or max_train),
         )
-    model, data, config = _CHAPTER_RUNS[task](name, prof)
+    run = _CHAPTER_RUNS[task]
+    model, data, config = run(name, prof) if candidate is None else run(name, prof, candidate)
     return model, data, (config.replace(epochs=epochs) if epochs else config), prof
 
 
 def _summary(task: str, name: str, source: str, model: str, prof: Any, record: Any) -> dict[str, Any]:
     test = (record.metrics or {}).get("test", {})
     chance = (record.metrics or {}).get("test_chance") or {}
+    found = headline_metric({"valid": (record.metrics or {}).get("valid") or {}})
+    valid = None if found is None else found[1:]
     return {
         "task": task,
         "dataset": name,
@@ -203,6 +224,8 @@ def _summary(task: str, name: str, source: str, model: str, prof: Any, record: A
         "test_ci": (record.metrics or {}).get("test_ci") or {},
         "no_better_than_chance": chance.get("no_better_than_chance"),
         "constant": chance.get("constant"),
+        "valid_metric": valid[0] if valid else None,
+        "valid_score": valid[1] if valid else float("-inf"),
     }
 
 
@@ -235,32 +258,51 @@ def train_app_models(
             print(f"[app-models] {task}: a checkpoint exists already; skipped")
             continue
         name, source, why = choose_dataset(task, download=download, profile=profile)
-        arch, data, cfg, prof = _task_run(task, name, config.get_profile(profile), epochs, max_train)
-        same = epochs is None and max_train is None
-        print(
-            f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
-            f"({cfg.image_size or prof.image_size} px, at most {prof.max_train} training images, {cfg.epochs} epochs)"
-            + (f"; the {'blood-cells' if task == 'blood' else 'lung pathologies'} chapter's run" if same else ""),
-            flush=True,
-        )
         if source == "synthetic":
             print(
                 f"[app-models] {task}: NO REAL DATA for {', '.join(APP_MODELS[task][0])}: the model learns synthetic "
                 "shapes and the app will say so. Put a dataset under MEDVIT_DATA for a meaningful model."
             )
-        record = train(arch, data, cfg, profile=prof, progress=False)
-        summary = _summary(task, name, source, arch, prof, record)
-        summary["as_chapter"] = same
-        _report(summary)
-        summaries.append(summary)
+        candidates = CANDIDATES[task] if profile != "full" else (None,)
+        trained = []
+        for candidate in candidates:
+            arch, data, cfg, prof = _task_run(task, name, config.get_profile(profile), epochs, max_train, candidate)
+            same = epochs is None and max_train is None
+            print(
+                f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
+                f"({cfg.image_size or prof.image_size} px, {len(data[0])} training images, {cfg.epochs} epochs, "
+                f"{'ImageNet weights' if cfg.pretrained else 'random init'})"
+                + (f"; the {CHAPTER_OF[task]} chapter's run" if same else ""),
+                flush=True,
+            )
+            record = train(arch, data, cfg, profile=prof, progress=False)
+            summary = _summary(task, name, source, arch, prof, record)
+            summary["as_chapter"] = same
+            _report(summary)
+            trained.append(summary)
+        summaries.append(_served(trained))
     return summaries
+
+
+def _served(trained: list[dict[str, Any]]) -> dict[str, Any]:
+    """Of one task's trained candidates, the one the app serves: the best validation headline metric
+    (:func:`helpers.app.core.headline_metric`) among those not at chance; it is said which, and why."""
+    if len(trained) == 1:
+        return trained[0]
+    ranked = sorted(trained, key=lambda s: (not s["no_better_than_chance"], s["valid_score"]), reverse=True)
+    best = ranked[0]
+    print(
+        f"[app-models] {best['task']}: the app serves {best['model']} (validation {best['valid_metric']} "
+        f"{best['valid_score']:.3f}; " + ", ".join(f"{s['model']} {s['valid_score']:.3f}" for s in ranked[1:]) + ")"
+    )
+    return best
 
 
 def _report(summary: dict[str, Any]) -> None:
     """Print where a model's numbers come from and whether it beats chance."""
     task = summary["task"]
     headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
-    chapter = {"blood": "blood-cells", "chest": "lung pathologies", "mammo": "mammography"}[task]
+    chapter = CHAPTER_OF[task]
     origin = (
         f"the {chapter} chapter's {summary['profile']} run ({summary['config']}, seed {summary['seed']})"
         if summary["as_chapter"]

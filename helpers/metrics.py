@@ -30,6 +30,8 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_metrics",
     "headline",
+    "specificity_threshold",
+    "finding_thresholds",
 ]
 
 NAN = float("nan")
@@ -117,6 +119,90 @@ def f1_optimal_threshold(y: np.ndarray, score: np.ndarray) -> tuple[float, float
     f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
     best = int(np.argmax(f1))
     return float(thresholds[best]), float(f1[best])
+
+
+def specificity_threshold(y: np.ndarray, score: np.ndarray, specificity: float) -> float:
+    """The lowest threshold at which at least ``specificity`` of the negatives score below it.
+
+    Predicting positive means ``score >= threshold``, so on ``(y, score)`` the specificity at the
+    returned threshold is ``>= specificity`` (ties between negatives fall on the same side). NaN when
+    there is no negative.
+    """
+    if not 0.0 < specificity < 1.0:
+        raise ValueError(f"specificity must be in (0, 1), got {specificity}")
+    neg = np.sort(np.asarray(score, dtype=np.float64)[np.asarray(y).astype(int) == 0])
+    if len(neg) == 0:
+        return NAN
+    k = math.ceil(specificity * len(neg))  # negatives that must score below the threshold
+    return float(min(np.nextafter(neg[k - 1], np.inf), 1.0))
+
+
+def _sens_spec(y: np.ndarray, score: np.ndarray, t: float) -> tuple[float, float]:
+    pos, pred = y == 1, score >= t
+    sens = float(pred[pos].mean()) if pos.any() else NAN
+    spec = float((~pred[~pos]).mean()) if (~pos).any() else NAN
+    return sens, spec
+
+
+def finding_thresholds(
+    y_valid: np.ndarray,
+    p_valid: np.ndarray,
+    y_test: np.ndarray,
+    p_test: np.ndarray,
+    labels: Sequence[str],
+    specificity: float = 0.9,
+    min_positives: int = 5,
+    n_boot: int = 200,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Each finding's threshold at a stated specificity on the validation split, and how it holds on test.
+
+    A finding is marked present when its probability reaches the threshold at which ``specificity``
+    of the validation images without it score lower (:func:`specificity_threshold`): a rule a
+    reader can check, which on a rare finding does not mean "almost always yes" as an F1-optimal
+    point does. A finding with fewer than ``min_positives`` validation images that have it gets no
+    threshold (``None``, with the reason): its sensitivity there could not be measured. On the test
+    split each finding gets its AUROC with a bootstrap interval, its positives, and the sensitivity
+    and specificity at its threshold; the mean AUROC over findings gets its interval too.
+
+    Returns:
+        ``{"rule": {...}, "per_label": {label: {...}}, "mean_auroc": {"value", "low", "high", ...}}``;
+        JSON-ready (NaN for undefined values).
+    """
+    yv, pv = (np.asarray(y_valid) > 0.5).astype(int), np.asarray(p_valid, dtype=np.float64)
+    yt, pt = (np.asarray(y_test) > 0.5).astype(int), np.asarray(p_test, dtype=np.float64)
+    if yv.shape != pv.shape or yt.shape != pt.shape or yv.shape[1:] != (len(labels),) or yt.shape[1:] != yv.shape[1:]:
+        raise ValueError(f"validation {yv.shape}/{pv.shape} and test {yt.shape}/{pt.shape} for {len(labels)} labels")
+    per: dict[str, dict[str, Any]] = {}
+    for j, name in enumerate(labels):
+        positives = int(yv[:, j].sum())
+        row: dict[str, Any] = {"valid_positives": positives, "valid_n": int(len(yv))}
+        if positives < min_positives:
+            row["threshold"] = None
+            row["why_none"] = f"only {positives} validation image(s) have it (at least {min_positives} needed)"
+        else:
+            t = specificity_threshold(yv[:, j], pv[:, j], specificity)
+            row["threshold"] = t
+            row["valid_sensitivity"], row["valid_specificity"] = _sens_spec(yv[:, j], pv[:, j], t)
+            row["test_sensitivity"], row["test_specificity"] = _sens_spec(yt[:, j], pt[:, j], t)
+        ci = bootstrap_ci(yt[:, j], pt[:, j], _rank_auroc, n_boot=n_boot, seed=seed)
+        row.update(
+            test_n=int(len(yt)),
+            test_positives=int(yt[:, j].sum()),
+            auroc=ci["value"],
+            auroc_low=ci["low"],
+            auroc_high=ci["high"],
+        )
+        per[name] = row
+    rule = {"specificity": specificity, "split": "valid", "min_positives": min_positives, "n_boot": n_boot}
+    mean = bootstrap_ci(yt, pt, _mean_rank_auroc, n_boot=n_boot, seed=seed)
+    return {"rule": rule, "per_label": per, "mean_auroc": mean}
+
+
+def _mean_rank_auroc(y: np.ndarray, p: np.ndarray) -> float:
+    """The mean over labels of each label's AUROC (labels with one class present left out)."""
+    values = [v for j in range(y.shape[1]) if not math.isnan(v := _rank_auroc(y[:, j], p[:, j]))]
+    return float(np.mean(values)) if values else NAN
 
 
 def multilabel_metrics(

@@ -269,6 +269,12 @@ def test_decompression_bomb(blood):
     assert len(data) < 200
     res = classify1("bomb.png", data, blood)
     assert not res.ok and "decompression bomb" in res.error and "bomb.png" in res.error
+    # the app quotes its own limit (not Pillow's 178,956,970), and tells the user what they can do
+    assert f"{app.MAX_PIXELS:,} pixels" in res.error and "178,956,970" not in res.error
+    assert "Reduce the image" in res.error and "max_pixels" not in res.error
+    big = classify1("big.png", _png_header_only(9000, 9000), blood)  # under Pillow's limit, over the app's
+    assert "9000×9000 = 81,000,000 pixels is more than this app decodes" in big.error
+    assert "max_pixels" not in big.error
 
 
 @pytest.mark.parametrize(
@@ -487,16 +493,18 @@ def test_app_models_say_when_only_synthetic(tmp_workdirs, monkeypatch):
 
 @pytest.mark.slow
 def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, capsys):
-    (summary,) = train_app_models(["mammo"], profile="smoke", epochs=1, download=False)
+    (summary,) = train_app_models(["mammo"], profile="smoke", download=False)
     assert summary["dataset"] == "mias_lesions" and summary["source"] == "real"
     out = capsys.readouterr().out
     assert "training thesis002_cnn on mias_lesions (source: real" in out
+    assert "; the mammography chapter's run" in out and "lung pathologies" not in out
     assert summary["no_better_than_chance"] in (True, False)  # the chance check ran; the output says a useless one
     assert ("NO BETTER THAN CHANCE" in out) == summary["no_better_than_chance"]
     (entry,) = app.find_models("mammo")
     assert entry.folder == Path(summary["checkpoint"])
     model, card = app.load_model(entry)
     assert card.data_source == "real" and card.profile == "smoke"
+    assert f"on {card.metrics['n']['test']} test images" in app.held_out_summary(card)  # the card counts them
     (res,) = app.classify([find_sample("mammo", real_data)], model, card)
     assert res.ok and set(res.probabilities) == set(card.classes)
     again = train_app_models(["mammo"], profile="smoke", epochs=1, if_missing=True)
@@ -504,7 +512,8 @@ def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, cap
 
 
 def test_the_best_model_is_offered_first(tmp_path):
-    """Better than chance first, then the highest test headline metric, then the newest."""
+    """Tested and better than chance first, then the highest validation headline metric (the test one
+    where a card has no validation numbers), then the newest."""
 
     def make(name: str, metrics: dict, beats_chance: bool | None) -> None:
         chance = {} if beats_chance is None else {"no_better_than_chance": not beats_chance}
@@ -517,5 +526,10 @@ def test_the_best_model_is_offered_first(tmp_path):
     entries = app.find_models("blood", tmp_path)
     assert len(entries) == 3
     assert entries[app.best_model(entries)].folder.name == "good"
+    # chosen by validation, as the model was: a better test number does not win over a better validation one
+    make("valid_winner", {"valid": {"balanced_accuracy": 0.90}, "test": {"balanced_accuracy": 0.78}}, True)
+    make("test_winner", {"valid": {"balanced_accuracy": 0.85}, "test": {"balanced_accuracy": 0.81}}, True)
+    entries = app.find_models("blood", tmp_path)
+    assert entries[app.best_model(entries)].folder.name == "valid_winner"
     assert app.best_model([]) is None
     assert app.core.headline_metric({"test": {"accuracy": 0.9, "macro_auroc": 0.7}}) == ("test", "macro_auroc", 0.7)

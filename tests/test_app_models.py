@@ -78,3 +78,16 @@ def test_the_chest_model_is_the_lung_chapters(real_data, tmp_workdirs):
     assert data[0].meta["preprocess"] == "equalize" and data[0].images.shape[-1] == 3
     assert data[0].task == "multilabel" and {d.source for d in data} == {"real"} and prof is smoke
     assert configs.get_config("lungs_quick") == configs.lungs_experiment("cnn", "quick", seed=0).config
+
+
+def test_the_app_serves_the_candidate_with_the_best_validation_metric(capsys):
+    from helpers.app_models import CANDIDATES, _served
+
+    assert CANDIDATES["blood"] == (None, configs.BLOOD_CELLS_PRETRAINED)  # from scratch and pretrained
+    base = {"task": "blood", "no_better_than_chance": False, "valid_metric": "balanced_accuracy"}
+    scratch = base | {"model": "resnet10t", "valid_score": 0.80}
+    lite0 = base | {"model": "tf_efficientnet_lite0", "valid_score": 0.91}
+    assert _served([scratch, lite0]) is lite0 and "serves tf_efficientnet_lite0" in capsys.readouterr().out
+    # a candidate at chance is never served, whatever its validation number
+    assert _served([scratch, lite0 | {"no_better_than_chance": True, "valid_score": 0.99}]) is scratch
+    assert _served([scratch]) is scratch

@@ -116,8 +116,12 @@ def test_a_constant_model_is_flagged_in_the_menu_and_on_the_card(constant_root):
     a = app.ClassifierApp(constant_root)
     label = a.model.options[0][0]
     assert label.startswith("⚠ NO BETTER THAN CHANCE") and "test balanced accuracy 0.125" in label
+    # a chance-level model is never the default: none is chosen, the page says why, nothing can be classified
+    assert a.model.value is None and app.best_model([entry]) is None and a.card.value == ""
+    assert "medvit-nodefault" in a.hint.value and "none is chosen for you" in a.hint.value and a.button.disabled
+    a.model.value = 0  # the user may still pick it, and its card says what it is
     assert "No better than chance: it gives every test image the same answer" in a.card.value
-    assert "medvit-warning" in a.card.value
+    assert "medvit-warning" in a.card.value and not a.button.disabled
 
 
 def test_an_old_card_with_kappa_zero_is_flagged_too(tmp_path):

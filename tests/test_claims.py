@@ -45,8 +45,78 @@ def test_a_failed_claim_raises_outside_a_build(build, monkeypatch):
 
 def test_smoke_records_not_checked_with_a_reason(build):
     claim = claims.check("accuracy", 0.1, ">=", 0.9, chapter="c1", profile="smoke", data_source="real")
-    assert claim.status == "not checked" and claim.value is None and "smoke" in claim.reason
+    assert claim.status == "not checked" and claim.value == 0.1 and "smoke" in claim.reason
     assert not claims.failed([claim])
+
+
+def test_a_claim_not_checked_keeps_its_value_and_is_marked_where_it_contradicts_the_bound(build, capsys):
+    low = claims.check("floor", 0.38, ">=", 0.5, chapter="m", profile="quick", data_source="d", checked_at=())
+    high = claims.check("other", 0.7, ">=", 0.5, chapter="m", profile="smoke", data_source="d")
+    odd = claims.check("nan", float("nan"), ">=", 0.5, chapter="m", profile="smoke", data_source="d")
+    assert (low.value, low.contradicts, high.contradicts, odd.value, odd.contradicts) == (
+        0.38,
+        True,
+        False,
+        None,
+        False,
+    )
+    assert "= 0.38 (bound >= 0.5 - CONTRADICTS the bound" in capsys.readouterr().out
+    table = claims.ledger_table(claims.ledger(build)).set_index("claim")
+    assert table.loc["floor", "value"] == "0.38" and table.loc["other", "value"] == "0.7"
+    assert table.loc["floor", "status"].startswith("not checked, value contradicts the bound")
+    assert table.loc["other", "status"].startswith("not checked: ")
+    assert not claims.failed(claims.ledger(build))
+
+
+@pytest.fixture
+def expected(monkeypatch):
+    """A small list of expected claims in place of the book's."""
+    from helpers import expected_claims
+
+    monkeypatch.setattr(
+        expected_claims,
+        "EXPECTED",
+        {
+            "c1": (("accuracy", ("quick", "full")), ("test accuracy (chance *)", ("quick",))),
+            "c2": (("random start gap", ("quick",), ("smoke", "quick")),),
+        },
+    )
+
+
+def test_an_expected_claim_that_was_not_recorded_fails_the_report(build, expected):
+    claims.check("accuracy", 0.9, ">=", 0.5, chapter="c1", profile="quick", data_source="d")
+    claims.check("test accuracy (chance 0.125)", 0.9, ">=", 0.5, chapter="c1", profile="quick", data_source="d")
+    assert claims.missing(claims.ledger(build), "quick") == [("c2", "random start gap")]
+    assert claims.missing(claims.ledger(build), "full") == []  # c2 makes its claim only below full
+    text, bad, absent = claims.report(build)
+    assert not bad and absent == [("c2", "random start gap")]
+    assert "3 claims expected at quick" in text and "MISSING c2: random start gap" in text
+    assert claims.main(["report", "--fail"]) == 1
+    assert claims.main(["report", "--fail", "--profile", "full"]) == 0
+    claims.check("random start gap", 0.1, ">", 0.0, chapter="c2", profile="quick", data_source="d")
+    assert claims.main(["report", "--fail"]) == 0
+
+
+def test_a_claim_of_another_chapter_does_not_stand_in_for_an_expected_one(build, expected):
+    claims.check("accuracy", 0.9, ">=", 0.5, chapter="c2", profile="quick", data_source="d")
+    assert ("c1", "accuracy") in claims.missing(claims.ledger(build), "quick")
+
+
+def test_the_books_expected_claims_name_chapters_of_the_book_and_real_profiles():
+    import yaml
+
+    from helpers import config, expected_claims
+
+    toc = (config.repo_root() / "_toc.yml").read_text()
+    files = {line.split("/")[-1].strip() for line in toc.splitlines() if "file:" in line}
+    assert yaml.safe_load(toc)  # the table of contents reads
+    for chapter, entries in expected_claims.EXPECTED.items():
+        assert chapter in files, f"{chapter} is not a page of _toc.yml"
+        for entry in entries:
+            assert len(entry) in (2, 3) and isinstance(entry[0], str) and entry[0]
+            assert set(entry[1]) <= set(expected_claims.ALL) and set(entry[-1]) <= set(expected_claims.ALL)
+    names = [(c, e[0]) for c, entries in expected_claims.EXPECTED.items() for e in entries]
+    assert len(names) == len(set(names))
 
 
 @pytest.mark.parametrize("op,value,ok", [(">", 1.0, False), ("<", 0.5, True), ("==", 1.0, True), (">=", 0.99, False)])

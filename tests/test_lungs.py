@@ -112,15 +112,18 @@ def test_label_weights_come_from_the_training_split_only(tmp_workdirs):
     everything = np.concatenate([s.labels for s in splits])
     assert not torch_allclose(loss.neg_weight, everything.mean(0))
     assert record.config["stage_epochs"] == [1, 1, 1]
-    # the card keeps each label's threshold chosen on the validation split, for the app
+    # the card keeps each label's threshold at a stated specificity on the validation split, for the app
     from helpers.checkpoints import load_checkpoint
     from helpers.metrics import f1_optimal_threshold
 
     _, card = load_checkpoint(record.checkpoint)
     y_valid = (splits[1].labels > 0.5).astype(int)
-    valid = record.metrics["valid"]["per_label"]
-    assert card.thresholds == {k: pytest.approx(v["threshold_best"]) for k, v in valid.items()}
-    assert set(card.thresholds) == {"a", "b", "c"} and y_valid.sum(0).min() > 0
+    found = record.metrics["findings"]["per_label"]
+    with_threshold = {k for k, v in found.items() if v["threshold"] is not None}
+    assert card.thresholds == {k: pytest.approx(found[k]["threshold"]) for k in with_threshold}
+    assert card.threshold_rule["specificity"] == 0.9 and set(card.findings) == {"a", "b", "c"}
+    assert all(found[k]["valid_specificity"] >= 0.9 for k in with_threshold)
+    assert with_threshold == {k for j, k in enumerate("abc") if y_valid[:, j].sum() >= 5}  # too few: none
     assert f1_optimal_threshold(y_valid[:, 0], y_valid[:, 0] * 0.9)[0] == pytest.approx(0.9)
 
 

@@ -57,11 +57,50 @@ def test_pcp_pdj_pck_pckh_hand_worked() -> None:
     gt = np.array([[[0.0, 0.0], [10.0, 0.0], [10.0, 10.0]]])
     pred = gt.copy()
     pred[0, 2] += [0.0, 6.0]  # joint 2 off by 6
-    assert M.pcp(pred, gt, [(0, 1), (1, 2)]) == pytest.approx(1.0)  # limb 1-2: mean error 3 <= 0.5*10
-    assert M.pcp(pred, gt, [(1, 2)], alpha=0.2) == 0.0
+    assert M.pcp_mean_endpoint(pred, gt, [(0, 1), (1, 2)]) == pytest.approx(1.0)  # limb 1-2: mean 3 <= 0.5*10
+    assert M.pcp(pred, gt, [(0, 1), (1, 2)]) == pytest.approx(0.5)  # standard: end 2 is 6 > 5 off
+    assert M.pcp_mean_endpoint(pred, gt, [(1, 2)], alpha=0.2) == 0.0
     assert M.pdj(pred, gt, torso=(0, 2), alpha=0.2) == pytest.approx(2 / 3)  # 0.2 * 14.1 = 2.8 < 6
-    assert M.pck(pred, gt, alpha=0.5) == pytest.approx(1.0)  # 0.5 * diagonal 14.1 = 7.1 >= 6
+    assert M.pck_diagonal(pred, gt, alpha=0.5) == pytest.approx(1.0)  # 0.5 * diagonal 14.1 = 7.1 >= 6
+    assert M.pck(pred, gt, alpha=0.5) == pytest.approx(2 / 3)  # 0.5 * max(h, w) 10 = 5 < 6
     assert M.pckh(pred, gt, head=(0, 1), alpha=0.5) == pytest.approx(2 / 3)  # 0.5 * 10 = 5 < 6
+
+
+def test_pcp_standard_needs_both_ends_and_thesis_form_takes_the_mean() -> None:
+    gt = np.array([[[0.0, 0.0], [10.0, 0.0]], [[0.0, 0.0], [0.0, 10.0]]])  # two poses, one limb of length 10
+    pred = gt.copy()
+    pred[0, 0] += [1.0, 0.0]  # pose 0: start 1 off, end 6 off: mean 3.5 <= 5, but 6 > 5
+    pred[0, 1] += [0.0, 6.0]
+    pred[1, 1] += [4.0, 3.0]  # pose 1: start exact, end 5 off: both within 5
+    assert M.pcp(pred, gt, [(0, 1)]) == pytest.approx(0.5)
+    assert M.pcp_mean_endpoint(pred, gt, [(0, 1)]) == pytest.approx(1.0)
+
+
+def test_pck_normalises_by_the_longer_box_side_and_the_thesis_form_by_the_diagonal() -> None:
+    gt = np.array([[[0.0, 0.0], [20.0, 0.0], [20.0, 5.0]]])  # box 20 x 5: max side 20, diagonal 20.6
+    pred = gt.copy()
+    pred[0, 1] += [0.0, 2.05]  # 2.05 > 0.1 * 20 = 2.0, but <= 0.1 * 20.6 = 2.06
+    assert M.pck(pred, gt, alpha=0.1) == pytest.approx(2 / 3)
+    assert M.pck_diagonal(pred, gt, alpha=0.1) == pytest.approx(1.0)
+
+
+def test_average_recall_hand_worked() -> None:
+    gt = np.zeros((2, 17, 2))
+    gt[1] += 500.0  # two people far apart
+    vis, area = np.ones((2, 17)), np.array([1e4, 1e4])
+    near = gt[1].copy()
+    near[:, 0] += 8.0  # person 1 found 8 px off: an OKS between 0.5 and 0.95
+    sim = M.oks(near[None], gt, vis, area, COCO_SIGMAS)[0, 1]
+    assert 0.5 < sim < 0.95
+    images = [{"gt": gt, "visible": vis, "area": area, "dt": np.stack([gt[0], near]), "scores": np.array([0.9, 0.2])}]
+    ar = M.average_recall(images, COCO_SIGMAS)
+    for t in M.OKS_THRESHOLDS:  # person 0 always found, person 1 while the threshold is below its OKS
+        assert ar[float(t)] == pytest.approx((1 + (sim >= t)) / 2)
+    assert ar[-1.0] == pytest.approx(np.mean([ar[float(t)] for t in M.OKS_THRESHOLDS]))
+    one = M.average_recall(images, COCO_SIGMAS, max_dets=1)  # only the best-scored detection is kept
+    assert one[-1.0] == pytest.approx(0.5)
+    no_dets = [dict(images[0], dt=np.zeros((0, 17, 2)), scores=np.zeros(0))]
+    assert M.average_recall(no_dets, COCO_SIGMAS)[-1.0] == 0.0
 
 
 def test_oks_hand_worked() -> None:
@@ -113,6 +152,10 @@ def test_ap_agrees_with_cocoeval(seed: int) -> None:
     theirs = [float(np.mean(p[p > -1])) for p in precision]
     np.testing.assert_allclose([ours[float(t)] for t in M.OKS_THRESHOLDS], theirs, atol=1e-6)
     assert ours[-1.0] == pytest.approx(ev.stats[0], abs=1e-6)
+    recall = ev.eval["recall"][:, 0, 0, 0]  # (thresholds,)
+    ar = M.average_recall(images, COCO_SIGMAS)
+    np.testing.assert_allclose([ar[float(t)] for t in M.OKS_THRESHOLDS], recall, atol=1e-12)
+    assert ar[-1.0] == pytest.approx(ev.stats[5], abs=1e-12)
     assert 0.0 < ours[-1.0] < 1.0
     # OKS itself, the same pairs as COCOeval's
     img = images[0]

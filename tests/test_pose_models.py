@@ -10,11 +10,27 @@ import torch
 
 from helpers.pose.annotations import coco_dicts, read_coco_keypoints
 from helpers.pose.cameras import Camera, cameras_around, drop_joints, look_at
-from helpers.pose.experiment import LifterSizes, build_lifters
-from helpers.pose.lifting import JointLifter, MartinezLifter, WindowLifter, count_parameters, martinez_parameters
-from helpers.pose.mocap import LiftingSet, make_samples, model_inputs
+from helpers.pose.experiment import MARTINEZ, MEAN_POSE, LifterSizes, against_mean_pose, build_lifters, run_lifters
+from helpers.pose.lifting import (
+    JointLifter,
+    MartinezLifter,
+    MeanPoseLifter,
+    WindowLifter,
+    count_parameters,
+    martinez_parameters,
+)
+from helpers.pose.mocap import MM_SCALE, LiftingSet, make_samples, model_inputs
 from helpers.pose.skeleton import BONES, COCO_KEYPOINTS
-from helpers.pose.train import LiftConfig, fit_lifter, predict
+from helpers.pose.train import LiftConfig, fit_lifter, martinez_recipe, predict
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Small models train on one thread: several threads fighting over a shared CPU are many times slower."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def test_camera_projects_its_target_to_the_centre() -> None:
@@ -59,8 +75,9 @@ def test_lifters_shapes_sizes_and_flexible_gradients() -> None:
         assert block.attn.span_decay.grad.abs().sum() > 0
     assert count_parameters(MartinezLifter(width=40)) == martinez_parameters(40)
     models = build_lifters(LifterSizes(dim=16, depth=1, heads=2, window=3))
-    sizes = {name: count_parameters(m) for name, (m, _) in models.items()}
-    assert abs(sizes["Martinez FC"] - sizes["joints as tokens"]) / sizes["joints as tokens"] < 0.05
+    martinez = models[MARTINEZ][0]
+    assert count_parameters(martinez) == martinez_parameters(1024) and count_parameters(models[MEAN_POSE][0]) == 0
+    assert {m.p for m in martinez.modules() if isinstance(m, torch.nn.Dropout)} == {0.5}  # as the paper
     with pytest.raises(ValueError, match="odd"):
         WindowLifter(4)
 
@@ -73,6 +90,54 @@ def test_fit_lifter_learns_a_toy_set() -> None:
     after = predict(model, data)
     err = [np.linalg.norm(p - g, axis=-1).mean() for p, g in (before, after)]
     assert history["loss_mm"][-1] < history["loss_mm"][0] and err[1] < 0.7 * err[0]
+
+
+def test_mean_pose_and_martinez_normalisation() -> None:
+    data = _toy_set()
+    targets = torch.as_tensor(data.xyz / MM_SCALE)
+    mean = MeanPoseLifter()
+    mean.fit(targets)
+    out = mean(torch.zeros(5, 17, 3))
+    assert out.shape == (5, 17, 3) and torch.allclose(out[3], targets.mean(0))
+    model = MartinezLifter(width=32).eval()
+    inputs = model_inputs(data.uv)
+    model.fit_normalisation(inputs, targets)
+    assert torch.allclose(model.in_mean, inputs.reshape(len(data), -1).mean(0))
+    for layer in (model.out,):  # zero last layer: the output is the training mean exactly
+        torch.nn.init.zeros_(layer.weight)
+    assert torch.allclose(model(inputs[:4]), targets.mean(0).expand(4, 17, 3), atol=1e-6)
+
+
+def test_the_martinez_recipe_learns_a_toy_set_under_max_norm() -> None:
+    data = _toy_set()
+    model = MartinezLifter(width=64, drop=0.1)
+    model.fit_normalisation(model_inputs(data.uv), torch.as_tensor(data.xyz / MM_SCALE))
+    base = LiftConfig(noise_px=0, drop_p=0)
+    config = martinez_recipe(base, epochs=15, batch_size=32)
+    assert (config.optimizer, config.schedule, config.loss, config.max_norm) == ("adam", "exp", "mse", 1.0)
+    before = np.linalg.norm(np.subtract(*predict(model, data)), axis=-1).mean()
+    history = fit_lifter(model, data, config)
+    after = np.linalg.norm(np.subtract(*predict(model, data)), axis=-1).mean()
+    assert history["loss_mm"][-1] < history["loss_mm"][0] and after < 0.7 * before
+    norms = [m.weight.norm(dim=1).max().item() for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    assert max(norms) <= 1.0 + 1e-5  # max-norm holds after training
+    with pytest.raises(ValueError, match="unknown optimizer"):
+        fit_lifter(model, data, base.replace(optimizer="sgd"))
+
+
+def test_every_model_is_reported_against_the_mean_pose() -> None:
+    data = _toy_set()
+    sizes = LifterSizes(dim=8, depth=1, heads=2, window=3, martinez_width=16, martinez_epochs=1)
+    rows, fitted = run_lifters(data, {"toy": data}, LiftConfig(epochs=1, batch_size=40), sizes)
+    rows = against_mean_pose(rows)
+    assert {r["model"] for r in rows} == set(fitted) and MEAN_POSE in fitted
+    floor = next(r for r in rows if r["model"] == MEAN_POSE and r["condition"] == "clean")
+    assert floor["MPJPE below mean pose"] == 0.0
+    for r in rows:
+        mine = next(f for f in rows if f["model"] == MEAN_POSE and f["condition"] == r["condition"])
+        assert r["MPJPE below mean pose"] == pytest.approx(mine["MPJPE"] - r["MPJPE"])
+    with pytest.raises(ValueError, match="mean pose"):
+        against_mean_pose([r for r in rows if r["model"] != MEAN_POSE])
 
 
 def test_coco_keypoints_file_round_trip(tmp_path) -> None:

@@ -204,7 +204,9 @@ def test_blood_cells_configurations():
     assert other.name == "vit_small_patch16_224-vit_base_mixup" and other.mixup == 0.4 and other.model_kwargs is None
     # the chapter's runs: the ResNet first, the ViT beside it on the CPU; the ResNet alone at full
     runs = blood_cells_experiments(quick, seed=2, batch_size=64)
-    assert list(runs) == ["resnet10t", "vit_tiny_patch16_224"]
+    assert list(runs) == ["resnet10t", "vit_tiny_patch16_224", "tf_efficientnet_lite0"]
+    lite0 = runs["tf_efficientnet_lite0"].config
+    assert lite0.pretrained is True and lite0.image_size == 96 and lite0.model_kwargs is None
     assert runs["resnet10t"].config == blood_cells_config(quick).replace(seed=2, batch_size=64)
     assert runs["vit_tiny_patch16_224"].config.model_kwargs == {"patch_size": 4, "depth": 6}
     assert runs["vit_tiny_patch16_224"].config.lr == 1e-3 and runs["resnet10t"].config.lr == 3e-3

@@ -21,7 +21,7 @@ from .. import config, inference
 from ..cards import ModelCard
 from ..checkpoints import Checkpoint, list_checkpoints
 from ..explain import NoMapError, overlay
-from ..imageio import ImageReadError, MultiFrameWarning
+from ..imageio import ImageReadError, ImageTooLargeError, MultiFrameWarning
 from ..imagestats import unlike_training
 from ..serving import MAX_FILE_MB, MAX_UPLOAD_MB
 
@@ -40,6 +40,9 @@ __all__ = [
     "Result",
     "task_of",
     "find_models",
+    "hidden_smoke_models",
+    "constant_by_headline",
+    "chance_level",
     "HEADLINE_ORDER",
     "headline_metric",
     "best_model",
@@ -135,12 +138,35 @@ def checkpoints_root(root: str | os.PathLike | None = None) -> Path:
     return Path(root) if root is not None else config.runs_dir(create=False)
 
 
-def find_models(task: str, root: str | os.PathLike | None = None) -> list[Checkpoint]:
-    """Checkpoints under ``root`` (default: the runs folder) whose model card belongs to ``task``, newest first
-    (:func:`best_model` picks the one to offer first)."""
+def _task_checkpoints(task: str, root: str | os.PathLike | None) -> list[Checkpoint]:
     if task not in APP_TASKS:
         raise ValueError(f"unknown task {task!r}; choose one of {list(APP_TASKS)}")
     return [c for c in list_checkpoints(checkpoints_root(root)) if task_of(c.card) == task]
+
+
+def _smoke_listed(include_smoke: bool | None) -> bool:
+    return config.get_profile().name == "smoke" if include_smoke is None else include_smoke
+
+
+def find_models(
+    task: str, root: str | os.PathLike | None = None, include_smoke: bool | None = None
+) -> list[Checkpoint]:
+    """Checkpoints under ``root`` (default: the runs folder) whose model card belongs to ``task``, newest first
+    (:func:`best_model` picks the one to offer first).
+
+    Checkpoints of the ``smoke`` profile (a test's few images and steps, written by every chapter run
+    in CI) are left out unless ``include_smoke``; by default they are listed only when the app itself
+    runs at the smoke profile (``MEDVIT_PROFILE=smoke``, as the tests do).
+    """
+    found = _task_checkpoints(task, root)
+    return found if _smoke_listed(include_smoke) else [c for c in found if c.card.profile != "smoke"]
+
+
+def hidden_smoke_models(task: str, root: str | os.PathLike | None = None) -> int:
+    """How many smoke-profile checkpoints of ``task`` :func:`find_models` leaves out."""
+    if _smoke_listed(None):
+        return 0
+    return sum(c.card.profile == "smoke" for c in _task_checkpoints(task, root))
 
 
 #: The metric a model is listed and chosen by, when its card has it: chance-aware ones before accuracy.
@@ -160,18 +186,35 @@ def headline_metric(metrics: dict[str, Any]) -> tuple[str, str, float] | None:
     return None
 
 
+def constant_by_headline(card: ModelCard) -> bool:
+    """For cards without a chance check: test kappa 0 with balanced accuracy 1/K, the mark of one class for all."""
+    test = card.metrics.get("test") or {}
+    kappa, bal = test.get("kappa"), test.get("balanced_accuracy")
+    k = len(card.classes)
+    numbers = all(isinstance(v, int | float) and not isinstance(v, bool) for v in (kappa, bal))
+    return numbers and abs(kappa) < 1e-9 and abs(bal - 1 / k) < 1e-9
+
+
+def chance_level(card: ModelCard) -> bool:
+    """Whether the card shows the model no better than chance (its chance check, else its headline)."""
+    return card.no_better_than_chance is True or (card.no_better_than_chance is None and constant_by_headline(card))
+
+
 def best_model(entries: list[Checkpoint]) -> int | None:
     """The index of the checkpoint to offer first among ``entries`` (newest first, as
-    :func:`find_models` lists them): models better than chance before the others, then the
-    highest test headline metric (:func:`headline_metric`), then the newest. ``None`` for no entries."""
+    :func:`find_models` lists them): the highest validation headline metric (:func:`headline_metric`
+    of the validation split, which chose the model; the test split's where a card has no validation
+    numbers) among tested models not shown to be at chance level (:func:`chance_level`), then the newest.
+    ``None`` for no entries, and when every model is at chance level: such a model is never the default."""
 
-    def rank(i: int) -> tuple[bool, bool, float, int]:
-        card = entries[i].card
-        found = headline_metric(card.metrics)
-        tested = found is not None and found[0] == "test"
-        return (card.no_better_than_chance is not True, tested, found[2] if tested else 0.0, -i)
+    def rank(i: int) -> tuple[bool, float, int]:
+        metrics = entries[i].card.metrics
+        test = headline_metric({"test": metrics.get("test") or {}})
+        found = headline_metric({"valid": metrics.get("valid") or {}}) or test
+        return (test is not None, found[2] if test is not None else 0.0, -i)
 
-    return max(range(len(entries)), key=rank) if entries else None
+    usable = [i for i, e in enumerate(entries) if not chance_level(e.card)]
+    return max(usable, key=rank) if usable else None
 
 
 def load_model(entry: Checkpoint | str | os.PathLike) -> tuple[Any, ModelCard]:
@@ -275,7 +318,10 @@ class Result:
         error: a message for the user when the file could not be classified, else ``None``.
         probabilities: class → probability (softmax; for multi-label one sigmoid per label).
         multilabel: whether the probabilities are independent labels.
-        thresholds: multi-label: each label's threshold from the model card (0.5 where none is given).
+        thresholds: multi-label: each label's threshold from the model card.
+        default_threshold: the threshold of a label the card gives none: ``None`` (never marked) when
+            the card states its threshold rule, 0.5 on older cards.
+        findings: multi-label: the card's per-label test AUROC with its interval and threshold facts.
         notes: what was converted or worth knowing (16-bit scaled, first of 3 frames, resized ×0.06, ...).
         warnings: what makes the answer doubtful (an image unlike the training images), shown beside it.
         original_shape: ``(H, W, C)`` of the decoded image.
@@ -291,6 +337,8 @@ class Result:
     probabilities: dict[str, float] = field(default_factory=dict)
     multilabel: bool = False
     thresholds: dict[str, float] = field(default_factory=dict)
+    default_threshold: float | None = 0.5
+    findings: dict[str, dict[str, Any]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     original_shape: tuple[int, ...] | None = None
@@ -304,9 +352,24 @@ class Result:
     def ok(self) -> bool:
         return self.error is None
 
-    def threshold(self, label: str) -> float:
-        """The threshold at or above which ``label`` counts as present (multi-label)."""
-        return self.thresholds.get(label, 0.5)
+    def threshold(self, label: str) -> float | None:
+        """The threshold at or above which ``label`` counts as present (multi-label); ``None``: it has none."""
+        return self.thresholds.get(label, self.default_threshold)
+
+    def marked(self) -> list[tuple[str, float]]:
+        """Multi-label: the labels at or above their thresholds, most probable first."""
+        return [(c, p) for c, p in self.top(None) if (t := self.threshold(c)) is not None and p >= t]
+
+    @property
+    def headline(self) -> tuple[str, float] | None:
+        """The answer's own class and probability: the most probable class, or for multi-label the most
+        probable finding marked present; ``None`` when nothing is (or the file was not classified)."""
+        if not self.ok or not self.probabilities:
+            return None
+        if self.multilabel:
+            marked = self.marked()
+            return marked[0] if marked else None
+        return self.top(1)[0]
 
     def top(self, k: int | None = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable classes (all of them when ``k`` is ``None``)."""
@@ -315,12 +378,12 @@ class Result:
 
     @property
     def label(self) -> str | None:
-        """The predicted class (multi-label: the labels at or above their thresholds, joined by ``|``, or ``none``)."""
+        """The predicted class (multi-label: the labels at or above their thresholds, most probable
+        first, joined by ``|``, or ``none``)."""
         if not self.ok or not self.probabilities:
             return None
         if self.multilabel:
-            pos = [c for c, p in self.top(None) if p >= self.threshold(c)]
-            return "|".join(pos) if pos else "none"
+            return "|".join(c for c, _ in self.marked()) or "none"
         return self.top(1)[0][0]
 
 
@@ -429,12 +492,32 @@ def _classify_into(res: Result, upload: Upload, model: Any, card: ModelCard, hea
         _explain_into(res, model, prepared.x, card, int(np.argmax(probs)))
 
 
+def too_large_message(exc: ImageTooLargeError) -> str:
+    """What the page says about an image over :data:`MAX_PIXELS`: the app's own limit, and what the
+    user can do (make the image smaller), not a setting only the code can change."""
+    side = math.isqrt(MAX_PIXELS)
+    shown = f"{exc.size[0]}×{exc.size[1]} = {exc.pixels:,}" if exc.size else f"{exc.pixels:,}"
+    return (
+        f"{exc.name}: {shown} pixels is more than this app decodes ({MAX_PIXELS:,} pixels, e.g. {side}×{side}), "
+        "a limit that guards against decompression bombs. Reduce the image (or crop the part to classify) "
+        "and upload it again."
+    )
+
+
 def classify_one(upload: Upload, model: Any, card: ModelCard, *, heatmap: bool = True) -> Result:
     """Classify one uploaded file. Never raises: every failure becomes ``Result.error``."""
     t0 = time.perf_counter()
-    res = Result(name=upload.name, multilabel=card.task == "multilabel", thresholds=dict(card.thresholds))
+    res = Result(
+        name=upload.name,
+        multilabel=card.task == "multilabel",
+        thresholds=dict(card.thresholds),
+        default_threshold=None if card.threshold_rule else 0.5,
+        findings=dict(card.findings),
+    )
     try:
         _classify_into(res, upload, model, card, heatmap)
+    except ImageTooLargeError as exc:
+        res.error = too_large_message(exc)
     except ImageReadError as exc:
         res.error = str(exc)
     except (AppError, inference.InferenceError) as exc:

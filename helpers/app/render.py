@@ -15,6 +15,7 @@ import base64
 import csv
 import html
 import io
+import math
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -24,13 +25,14 @@ import numpy as np
 from .. import config
 from ..cards import ModelCard
 from ..checkpoints import Checkpoint
-from .core import Result, headline_metric
+from .core import Result, constant_by_headline, headline_metric
 
 __all__ = [
     "METRIC_NAMES",
     "metric_name",
     "chance_warning",
     "csv_safe",
+    "held_out_summary",
     "card_html",
     "model_label",
     "result_html",
@@ -93,14 +95,6 @@ def _headline(metrics: dict[str, Any]) -> str:
     return ""
 
 
-def _constant_by_headline(card: ModelCard) -> bool:
-    """For cards without a chance check: test kappa 0 with balanced accuracy 1/K, the mark of one class for all."""
-    test = card.metrics.get("test") or {}
-    kappa, bal = test.get("kappa"), test.get("balanced_accuracy")
-    k = len(card.classes)
-    return _is_number(kappa) and _is_number(bal) and abs(kappa) < 1e-9 and abs(bal - 1 / k) < 1e-9
-
-
 def chance_warning(card: ModelCard) -> str | None:
     """Why the model is no better than chance on its test split, or ``None`` when it is (or was not checked).
 
@@ -119,7 +113,7 @@ def chance_warning(card: ModelCard) -> str | None:
                 f"{c.get('n_perm', '?')} label shuffles; chance level {c.get('chance', float('nan')):.3f})"
             )
         return f"no better than chance: {why}"
-    if card.no_better_than_chance is None and _constant_by_headline(card):
+    if card.no_better_than_chance is None and constant_by_headline(card):
         return (
             "no better than chance: its test Cohen's kappa is 0 and its balanced accuracy "
             f"1/{len(card.classes)}, as for a model that gives every image the same answer"
@@ -163,6 +157,57 @@ def _warning(card: ModelCard) -> str:
     return "".join(f"<p class='medvit-warning' style='color:#b00'>{p}</p>" for p in parts)
 
 
+def _num(v: Any) -> float | None:
+    return float(v) if _is_number(v) and not math.isnan(float(v)) else None
+
+
+def held_out_summary(card: ModelCard) -> str:
+    """The card's headline test metric with its 95 % interval and the number of test images, in words
+    (what is missing is said: older cards kept no interval or count)."""
+    found = headline_metric(card.metrics)
+    if found is None:
+        return "no held-out metric recorded"
+    split, key, value = found
+    ci = (card.metrics.get("test_ci") or {}).get(key) or {} if split == "test" else {}
+    low, high = _num(ci.get("low")), _num(ci.get("high"))
+    interval = (
+        f" (95 % interval {low:.3f}–{high:.3f})" if low is not None and high is not None else " (no interval recorded)"
+    )
+    n = (card.metrics.get("n") or {}).get(split)
+    images = (
+        f"on {int(n):,} {METRIC_NAMES.get(split, split).replace(' split', '')} images"
+        if _is_number(n)
+        else "number of images not recorded"
+    )
+    return f"{metric_name(split)}: {metric_name(key)} {value:.3f}{interval}, {images}"
+
+
+def _threshold_rule(card: ModelCard) -> str | None:
+    """How the card's findings are marked present, in words (multi-label only)."""
+    if card.task != "multilabel":
+        return None
+    rule = card.threshold_rule
+    if not rule:
+        return (
+            "each finding's F1-optimal point on the validation split (an older card: on rare findings such a "
+            "point marks almost every image)"
+            if card.thresholds
+            else "0.5 for every finding"
+        )
+    none = [c for c in card.classes if c not in card.thresholds]
+    spec = float(rule.get("specificity", float("nan")))
+    text = (
+        f"a finding is marked present when its probability reaches the level that {spec:.0%} of the validation "
+        f"images without it stay below (specificity {spec:.2f} on the validation split)"
+    )
+    if none:
+        text += (
+            f"; {len(none)} finding(s) have no threshold, having fewer than {rule.get('min_positives', '?')} "
+            f"validation images with them, and are never marked: {', '.join(none)}"
+        )
+    return text
+
+
 def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap: str | None = None) -> str:
     """The model card as an HTML panel: architecture, classes, data and source, profile, metrics.
 
@@ -174,6 +219,7 @@ def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap:
     metric_rows = "".join(
         f"<tr><td>{html.escape(metric_name(str(k)))}</td><td>{_fmt_metric(v)}</td></tr>"
         for k, v in card.metrics.items()
+        if k not in ("test_ci", "n")
     )
     rows = [
         ("architecture", html.escape(card.architecture)),
@@ -188,6 +234,10 @@ def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap:
     ]
     if card.preprocess:
         rows.insert(4, ("preprocessing", html.escape(card.preprocess)))
+    rows.insert(0, ("held-out result", f"<span class='medvit-test'>{html.escape(held_out_summary(card))}</span>"))
+    rule = _threshold_rule(card)
+    if rule is not None:
+        rows.append(("findings marked", html.escape(rule)))
     if heatmap is not None:
         rows.append(("heatmap", html.escape(heatmap)))
     rows.append(("against chance", html.escape(_chance_row(card))))
@@ -209,8 +259,8 @@ def batch_table(results: Sequence[Result], card: ModelCard | None = None, per_cl
     rows = []
     for r in results:
         row: dict[str, Any] = {"file": r.name, "prediction": r.label, "probability": None}
-        if r.ok and r.probabilities:
-            row["probability"] = round(max(r.probabilities.values()), 4)
+        if r.headline is not None:  # the probability of the predicted class (multi-label: the first finding named)
+            row["probability"] = round(r.headline[1], 4)
         for c, p in r.probabilities.items() if per_class else ():
             row[f"p({c})"] = round(p, 4)
         row["seconds"] = round(r.seconds.get("total", float("nan")), 3)
@@ -298,21 +348,53 @@ def _figure(cls: str, image: np.ndarray, caption: str) -> str:
     )
 
 
+def _answer(r: Result) -> str:
+    """The headline: the predicted class (multi-label: the findings marked present) and the probability
+    of the class it names first, or, for a multi-label model, that no finding reached its threshold."""
+    prediction = f"<span class='medvit-prediction'>{html.escape(str(r.label))}</span>"
+    top = r.headline
+    if top is None:
+        return f"{prediction} <span class='medvit-clear'>(no finding above its threshold)</span>"
+    named = f"{html.escape(top[0])} " if r.multilabel else ""
+    return f"{prediction} <span class='medvit-probability'>({named}{top[1]:.3f})</span>"
+
+
+def _finding_cells(r: Result, label: str, p: float) -> str:
+    """A finding's row cells beside its probability: present or not, its threshold and where it comes
+    from, and its test AUROC with the interval (from the card)."""
+    t, facts = r.threshold(label), r.findings.get(label, {})
+    if t is None:
+        cut = f"no threshold: {facts.get('why_none', 'the card gives none')}"
+    else:
+        spec = _num(facts.get("test_specificity"))
+        cut = f"threshold {t:.3f}" + (f" (test specificity {spec:.2f})" if spec is not None else "")
+    auc, low, high = (_num(facts.get(k)) for k in ("auroc", "auroc_low", "auroc_high"))
+    if auc is None:
+        auroc = "AUROC not measured" if facts else ""
+    else:
+        ci = f" ({low:.2f}–{high:.2f})" if low is not None and high is not None else ""
+        auroc = (
+            f"AUROC {auc:.2f}{ci}, {facts.get('test_positives', '?')} of {facts.get('test_n', '?')} test images have it"
+        )
+    present = "present" if t is not None and p >= t else ""
+    return (
+        f"<td style='text-align:right'><b>{present}</b></td><td style='font-size:smaller'>{html.escape(cut)}</td>"
+        f"<td class='medvit-auroc' style='font-size:smaller'>{html.escape(auroc)}</td>"
+    )
+
+
 def result_html(r: Result, k: int = 3) -> str:
     """One file's result as HTML: thumbnail, heatmap, probabilities (all labels for multi-label), notes, time."""
     if not r.ok:
         return _error_html(r)
     ranked = r.top(None if r.multilabel else k)
     rule = "each at or above its threshold, chosen on validation images" if r.thresholds else "≥ 0.5"
-    what = f"labels (independent sigmoids; {rule} counts as present)" if r.multilabel else f"top {len(ranked)} classes"
-
-    def cut(c: str, p: float) -> str:  # multi-label: the label's threshold, and whether p reaches it
-        t = r.threshold(c)
-        return f"<td style='text-align:right'>{'present' if p >= t else ''} (threshold {t:.3f})</td>"
-
+    what = (
+        f"findings (independent sigmoids; {rule} counts as present)" if r.multilabel else f"top {len(ranked)} classes"
+    )
     rows = "".join(
         f"<tr><td>{html.escape(c)}</td><td>{_bar(p)}</td><td style='text-align:right'>{p:.3f}</td>"
-        f"{cut(c, p) if r.multilabel else ''}</tr>"
+        f"{_finding_cells(r, c, p) if r.multilabel else ''}</tr>"
         for c, p in ranked
     )
     imgs = ""
@@ -332,8 +414,7 @@ def result_html(r: Result, k: int = 3) -> str:
     )
     return (
         "<div class='medvit-result' style='border-left:4px solid #3b7dd8;padding:0.3em 0.6em;margin:0.4em 0'>"
-        f"<b>{html.escape(r.name)}</b> → <span class='medvit-prediction'>{html.escape(str(r.label))}</span>"
-        f" ({max(r.probabilities.values()):.3f}){warnings}"
+        f"<b>{html.escape(r.name)}</b> → {_answer(r)}{warnings}"
         f"<div style='display:flex;align-items:flex-start;flex-wrap:wrap'>{imgs}"
         f"<div><i>{what}</i><table>{rows}</table><small>{timing}</small>"
         f"<ul style='font-size:smaller'>{notes}</ul></div></div></div>"

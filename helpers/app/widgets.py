@@ -35,6 +35,7 @@ from .core import (
     checkpoints_root,
     classify,
     find_models,
+    hidden_smoke_models,
     load_model,
     upload_problem,
 )
@@ -116,6 +117,7 @@ class ClassifierApp:
         self.entries: list[Any] = []
         self.pending: list[Upload] = []
         self.last_results: list[Result] = []
+        self.notice = ""  # what the model list leaves out or does not choose, shown under the card
         self.runs = 0  # classifications done, shown as data-run on the status (a test waits on it)
         self._make_parts()
         self.task.observe(lambda _: self.refresh_models(), "value")
@@ -173,23 +175,35 @@ class ClassifierApp:
     def refresh_models(self) -> None:
         """List the checkpoints of the chosen task in the model dropdown (and clear the page)."""
         self.clear()
+        self.notice = ""
         try:
             self.entries = find_models(self.task.value, self.root)
+            hidden = hidden_smoke_models(self.task.value, self.root)
         except Exception as exc:
-            self.entries = []
-            self.hint.value = f"<p class='medvit-error'>Could not list the checkpoints: {html.escape(str(exc))}</p>"
-        options = [(model_label(e), i) for i, e in enumerate(self.entries)]
-        self.model.options = options
-        self.model.value = best_model(self.entries)
-        if not options:
+            self.entries, hidden = [], 0
+            self.notice = f"<p class='medvit-error'>Could not list the checkpoints: {html.escape(str(exc))}</p>"
+        if hidden:
+            self.notice += (
+                f"<p class='medvit-hidden'><small>{hidden} smoke-test checkpoint(s) of this task (a few images "
+                "and steps, from running the chapters' tests) are not listed.</small></p>"
+            )
+        best = best_model(self.entries)
+        if self.entries and best is None:  # every model is at chance level: none is chosen for the user
+            self.notice += (
+                "<p class='medvit-nodefault' style='background:#fee;padding:0.4em'>Every model listed for this task "
+                "is no better than chance on its test images, so none is chosen for you. Pick one only to see how "
+                "the app works: its answers say nothing about an image.</p>"
+            )
+        self.model.options = [(model_label(e), i) for i, e in enumerate(self.entries)]
+        self.model.value = best
+        if not self.entries:
             root = html.escape(str(checkpoints_root(self.root)))
-            self.card.value = ""
-            self.hint.value = (
+            self.notice = (
                 "<p class='medvit-nomodel' style='background:#eef;padding:0.4em'>"
                 + HOW_TO_GET_MODELS.format(root=root)
                 + "</p>"
+                + self.notice
             )
-            self.button.disabled = True
         self.show_card()
 
     def current(self) -> tuple[Any, Any] | None:
@@ -213,12 +227,14 @@ class ClassifierApp:
         """Load the chosen model and show its card, or say why it cannot be used (and clear the page)."""
         self.clear()
         if self.model.value is None or not self.entries:
+            self.card.value, self.hint.value, self.button.disabled = "", self.notice, True
             return
         entry = self.entries[self.model.value]
         try:
             model, card = self.current()
             self.card.value = card_html(card, entry.folder, heatmap=self._heatmap_plan(model, card))
-            self.hint.value = f"<small>Expected input: {html.escape(APP_TASKS[self.task.value].what)}.</small>"
+            expected = f"<small>Expected input: {html.escape(APP_TASKS[self.task.value].what)}.</small>"
+            self.hint.value = expected + self.notice
             self.button.disabled = False
         except Exception as exc:
             self.card.value = (

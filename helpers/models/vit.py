@@ -269,6 +269,9 @@ class VisionTransformer(nn.Module):
     The defaults are ViT-Tiny (``embed_dim=192, depth=12, num_heads=3``, Touvron et al. 2021).
     ``attn_variant="flexible"`` gives every head a learned temperature and soft spatial span (see
     the module docstring). ``num_classes=0`` leaves the head out (``forward`` returns features).
+    ``patch_embed`` replaces the :class:`PatchEmbed` with another module that turns images into
+    ``(B, N, embed_dim)`` tokens and has the same ``img_size``, ``patch_size``, ``grid_size``,
+    ``num_patches`` and ``set_img_size`` (the hybrid's CNN stem, :mod:`helpers.models.hybrid`).
     """
 
     num_prefix_tokens = 1
@@ -287,6 +290,7 @@ class VisionTransformer(nn.Module):
         drop_rate: float = 0.0,
         attn_drop_rate: float = 0.0,
         attn_variant: str = "standard",
+        patch_embed: nn.Module | None = None,
     ) -> None:
         super().__init__()
         if attn_variant not in ATTN_VARIANTS:
@@ -294,7 +298,9 @@ class VisionTransformer(nn.Module):
         self.num_classes = num_classes
         self.embed_dim = self.num_features = embed_dim
         self.attn_variant = attn_variant
-        self.patch_embed = PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        self.patch_embed = (
+            patch_embed if patch_embed is not None else PatchEmbed(img_size, patch_size, in_chans, embed_dim)
+        )
         self.cls_token = nn.Parameter(torch.zeros(1, 1, embed_dim))  # x_class
         self.pos_embed = nn.Parameter(torch.zeros(1, self.num_prefix_tokens + self.patch_embed.num_patches, embed_dim))
         self.pos_drop = nn.Dropout(drop_rate)
@@ -534,13 +540,17 @@ def from_timm(timm_model: nn.Module, attn_variant: str = "standard") -> VisionTr
 
 
 def _make(
-    size: str, num_classes: int, img_size: int, patch_size: int, in_chans: int, **kwargs: Any
+    size: str,
+    num_classes: int,
+    img_size: int,
+    patch_size: int,
+    in_chans: int,
+    model_cls: type[VisionTransformer] = VisionTransformer,
+    **kwargs: Any,
 ) -> VisionTransformer:
     cfg = dict(VIT_SIZES[size])
     cfg.update(kwargs)
-    return VisionTransformer(
-        img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, **cfg
-    )
+    return model_cls(img_size=img_size, patch_size=patch_size, in_chans=in_chans, num_classes=num_classes, **cfg)
 
 
 def vit_scratch_tiny(
@@ -564,17 +574,23 @@ def vit_scratch_base(
     return _make("base", num_classes, img_size, patch_size, in_chans, **kwargs)
 
 
-_NAME = re.compile(r"^vit_scratch_(tiny|small|base)(?:_patch(\d+))?(?:_(\d+))?(_flexible)?$")
+_NAME = re.compile(r"^(?:vit|deit)_scratch_(tiny|small|base)(?:_patch(\d+))?(?:_(\d+))?(_flexible)?$")
 
 
 def create_vit_scratch(
-    name: str, num_classes: int, in_chans: int = 3, img_size: int | None = None, **kwargs: Any
+    name: str,
+    num_classes: int,
+    in_chans: int = 3,
+    img_size: int | None = None,
+    model_cls: type[VisionTransformer] = VisionTransformer,
+    **kwargs: Any,
 ) -> VisionTransformer:
     """Build a from-scratch ViT from a name ``vit_scratch_<tiny|small|base>[_patch<P>][_<img>][_flexible]``.
 
     Examples: ``vit_scratch_tiny`` (patch 16, 224 px), ``vit_scratch_tiny_patch8_64``,
     ``vit_scratch_small_patch16_flexible``. An explicit ``img_size`` wins over the name's.
-    Keyword arguments go to :class:`VisionTransformer` (``depth=6``, ``drop_rate=0.1``, ...).
+    Keyword arguments go to :class:`VisionTransformer` (``depth=6``, ``drop_rate=0.1``, ...);
+    ``model_cls`` builds a subclass with the same arguments (the DeiT student, ``deit_scratch_...``).
     """
     match = _NAME.match(name)
     if not match:
@@ -586,7 +602,7 @@ def create_vit_scratch(
     size_px = img_size or (int(img) if img else 224)
     if flexible:
         kwargs["attn_variant"] = "flexible"
-    return _make(size, num_classes, size_px, in_chans=in_chans, **kwargs)
+    return _make(size, num_classes, size_px, in_chans=in_chans, model_cls=model_cls, **kwargs)
 
 
 # ----------------------------------------------------------------------------- cost

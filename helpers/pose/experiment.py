@@ -10,12 +10,24 @@ from typing import Any
 import torch
 from torch import nn
 
-from helpers.pose.lifting import JointLifter, MartinezLifter, WindowLifter, count_parameters, martinez_width_for
+from helpers.pose.lifting import JointLifter, MartinezLifter, MeanPoseLifter, WindowLifter, count_parameters
 from helpers.pose.metrics import auc_pck3d, mpjpe, p_mpjpe, pck3d
-from helpers.pose.mocap import LiftingSet
-from helpers.pose.train import LiftConfig, fit_lifter, predict
+from helpers.pose.mocap import MM_SCALE, LiftingSet, model_inputs
+from helpers.pose.train import LiftConfig, fit_lifter, martinez_recipe, predict
 
-__all__ = ["LifterSizes", "CONDITIONS", "build_lifters", "score", "run_lifters"]
+__all__ = [
+    "LifterSizes",
+    "CONDITIONS",
+    "MEAN_POSE",
+    "MARTINEZ",
+    "build_lifters",
+    "score",
+    "run_lifters",
+    "against_mean_pose",
+]
+
+MEAN_POSE = "mean pose (no model)"
+MARTINEZ = "Martinez et al. (1,024 wide)"
 
 #: test-time corruptions: name -> (pixel noise sigma, share of dropped joints).
 CONDITIONS: dict[str, tuple[float, float]] = {
@@ -27,26 +39,40 @@ CONDITIONS: dict[str, tuple[float, float]] = {
 
 @dataclass(frozen=True)
 class LifterSizes:
-    """Width, depth and heads of the Transformer lifters, and the window (frames) of the frames-as-tokens one."""
+    """Width, depth and heads of the Transformer lifters, the window (frames) of the frames-as-tokens one, and
+    the width and training epochs of the Martinez et al. network (its paper: 1,024 wide, 200 epochs)."""
 
     dim: int = 32
     depth: int = 2
     heads: int = 4
     window: int = 9
+    martinez_width: int = 1024
+    martinez_epochs: int = 20
 
 
 def build_lifters(sizes: LifterSizes, seed: int = 0) -> dict[str, tuple[nn.Module, int]]:
-    """The four lifters, ``{name: (model, window)}``; the baseline's width is set to the joint lifter's size."""
+    """The mean-pose floor and the four lifters, ``{name: (model, window)}``."""
     torch.manual_seed(seed)
     kw = {"dim": sizes.dim, "depth": sizes.depth, "heads": sizes.heads}
-    joint = JointLifter(**kw)
-    width = martinez_width_for(count_parameters(joint))
     return {
-        "Martinez FC": (MartinezLifter(width=width), 1),
-        "joints as tokens": (joint, 1),
+        MEAN_POSE: (MeanPoseLifter(), 1),
+        MARTINEZ: (MartinezLifter(width=sizes.martinez_width, drop=0.5), 1),
+        "joints as tokens": (JointLifter(**kw), 1),
         "joints as tokens, flexible heads": (JointLifter(**kw, attn_variant="flexible"), 1),
         f"{sizes.window} frames as tokens": (WindowLifter(sizes.window, **kw), sizes.window),
     }
+
+
+def _fit(model: nn.Module, train: LiftingSet, config: LiftConfig, sizes: LifterSizes) -> dict[str, Any]:
+    """Fit one model with its own recipe: the mean pose is taken, Martinez's network gets its paper's training."""
+    t0 = time.perf_counter()
+    if isinstance(model, MeanPoseLifter):
+        model.fit(torch.as_tensor(train.xyz / MM_SCALE))
+        return {"loss_mm": [], "seconds": time.perf_counter() - t0, "steps": 0, "samples": len(train)}
+    if isinstance(model, MartinezLifter):
+        model.fit_normalisation(model_inputs(train.uv), torch.as_tensor(train.xyz / MM_SCALE))
+        return fit_lifter(model, train, martinez_recipe(config, sizes.martinez_epochs))
+    return fit_lifter(model, train, config)
 
 
 def score(
@@ -72,7 +98,7 @@ def run_lifters(
     rows, fitted = [], {}
     for name, (model, window) in build_lifters(sizes, config.seed).items():
         t0 = time.perf_counter()
-        history = fit_lifter(model, train, config.replace(window=window))
+        history = _fit(model, train, config.replace(window=window), sizes)
         fitted[name] = (model, history)
         for set_name, data in tests.items():
             for cond, (noise, drop) in CONDITIONS.items():
@@ -80,3 +106,12 @@ def run_lifters(
                 rows.append({"model": name, "params": count_parameters(model), "set": set_name, "condition": cond,
                              **row, "train s": history["seconds"], "total s": time.perf_counter() - t0})  # fmt: skip
     return rows, fitted
+
+
+def against_mean_pose(rows: list[dict[str, Any]], metric: str = "MPJPE") -> list[dict[str, Any]]:
+    """The rows with ``"<metric> below mean pose"``: the mean pose's error on the same set and condition minus
+    the model's (mm; positive when the model is better than no model at all)."""
+    floor = {(r["set"], r["condition"]): r[metric] for r in rows if r["model"] == MEAN_POSE}
+    if not floor:
+        raise ValueError(f"no {MEAN_POSE!r} rows to compare with")
+    return [{**r, f"{metric} below mean pose": floor[(r["set"], r["condition"])] - r[metric]} for r in rows]

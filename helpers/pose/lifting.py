@@ -5,8 +5,10 @@
   token's 3D position.
 * :class:`WindowLifter` — frames as tokens: each frame's 17 joints are one token, a short window of
   frames is encoded, and the centre token's output gives the centre frame's pose.
-* :class:`MartinezLifter` — the fully connected baseline of Martinez et al. (2017): linear, then residual
-  blocks of two ``Linear → BatchNorm → ReLU → Dropout`` layers, then linear.
+* :class:`MartinezLifter` — the fully connected baseline of Martinez et al. (2017): inputs and outputs
+  standardised with the training set's statistics, linear, then residual blocks of two
+  ``Linear → BatchNorm → ReLU → Dropout`` layers, then linear (Kaiming-initialised, 1,024 wide, dropout 0.5).
+* :class:`MeanPoseLifter` — no model: always the training set's mean pose, the floor every lifter must beat.
 
 The encoder blocks are the Vision Transformer's own (:class:`helpers.models.vit.Block`), so the flexible
 attention heads of that chapter work here unchanged; the distance they need is the number of bones between
@@ -27,9 +29,9 @@ __all__ = [
     "JointLifter",
     "WindowLifter",
     "MartinezLifter",
+    "MeanPoseLifter",
     "count_parameters",
     "martinez_parameters",
-    "martinez_width_for",
 ]
 
 
@@ -114,26 +116,57 @@ class _ResidualBlock(nn.Module):
 
 
 class MartinezLifter(nn.Module):
-    """Martinez et al. (2017): ``(B, J, 3)`` → ``(B, J, 3)`` through ``blocks`` residual blocks of ``width``."""
+    """Martinez et al. (2017): ``(B, J, 3)`` → ``(B, J, 3)`` through ``blocks`` residual blocks of ``width``.
 
-    def __init__(self, num_joints: int = 17, width: int = 1024, blocks: int = 2, drop: float = 0.1) -> None:
+    Inputs and outputs are standardised per coordinate with the statistics :meth:`fit_normalisation` takes
+    from the training set (identity until then), as the paper does; linear layers are Kaiming-initialised.
+    """
+
+    def __init__(self, num_joints: int = 17, width: int = 1024, blocks: int = 2, drop: float = 0.5) -> None:
         super().__init__()
         self.num_joints = num_joints
         self.inp = nn.Sequential(nn.Linear(3 * num_joints, width), nn.BatchNorm1d(width), nn.ReLU(), nn.Dropout(drop))
         self.blocks = nn.Sequential(*[_ResidualBlock(width, drop) for _ in range(blocks)])
         self.out = nn.Linear(width, 3 * num_joints)
+        for name, size in [("in_mean", 3), ("in_std", 3), ("out_mean", 3), ("out_std", 3)]:
+            fill = torch.zeros if name.endswith("mean") else torch.ones
+            self.register_buffer(name, fill(num_joints * size))
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.kaiming_normal_(module.weight, nonlinearity="relu")
+                nn.init.zeros_(module.bias)
+
+    def fit_normalisation(self, inputs: torch.Tensor, targets: torch.Tensor) -> None:
+        """Take the per-coordinate mean and standard deviation of training inputs and targets."""
+        x, y = inputs.reshape(len(inputs), -1).float(), targets.reshape(len(targets), -1).float()
+        self.in_mean.copy_(x.mean(0))
+        self.in_std.copy_(x.std(0).clamp_min(1e-3))
+        self.out_mean.copy_(y.mean(0))
+        self.out_std.copy_(y.std(0).clamp_min(1e-3))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b = x.shape[0]
-        return self.out(self.blocks(self.inp(x.reshape(b, -1)))).reshape(b, self.num_joints, 3)
+        z = self.out(self.blocks(self.inp((x.reshape(b, -1) - self.in_mean) / self.in_std)))
+        return (z * self.out_std + self.out_mean).reshape(b, self.num_joints, 3)
+
+
+class MeanPoseLifter(nn.Module):
+    """The training set's mean 3D pose for every input: ``(B, ...)`` → ``(B, J, 3)``; nothing is learnt."""
+
+    def __init__(self, num_joints: int = 17) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(num_joints, 3))
+
+    def fit(self, targets: torch.Tensor) -> None:
+        """Take the mean of the training targets ``(N, J, 3)``."""
+        self.mean.copy_(torch.as_tensor(targets).float().mean(0))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.mean.expand(x.shape[0], *self.mean.shape).clone()
 
 
 def martinez_parameters(width: int, num_joints: int = 17, blocks: int = 2) -> int:
-    """The parameter count of :class:`MartinezLifter` in closed form (linear layers and BatchNorm scales/shifts)."""
+    """The parameter count of :class:`MartinezLifter` in closed form (linear layers and BatchNorm scales/shifts;
+    the normalisation statistics are buffers, not parameters)."""
     io = 3 * num_joints
     return (io * width + 3 * width) + blocks * 2 * (width * width + 3 * width) + (width * io + io)
-
-
-def martinez_width_for(params: int, num_joints: int = 17, blocks: int = 2) -> int:
-    """The width at which :class:`MartinezLifter` has the parameter count closest to ``params``."""
-    return min(range(8, 4097), key=lambda w: abs(martinez_parameters(w, num_joints, blocks) - params))

@@ -1,7 +1,9 @@
-"""Pose metrics with the formulas of thesis 001 (§2.2.3). Arrays are ``(N, J, D)``: N poses, J joints.
+"""Pose metrics of thesis 001 (§2.2.3). Arrays are ``(N, J, D)``: N poses, J joints.
 
-2D: :func:`pcp`, :func:`pdj`, :func:`pck` (bounding-box diagonal), :func:`pckh` (head segment),
-:func:`oks` and :func:`average_precision` (COCO's AP over OKS thresholds). 3D: :func:`mpjpe`
+2D: :func:`pcp` (both endpoints, Ferrari et al. 2008) and the thesis's looser :func:`pcp_mean_endpoint`;
+:func:`pdj`; :func:`pck` (``max(h, w)`` of the box, Yang & Ramanan) and the thesis's :func:`pck_diagonal`;
+:func:`pckh` (head segment); :func:`oks`, :func:`average_precision` and :func:`average_recall` (COCO's AP
+and AR over OKS thresholds). 3D: :func:`mpjpe`
 (protocol 1, root-aligned), :func:`p_mpjpe` (protocol 2, after a Procrustes alignment),
 :func:`pck3d` and :func:`auc_pck3d`, :func:`mpjve`, and :func:`mjae` on joint angles.
 """
@@ -14,14 +16,17 @@ import numpy as np
 
 __all__ = [
     "pcp",
+    "pcp_mean_endpoint",
     "correct_joints",
     "pdj",
     "pck",
+    "pck_diagonal",
     "pckh",
     "person_boxes",
     "oks",
     "match_image",
     "average_precision",
+    "average_recall",
     "mpjpe",
     "procrustes_align",
     "p_mpjpe",
@@ -42,14 +47,28 @@ def _dist(pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
     return np.linalg.norm(pred - gt, axis=-1)
 
 
-def pcp(pred: np.ndarray, gt: np.ndarray, limbs: Sequence[tuple[int, int]], alpha: float = 0.5) -> float:
-    """Percentage of Correct Parts: a limb ``(s, e)`` is found when the mean distance of its two end
-    joints to the truth is at most ``alpha`` times its true length."""
+def _limb_errors(
+    pred: np.ndarray, gt: np.ndarray, limbs: Sequence[tuple[int, int]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each limb's start and end errors and its true length: three ``(N, L)`` arrays."""
     s, e = np.array(limbs).T
     d = _dist(pred, gt)
-    err = (d[:, s] + d[:, e]) / 2
-    length = np.linalg.norm(np.asarray(gt)[:, s] - np.asarray(gt)[:, e], axis=-1)
-    return float(np.mean(err <= alpha * length))
+    length = np.linalg.norm(np.asarray(gt, float)[:, s] - np.asarray(gt, float)[:, e], axis=-1)
+    return d[:, s], d[:, e], length
+
+
+def pcp(pred: np.ndarray, gt: np.ndarray, limbs: Sequence[tuple[int, int]], alpha: float = 0.5) -> float:
+    """Percentage of Correct Parts, the standard rule (Ferrari et al. 2008): a limb ``(s, e)`` is found when
+    *both* its end joints lie within ``alpha`` times its true length of the truth."""
+    err_s, err_e, length = _limb_errors(pred, gt, limbs)
+    return float(np.mean((err_s <= alpha * length) & (err_e <= alpha * length)))
+
+
+def pcp_mean_endpoint(pred: np.ndarray, gt: np.ndarray, limbs: Sequence[tuple[int, int]], alpha: float = 0.5) -> float:
+    """PCP as thesis 001 writes it: the *mean* of the two end errors within ``alpha`` times the true length
+    (looser than :func:`pcp`: one end far off can be made up by the other)."""
+    err_s, err_e, length = _limb_errors(pred, gt, limbs)
+    return float(np.mean((err_s + err_e) / 2 <= alpha * length))
 
 
 def correct_joints(pred: np.ndarray, gt: np.ndarray, ref: np.ndarray, alpha: float) -> np.ndarray:
@@ -64,11 +83,23 @@ def pdj(pred: np.ndarray, gt: np.ndarray, torso: tuple[int, int], alpha: float =
     return float(correct_joints(pred, gt, ref, alpha).mean())
 
 
+def _box_sides(gt: np.ndarray) -> np.ndarray:
+    """The sides ``(N, D)`` of the tight box around each pose's true joints."""
+    return gt.max(axis=1) - gt.min(axis=1)
+
+
 def pck(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.2) -> float:
-    """Percentage of Correct Keypoints: within ``alpha`` of the diagonal of the box around the true joints."""
+    """Percentage of Correct Keypoints as Yang & Ramanan (2013): within ``alpha`` of ``max(h, w)``, the
+    longer side of the box around the true joints."""
     gt = np.asarray(gt, float)
-    ref = np.linalg.norm(gt.max(axis=1) - gt.min(axis=1), axis=-1)
-    return float(correct_joints(pred, gt, ref, alpha).mean())
+    return float(correct_joints(pred, gt, _box_sides(gt).max(axis=-1), alpha).mean())
+
+
+def pck_diagonal(pred: np.ndarray, gt: np.ndarray, alpha: float = 0.2) -> float:
+    """PCK as thesis 001 writes it: within ``alpha`` of the *diagonal* of the box around the true joints
+    (looser than :func:`pck` by up to a factor of sqrt(2))."""
+    gt = np.asarray(gt, float)
+    return float(correct_joints(pred, gt, np.linalg.norm(_box_sides(gt), axis=-1), alpha).mean())
 
 
 def pckh(pred: np.ndarray, gt: np.ndarray, head: tuple[int, int], alpha: float = 0.5) -> float:
@@ -153,6 +184,29 @@ def _ap_from_matches(scores: np.ndarray, matched: np.ndarray, ignored: np.ndarra
     return float(np.mean([precision[i] if i < len(precision) else 0.0 for i in idx]))
 
 
+def _count_truths(images: Sequence[dict]) -> int:
+    n_gt = sum(int(((np.asarray(im["visible"]) > 0).sum(-1) > 0).sum()) for im in images)
+    if n_gt == 0:
+        raise ValueError("no ground-truth pose with a visible keypoint: AP and AR are undefined")
+    return n_gt
+
+
+def _pooled_matches(
+    images: Sequence[dict], sigmas: np.ndarray, threshold: float, max_dets: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Scores, matched and ignored flags of every image's top ``max_dets`` detections at one OKS threshold."""
+    scores, matched, ignored = [], [], []
+    for im in images:
+        keep = np.argsort(-np.asarray(im["scores"], float), kind="mergesort")[:max_dets]
+        gt_ignore = (np.asarray(im["visible"]) > 0).sum(-1) == 0
+        sim = oks(np.asarray(im["dt"])[keep], im["gt"], im["visible"], im["area"], sigmas)
+        m, ig = match_image(sim, gt_ignore, threshold)
+        scores.append(np.asarray(im["scores"], float)[keep])
+        matched.append(m)
+        ignored.append(ig)
+    return np.concatenate(scores), np.concatenate(matched), np.concatenate(ignored)
+
+
 def average_precision(
     images: Sequence[dict], sigmas: np.ndarray, thresholds: np.ndarray = OKS_THRESHOLDS, max_dets: int = 20
 ) -> dict[float, float]:
@@ -162,23 +216,28 @@ def average_precision(
     ``area`` (G,). Detections are ranked by score (at most ``max_dets`` per image), matched greedily per
     image, then pooled; precision is interpolated at 101 recall points, as COCOeval does.
     """
-    per_thr: dict[float, float] = {}
-    n_gt = sum(int(((np.asarray(im["visible"]) > 0).sum(-1) > 0).sum()) for im in images)
-    if n_gt == 0:
-        raise ValueError("no ground-truth pose with a visible keypoint: AP is undefined")
+    n_gt = _count_truths(images)
+    per_thr = {}
     for t in thresholds:
-        scores, matched, ignored = [], [], []
-        for im in images:
-            keep = np.argsort(-np.asarray(im["scores"], float), kind="mergesort")[:max_dets]
-            gt_ignore = (np.asarray(im["visible"]) > 0).sum(-1) == 0
-            sim = oks(np.asarray(im["dt"])[keep], im["gt"], im["visible"], im["area"], sigmas)
-            m, ig = match_image(sim, gt_ignore, float(t))
-            scores.append(np.asarray(im["scores"], float)[keep])
-            matched.append(m)
-            ignored.append(ig)
-        per_thr[float(t)] = _ap_from_matches(
-            np.concatenate(scores), np.concatenate(matched), np.concatenate(ignored), n_gt
-        )
+        per_thr[float(t)] = _ap_from_matches(*_pooled_matches(images, sigmas, float(t), max_dets), n_gt)
+    per_thr[-1.0] = float(np.mean(list(per_thr.values())))
+    return per_thr
+
+
+def average_recall(
+    images: Sequence[dict], sigmas: np.ndarray, thresholds: np.ndarray = OKS_THRESHOLDS, max_dets: int = 20
+) -> dict[float, float]:
+    """COCO keypoint AR: at each OKS threshold the share of true people (with a visible joint) matched by one
+    of the top ``max_dets`` detections of their image; the mean over thresholds under key ``-1``.
+
+    The same images, matching and ignored people as :func:`average_precision`; scores do not matter, only
+    which detections are kept.
+    """
+    n_gt = _count_truths(images)
+    per_thr = {}
+    for t in thresholds:
+        _, matched, ignored = _pooled_matches(images, sigmas, float(t), max_dets)
+        per_thr[float(t)] = float((matched & ~ignored).sum() / n_gt)
     per_thr[-1.0] = float(np.mean(list(per_thr.values())))
     return per_thr
 

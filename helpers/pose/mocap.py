@@ -8,6 +8,7 @@ frame, relative to the pelvis (mm). Inputs and targets are scaled by :data:`PX_S
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,18 @@ from helpers.pose.acclaim import forward_kinematics, read_amc, read_asf
 from helpers.pose.cameras import add_noise, cameras_around, drop_joints
 from helpers.pose.skeleton import to_h36m
 
-__all__ = ["PX_SCALE", "MM_SCALE", "LiftingSet", "motion_paths", "load_sequence", "make_samples", "model_inputs"]
+__all__ = [
+    "PX_SCALE",
+    "MM_SCALE",
+    "LiftingSet",
+    "MotionChoice",
+    "available_motions",
+    "choose_motions",
+    "motion_paths",
+    "load_sequence",
+    "make_samples",
+    "model_inputs",
+]
 
 PX_SCALE = 200.0  # pixels per input unit
 MM_SCALE = 1000.0  # millimetres per target unit
@@ -54,6 +66,95 @@ def motion_paths(root: str | Path, subject: str, motions: Sequence[int]) -> list
     if missing:
         raise FileNotFoundError(f"CMU motion capture files not found: {missing}")
     return pairs
+
+
+def available_motions(root: str | Path) -> dict[str, list[int]]:
+    """``{subject: motion numbers}`` of every subject under ``root/subjects`` that has its ``.asf`` skeleton and
+    at least one ``<subject>_<nn>.amc`` motion, subjects and motions sorted."""
+    found: dict[str, list[int]] = {}
+    folder = Path(root) / "subjects"
+    for sub in sorted(p for p in folder.iterdir() if p.is_dir()) if folder.is_dir() else []:
+        pattern = re.compile(rf"{re.escape(sub.name)}_(\d+)\.amc$")
+        motions = sorted(int(m.group(1)) for f in sub.iterdir() if (m := pattern.match(f.name)))
+        if motions and (sub / f"{sub.name}.asf").is_file():
+            found[sub.name] = motions
+    return found
+
+
+@dataclass(frozen=True)
+class MotionChoice:
+    """The motions a lifting experiment reads: a training subject's training and held-out motions, and an
+    unseen subject's motions; ``notes`` says what was picked because what was asked for is absent."""
+
+    subject: str
+    train: tuple[int, ...]
+    test: tuple[int, ...]
+    unseen: str
+    unseen_motions: tuple[int, ...]
+    notes: tuple[str, ...] = ()
+
+    def describe(self) -> str:
+        """One paragraph: the subjects and motions, and what was substituted and why."""
+        text = (
+            f"training subject {self.subject}: motions {list(self.train)} for training, {list(self.test)} held out; "
+            f"unseen subject {self.unseen}: motions {list(self.unseen_motions)}"
+        )
+        return text + "".join(f"\n  {n}" for n in self.notes)
+
+
+def _split_motions(motions: list[int], n_train: int, n_test: int) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Every third motion held out (from the second on) until ``n_test``; the rest trains, up to ``n_train``."""
+    test = motions[1::3][:n_test]
+    train = [m for m in motions if m not in test][:n_train]
+    return tuple(train), tuple(test)
+
+
+def choose_motions(
+    root: str | Path,
+    subject: str,
+    train: Sequence[int],
+    test: Sequence[int],
+    unseen: str,
+    unseen_motions: Sequence[int],
+) -> MotionChoice:
+    """The requested subjects and motions where the root has them all; otherwise what it has.
+
+    The training subject is the requested one if it has as many motions as asked for (training and held-out
+    together), else the subject with the most motions; its motions are split as many for training and held
+    out as asked (every third held out). The unseen subject is the requested one if present and not the
+    training subject, else the other subject with the most motions; it gives the requested motions where it
+    has them all, else its first ones, as many as asked. Raises ``FileNotFoundError`` (naming what the root
+    holds) when the root has fewer than two subjects or the training subject fewer than two motions.
+    """
+    have = available_motions(root)
+    if len(have) < 2:
+        raise FileNotFoundError(
+            f"the CMU root {root} needs two subjects with an .asf and .amc motions (one to train on, one unseen); "
+            f"it has {have or 'none'}"
+        )
+    notes, wanted = [], len(train) + len(test)
+    if set(train) | set(test) <= set(have.get(subject, [])):
+        picked, tr, te = subject, tuple(train), tuple(test)
+    else:
+        picked = subject if len(have.get(subject, [])) >= wanted else max(have, key=lambda s: (len(have[s]), s))
+        if len(have[picked]) < 2:
+            raise FileNotFoundError(f"the CMU root {root} has no subject with two motions: {have}")
+        tr, te = _split_motions(have[picked], len(train), max(1, min(len(test), len(have[picked]) // 3)))
+        notes.append(f"subject {subject} motions {sorted({*train, *test})} are not all in the root: picked {picked}")
+    other = (
+        unseen
+        if unseen in have and unseen != picked
+        else max((s for s in have if s != picked), key=lambda s: (len(have[s]), s))
+    )
+    if other != unseen:
+        notes.append(f"unseen subject {unseen} is absent (or the training subject): picked {other}")
+    if set(unseen_motions) <= set(have[other]) and other == unseen:
+        um = tuple(unseen_motions)
+    else:
+        um = tuple(have[other][: len(unseen_motions)])
+        if other == unseen:
+            notes.append(f"motions {list(unseen_motions)} of subject {unseen} are not all in the root: took {list(um)}")
+    return MotionChoice(picked, tr, te, other, um, tuple(notes))
 
 
 def load_sequence(asf: str | Path, amc: str | Path, step: int = 1) -> np.ndarray:

@@ -149,7 +149,8 @@ def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, st
     PyTorch's AdamW (the median step counts), and the same for forward passes on validation batches
     (batches are reused when a split has fewer); on a GPU each step waits for the device. MixUp and
     fastai's callbacks are not included: the training loop costs a little more than this (see the
-    chapters' planned and measured times).
+    chapters' planned and measured times). A configuration with a distillation teacher
+    (``distill_from``) has the teacher's forward pass in each training step, as training has.
 
     Args:
         model: a :func:`~helpers.models.vision.create_model` name.
@@ -179,8 +180,10 @@ def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, st
     wait = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)  # GPU work is asynchronous
     loss_func = build_loss(train_ds.task, config, train_ds.labels)
     opt = torch.optim.AdamW(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    teacher = _teacher_pass(config, device)
 
     def train_step(x: Any, y: Any) -> None:
+        teacher(x)
         loss = loss_func(net(x), y)
         opt.zero_grad()
         loss.backward()
@@ -197,6 +200,27 @@ def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, st
     net.eval()
     eval_s = _timed_steps(eval_step, dls.valid, steps)
     return PassTime(train_s, eval_s, int(config.batch_size), steps, torch.get_num_threads())
+
+
+def _teacher_pass(config: Any, device: Any) -> Any:
+    """The distillation teacher's forward pass on a batch (at its own input size), or nothing."""
+    import torch
+    import torch.nn.functional as F
+
+    if not config.distill_from:
+        return lambda x: None
+    from .distill import HardDistillation
+
+    hook = HardDistillation.from_checkpoint(config.distill_from)
+    teacher, size = hook.teacher.to(device), hook.input_size
+
+    @torch.no_grad()
+    def run(x: Any) -> None:
+        if size and x.shape[-1] != size:
+            x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+        teacher(x)
+
+    return run
 
 
 def epoch_seconds(pass_time: PassTime, n_train: int, n_valid: int) -> float:

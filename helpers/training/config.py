@@ -84,6 +84,9 @@ class TrainConfig:
         pretrained: ImageNet weights for a model given by name.
         image_size: side in pixels for data given by name.
         model_kwargs: extra :func:`~helpers.models.vision.create_model` arguments.
+        distill_from: a checkpoint folder whose model is a frozen teacher for DeiT's hard-label
+            distillation (:mod:`helpers.training.distill`); the model trained must then be a DeiT
+            student (``deit_scratch_...``). ``None``: no teacher.
         bootstrap: resamples for the test metrics' confidence intervals (0: none).
         seed: seeds Python, NumPy, torch and the data order.
         name: a label for the run folder (default: the model name).
@@ -111,6 +114,7 @@ class TrainConfig:
     pretrained: bool | None = None
     image_size: int | None = None
     model_kwargs: dict[str, Any] | None = None
+    distill_from: str | None = None
     bootstrap: int = 200
     seed: int = 42
     name: str | None = None
@@ -130,6 +134,8 @@ class TrainConfig:
         set_(self, "augment", _augment_from(self.augment))
         if self.model_kwargs is not None:
             set_(self, "model_kwargs", dict(self.model_kwargs))
+        if self.distill_from is not None:
+            set_(self, "distill_from", str(self.distill_from))  # a Path is kept as text (JSON, YAML)
         self.validate()
 
     def validate(self) -> None:

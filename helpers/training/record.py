@@ -78,9 +78,15 @@ def evaluate_splits(fitted: Fitted) -> dict[str, Any]:
     task, classes = valid_ds.task, list(valid_ds.classes)
     amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(fitted.amp_mode or "")
     results: dict[str, Any] = {}
+    seen: dict[str, tuple[Any, Any]] = {}
     for split, ds in (("valid", valid_ds), ("test", test_ds)):
         y, probs = predict(fitted.learn.model, make_eval_loader(ds, fitted.learn.dls), task, amp_dtype)
+        seen[split] = y, probs
         results[split] = M.evaluate(y, probs, task, classes)
+        if split == "test" and task == "multilabel" and len(y) and len(seen["valid"][0]):
+            # each finding's threshold at a stated specificity on validation, and how it holds on test
+            results["findings"] = M.finding_thresholds(*seen["valid"], y, probs, classes, seed=fitted.config.seed)
+            results.setdefault("test_ci", {}).setdefault("mean_auroc", results["findings"]["mean_auroc"])
         if split == "test" and len(y):
             results["test_chance"] = chance_check(y, probs, task, seed=fitted.config.seed)
         if split == "test" and fitted.config.bootstrap:
@@ -100,6 +106,7 @@ def run_config(fitted: Fitted, data: Any, device: torch.device) -> dict[str, Any
     return {
         "model": fitted.built.name,
         "pretrained": fitted.built.pretrained,
+        "pretrained_source": fitted.built.pretrained_source,
         "model_kwargs": fitted.built.kwargs,
         "num_parameters": count_parameters(learn.model),
         "data": data if isinstance(data, str) else fitted.splits[0].name,
@@ -174,6 +181,7 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
         return None
     # what the training images looked like, for the app's out-of-distribution warning and transparency
     stats, background = imagestats.training_profile(train_ds.images, fitted.in_chans, fitted.config.seed)
+    findings = metrics.get("findings") or {}
     return ModelCard(
         architecture=built.name,
         model_kwargs={**built.kwargs, "num_classes": len(train_ds.classes)},
@@ -188,15 +196,28 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
         # the data's own preprocessing (e.g. "equalize"), so the app prepares uploads the same way
         preprocess=train_ds.meta.get("preprocess"),
         profile=profile.name,
-        metrics={k: M.headline(v) for k, v in metrics.items() if k in ("valid", "test")},
+        metrics=card_metrics(metrics),
         run_id=run_id,
         pretrained_init=built.pretrained,
+        pretrained_source=built.pretrained_source,
         image_stats=stats,
         background=background,
         chance=metrics.get("test_chance") or {},
-        # a multi-label model's thresholds: each label's F1-optimal threshold on the validation split
-        thresholds={k: v["threshold_best"] for k, v in metrics.get("valid", {}).get("per_label", {}).items()},
+        # a multi-label model's thresholds: each finding's at a stated specificity on validation
+        thresholds={k: v["threshold"] for k, v in findings.get("per_label", {}).items() if v["threshold"] is not None},
+        threshold_rule=findings.get("rule") or {},
+        findings=findings.get("per_label") or {},
     )
+
+
+def card_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a model card keeps of a run's metrics: the validation and test headlines, the test
+    intervals (``test_ci``) and the number of images of each split (``n``)."""
+    out: dict[str, Any] = {k: M.headline(v) for k, v in metrics.items() if k in ("valid", "test")}
+    if metrics.get("test_ci"):
+        out["test_ci"] = metrics["test_ci"]
+    out["n"] = {k: int(metrics[k]["n"]) for k in ("valid", "test") if "n" in metrics.get(k, {})}
+    return out
 
 
 def save_run(record: RunRecord, fitted: Fitted, profile: settings.Profile, folder: Path | None = None) -> None:

@@ -102,12 +102,14 @@ class BuiltModel:
         name: the ``create_model`` name (or the class name of a module built elsewhere).
         kwargs: the ``create_model`` arguments (``None`` when it cannot be rebuilt from a card).
         pretrained: whether it started from pretrained weights (``None``: unknown).
+        pretrained_source: where those weights came from (the model's ``pretrained_source``).
     """
 
     net: nn.Module
     name: str
     kwargs: dict[str, Any] | None
     pretrained: bool | None
+    pretrained_source: str | None = None
 
 
 def resolve_pretrained(model: Any, config: TrainConfig, profile: settings.Profile) -> bool:
@@ -132,12 +134,13 @@ def build_model(model: str | nn.Module, config: TrainConfig, num_classes: int, i
         kwargs.setdefault("in_chans", in_chans)
         kwargs.setdefault("img_size", size)
         net = create_model(model, num_classes=num_classes, pretrained=bool(config.pretrained), **kwargs)
-        return BuiltModel(net, model, dict(kwargs), bool(config.pretrained))
+        return BuiltModel(net, model, dict(kwargs), bool(config.pretrained), getattr(net, "pretrained_source", None))
     if isinstance(model, nn.Module):
         spec = getattr(model, "create_args", None)
+        source = getattr(model, "pretrained_source", None)
         if not spec:
-            return BuiltModel(model, type(model).__name__, None, None)
-        return BuiltModel(model, spec["name"], dict(spec["kwargs"]), bool(spec.get("pretrained", False)))
+            return BuiltModel(model, type(model).__name__, None, None, source)
+        return BuiltModel(model, spec["name"], dict(spec["kwargs"]), bool(spec.get("pretrained", False)), source)
     raise TypeError(f"model must be a model name or an nn.Module, got {type(model).__name__}")
 
 
@@ -160,11 +163,19 @@ def build_loss(task: str, config: TrainConfig, train_labels: Any) -> nn.Module:
 
 def _training_callbacks(config: TrainConfig, task: str, classes: Sequence[str], extra: Sequence[Any]) -> list[Any]:
     """History, best-epoch keeping, early stopping; then the caller's ``extra`` callbacks; then what
-    the configuration asks for (MixUp, gradient accumulation, reduce-on-plateau)."""
+    the configuration asks for (a distillation teacher, MixUp, gradient accumulation, reduce-on-plateau)."""
     cbs: list[Any] = [History(task, classes), KeepBest(monitor=config.monitor)]
     if config.early_stopping:
         cbs.append(EarlyStopping(monitor=config.monitor, patience=config.early_stopping))
     cbs += list(extra)
+    if config.distill_from:
+        if task == "multilabel":
+            raise ValueError(
+                "hard-label distillation (distill_from) needs a single-label task: it takes the teacher's argmax"
+            )
+        from .distill import HardDistillation
+
+        cbs.append(HardDistillation.from_checkpoint(config.distill_from))
     if config.mixup > 0:
         from fastai.callback.mixup import MixUp
 
