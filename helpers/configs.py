@@ -64,6 +64,7 @@ __all__ = [
     "mammography_finetune",
     "MAMMOGRAPHY_CV",
     "mammography_cv_experiments",
+    "mammography_film_experiments",
     "LUNGS_FULL",
     "LUNGS_QUICK",
     "LUNGS_EPOCHS",
@@ -519,14 +520,15 @@ def mammography_finetune(which: str, profile: Profile | str, *, seed: int = 42) 
 
 #: The chapter's cross-validated runs by profile: folds; epochs and side of the fine-tuned Lite0;
 #: epochs of thesis 002's CNN and ViT (fewer than the thesis's 50: five folds of each must fit
-#: ``quick``'s 10 minutes on two cores); the side the frozen network reads films and crops at.
+#: ``quick``'s 10 minutes on two cores); the CNN's epochs on whole films; the side the frozen network
+#: reads films and crops at.
 MAMMOGRAPHY_CV: dict[str, dict[str, int]] = {
     "smoke": {"k": 3, "finetune_epochs": 1, "finetune_size": 64, "thesis_epochs": 1, "vit_epochs": 1,
-              "film_size": 64, "crop_size": 64},
+              "film_epochs": 1, "film_size": 64, "crop_size": 64},
     "quick": {"k": 5, "finetune_epochs": 4, "finetune_size": 96, "thesis_epochs": 15, "vit_epochs": 8,
-              "film_size": 224, "crop_size": 128},
+              "film_epochs": 8, "film_size": 224, "crop_size": 128},
     "full": {"k": 5, "finetune_epochs": 10, "finetune_size": 224, "thesis_epochs": 50, "vit_epochs": 50,
-             "film_size": 512, "crop_size": 224},
+             "film_epochs": 50, "film_size": 512, "crop_size": 224},
 }  # fmt: skip
 
 
@@ -558,6 +560,17 @@ def mammography_cv_experiments(profile: Profile | str, *, seed: int = 0) -> dict
         epochs = plan["vit_epochs" if key == "vit" else "thesis_epochs"]
         out[label] = Experiment(exp.model, exp.config.replace(epochs=epochs, bootstrap=0))
     return out
+
+
+def mammography_film_experiments(profile: Profile | str, *, seed: int = 0) -> dict[str, Experiment]:
+    """The trained models of the whole-film task: thesis 002's CNN with ``film_epochs`` (``smoke``, ``quick``);
+    at ``full`` every model of :func:`mammography_cv_experiments`."""
+    pname = profile if isinstance(profile, str) else profile.name
+    runs = mammography_cv_experiments(pname, seed=seed)
+    if pname == "full":
+        return runs
+    cnn = runs["thesis CNN"]
+    return {"thesis CNN": Experiment(cnn.model, cnn.config.replace(epochs=MAMMOGRAPHY_CV[pname]["film_epochs"]))}
 
 
 #: Thesis 002's runs at ``full`` are named configurations too (``get_config("thesis002_vit_patch16")``).

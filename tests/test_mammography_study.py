@@ -152,3 +152,10 @@ def test_the_full_branch_runs_at_smoke_size_on_the_generated_cbis_layout(tmp_wor
     for rec in records.values():
         assert 0.0 <= rec.metrics["test"]["balanced_accuracy"] <= 1.0
         assert rec.metrics["test"]["confusion_matrix"] is not None
+
+
+def test_film_experiments_are_the_cnn_on_a_cpu_and_every_model_at_full():
+    quick = configs.mammography_film_experiments("quick", seed=1)
+    assert list(quick) == ["thesis CNN"] and quick["thesis CNN"].config.seed == 1
+    assert quick["thesis CNN"].config.epochs == configs.MAMMOGRAPHY_CV["quick"]["film_epochs"]
+    assert set(configs.mammography_film_experiments("full")) == set(configs.mammography_cv_experiments("full"))
