@@ -41,9 +41,14 @@ install: $(STAMP)
 # GitHub Actions); a failed claim (helpers.claims) is shown on its page and named by the ledger.
 # The log is _build/book.log; an interrupted or failed build removes nothing it built.
 BUILD_ID := book-$(shell date -u +%Y%m%dT%H%M%SZ)
+# Chapters train with PyTorch at BOOK_THREADS threads (one by default): a run's numbers depend on its
+# thread count, and on a machine that other work shares, two threads per process spin against each
+# other many times slower (measured: ResNet-10-T 0.079 s per training image at two threads, 0.0045 s
+# at one, load average 4); the chapters' plans are measured at one thread.
+BOOK_THREADS ?= 1
 book: install
 	@mkdir -p _build
-	@export MEDVIT_BUILD=$(BUILD_ID); \
+	@export MEDVIT_BUILD=$(BUILD_ID) OMP_NUM_THREADS=$(BOOK_THREADS); \
 	MEDVIT_PROFILE=$(PROFILE) MEDVIT_CLAIMS=record $(BIN)/python -m helpers site build . _build/book.log; built=$$?; \
 	if [ -f _build/html/index.html ]; then \
 	  echo; echo "The book ($(PROFILE) profile) is at: file://$(CURDIR)/_build/html/index.html"; echo; fi; \

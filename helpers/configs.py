@@ -38,6 +38,9 @@ __all__ = [
     "BLOOD_CELLS_CPU_AUGMENT",
     "BLOOD_CELLS_QUICK_VIT",
     "BLOOD_CELLS_PRETRAINED",
+    "BLOOD_CELLS_HYBRID",
+    "BLOOD_CELLS_DEIT",
+    "BLOOD_CELLS_TEACHERS",
     "BLOOD_CELLS_VIT_DEPTH",
     "BLOOD_CELLS_VIT_LR",
     "BLOOD_CELLS_PLAN",
@@ -139,40 +142,61 @@ BLOOD_CELLS_QUICK_VIT = "vit_tiny_patch16_224"
 #: package), the theses' transfer learning at a CPU's size: 96-px images, four epochs of one cycle of the
 #: learning rate over the whole network.
 BLOOD_CELLS_PRETRAINED = "tf_efficientnet_lite0"
+#: Two ways to give a ViT a fair chance on few images: the hybrid of Dosovitskiy et al. (the book's
+#: Transformer blocks on the pretrained Lite0's feature map, trained as the Lite0 is) and DeiT (the ViT
+#: above with a distillation token, taught by the fine-tuned Lite0's hard predictions).
+BLOOD_CELLS_HYBRID = "hybrid_vit_lite0"
+BLOOD_CELLS_DEIT = "deit_scratch_tiny"
+#: Who teaches whom: the DeiT student learns from the fine-tuned Lite0's predictions.
+BLOOD_CELLS_TEACHERS = {BLOOD_CELLS_DEIT: BLOOD_CELLS_PRETRAINED}
 #: Blocks of a ViT trained from scratch at <= 64 px on the CPU: half of ViT-Tiny's 12, which halves the
 #: cost of an image pass (about twice a ResNet-10-T's at 32 px) and doubles the epochs a budget buys.
 BLOOD_CELLS_VIT_DEPTH = 6
 #: That ViT's peak learning rate: the ResNet's 3e-3 made its loss climb back at the peak of the cycle
 #: (PBC sample, SEED 0, 20 epochs: test balanced accuracy 0.263 at 3e-3, 0.713 at 1e-3).
 BLOOD_CELLS_VIT_LR = 1e-3
-#: What one image pass cost each model on the reference machine (2 cores, two threads), when the
-#: plans below were chosen; ``benchmarks/quick_plans.py`` measures them again.
-_PBC_RESNET10T_32PX = Measurement(train_s=0.0062, eval_s=0.0016, date="2026-12-07", threads=2, load=0.3)
-_PBC_VIT6_32PX = Measurement(train_s=0.0170, eval_s=0.0050, date="2026-12-07", threads=2, load=0.3)
-_PBC_LITE0_96PX = Measurement(train_s=0.0300, eval_s=0.0080, date="2026-12-07", threads=2, load=0.3)
+#: What one image pass cost each model on the reference machine (2 CPU cores, PyTorch at one thread, as
+#: ``make book`` runs the chapters) when the plans below were chosen, measured by
+#: ``benchmarks/quick_plans.py`` on 2026-12-07 while other jobs shared the cores (load average about 4):
+#: upper bounds for an idle machine.
+_PBC_RESNET10T_32PX = Measurement(train_s=0.00446, eval_s=0.00106, date="2026-12-07", threads=1, load=4.3)
+_PBC_VIT6_32PX = Measurement(train_s=0.01133, eval_s=0.00359, date="2026-12-07", threads=1, load=4.3)
+_PBC_LITE0_96PX = Measurement(train_s=0.02359, eval_s=0.00465, date="2026-12-07", threads=1, load=4.2)
+_PBC_HYBRID_96PX = Measurement(train_s=0.02200, eval_s=0.00450, date="2026-12-07", threads=1, load=4.0)
+#: the student's pass and its teacher's forward pass (the ViT's and the Lite0's validation cost) together
+_PBC_DEIT_32PX = Measurement(train_s=0.01133 + 0.00465, eval_s=0.00359, date="2026-12-07", threads=1, load=4.3)
 #: The chapter's runs at each CPU profile, the same on every machine (:mod:`helpers.training.plans`).
-#: ``quick`` trains the ResNet 20 epochs on at most 1,500 images and the ViT 20 epochs on at most
-#: 1,000 (a stratified part, seed 42): all of the shared samples (280 and 1,401 training images, the
-#: ViT 1,000 of the larger), about 5 minutes of training on the full PBC on the reference machine.
+#: ``quick`` trains the ResNet 20 epochs on at most 800 training images, the ViT and its DeiT twin 15 on the
+#: same 400, the pretrained EfficientNet-Lite0 4 on at most 2,000 and the hybrid 4 on 800 (a stratified
+#: part of the split, seed 42, when it has more): all 280 of the shared PBC sample, and about 11 minutes
+#: of training on the full PBC (11,964 training images, 1,000 validation images) on the reference machine.
+#: The hybrid's pass time is an estimate (the Lite0's, less its last stages); the DeiT student's is the
+#: ViT's plus its teacher's forward pass.
 BLOOD_CELLS_PLAN: dict[str, FixedPlan] = {
     "smoke": FixedPlan(
         {
             "resnet10t": RunPlan(1, None, _PBC_RESNET10T_32PX, min_per_class=1),
             "vit_tiny_patch16_224": RunPlan(1, None, _PBC_VIT6_32PX, min_per_class=1),
             "tf_efficientnet_lite0": RunPlan(1, None, _PBC_LITE0_96PX, min_per_class=1),
+            "hybrid_vit_lite0": RunPlan(1, None, _PBC_HYBRID_96PX, min_per_class=1),
+            "deit_scratch_tiny": RunPlan(1, None, _PBC_DEIT_32PX, min_per_class=1),
         },
+        follow={"deit_scratch_tiny": "vit_tiny_patch16_224"},
         target_s=20,
         note="one epoch on the profile's few dozen images: shows that the code runs",
     ),
     "quick": FixedPlan(
         {
-            "resnet10t": RunPlan(12, 1200, _PBC_RESNET10T_32PX, min_per_class=30),
-            "vit_tiny_patch16_224": RunPlan(10, 600, _PBC_VIT6_32PX, min_per_class=30),
-            "tf_efficientnet_lite0": RunPlan(4, 1500, _PBC_LITE0_96PX, min_per_class=30),
+            "resnet10t": RunPlan(20, 800, _PBC_RESNET10T_32PX, min_per_class=30),
+            "vit_tiny_patch16_224": RunPlan(15, 400, _PBC_VIT6_32PX, min_per_class=30),
+            "tf_efficientnet_lite0": RunPlan(4, 2000, _PBC_LITE0_96PX, min_per_class=30),
+            "hybrid_vit_lite0": RunPlan(4, 800, _PBC_HYBRID_96PX, min_per_class=30),
+            "deit_scratch_tiny": RunPlan(15, 400, _PBC_DEIT_32PX, min_per_class=30),
         },
-        target_s=480,
-        note="chosen so that the full PBC's training fits about 7 minutes on the reference machine",
-        default=RunPlan(20, 1500, _PBC_RESNET10T_32PX, min_per_class=30),
+        target_s=660,
+        note="chosen so that the full PBC's training fits about 11 minutes on the reference machine",
+        follow={"deit_scratch_tiny": "vit_tiny_patch16_224"},
+        default=RunPlan(20, 1000, _PBC_RESNET10T_32PX, min_per_class=30),
     ),
 }
 
@@ -189,7 +213,9 @@ _BLOOD_CELLS_QUICK = RECIPES["one_cycle"].replace(
     augment=BLOOD_CELLS_CPU_AUGMENT,
 )
 
-_BLOOD_CELLS_FINE_TUNE = _BLOOD_CELLS_QUICK.replace(image_size=96, epochs=4, lr=1e-3, weight_decay=0.01, pretrained=True)
+_BLOOD_CELLS_FINE_TUNE = _BLOOD_CELLS_QUICK.replace(
+    image_size=96, epochs=4, lr=1e-3, weight_decay=0.01, pretrained=True
+)
 
 #: Every named configuration: the recipes, the blood-cells chapter's CPU runs, thesis 004's protocol.
 CONFIGS: dict[str, TrainConfig] = {
@@ -249,12 +275,12 @@ def blood_cells_config(
     name = blood_cells_model(profile, model)
     key = _blood_cells_key(profile, model)
     base = thesis004_config(key) if profile.name == "full" else CONFIGS[f"blood_cells_{key}"]
-    if profile.name != "full" and name == BLOOD_CELLS_PRETRAINED:
-        base = CONFIGS[f"blood_cells_fine_tune_{key}"]
+    if profile.name != "full" and name in (BLOOD_CELLS_PRETRAINED, BLOOD_CELLS_HYBRID):
+        base = CONFIGS[f"blood_cells_fine_tune_{key}"]  # a pretrained CNN, or the hybrid on one
     if image_size is None and dataset == "bloodmnist" and profile.name != "full":
         image_size = 28  # MedMNIST's own size
     size = int(image_size or base.image_size)
-    is_vit = "vit" in name
+    is_vit = "vit" in name or name.startswith("deit")
     small_vit = is_vit and not base.pretrained and size <= 64
     config = base.replace(
         image_size=size,
@@ -294,12 +320,17 @@ def blood_cells_experiments(
     """The blood-cells chapter's runs, model name -> :class:`Experiment`, the primary model first.
 
     By default the ResNet (:func:`blood_cells_model`) and, on the CPU profiles, the ViT beside it
-    (:data:`BLOOD_CELLS_QUICK_VIT`) and the pretrained EfficientNet-Lite0 (:data:`BLOOD_CELLS_PRETRAINED`); ``models`` names others (a thesis 004 key or a timm name each).
+    (:data:`BLOOD_CELLS_QUICK_VIT`), the pretrained EfficientNet-Lite0 (:data:`BLOOD_CELLS_PRETRAINED`),
+    the hybrid ViT on it (:data:`BLOOD_CELLS_HYBRID`) and the DeiT student it teaches (:data:`BLOOD_CELLS_DEIT`,
+    trained with ``distill_from`` set to the Lite0's checkpoint by the chapter: :data:`BLOOD_CELLS_TEACHERS`);
+    ``models`` names others (a thesis 004 key or a timm name each).
     Each configuration is :func:`blood_cells_config` with ``seed`` and any other ``changes`` of its
     fields (``epochs``, ``batch_size``, ...; ``image_size`` and ``mixup`` as that function reads them).
     """
     if models is None:
-        models = [None] if profile.name == "full" else [None, BLOOD_CELLS_QUICK_VIT, BLOOD_CELLS_PRETRAINED]
+        models = [None]
+        if profile.name != "full":
+            models += [BLOOD_CELLS_QUICK_VIT, BLOOD_CELLS_PRETRAINED, BLOOD_CELLS_HYBRID, BLOOD_CELLS_DEIT]
     size, mixup = changes.pop("image_size", None), changes.pop("mixup", None)
     runs = {}
     for model in models:
@@ -326,18 +357,19 @@ def cnn_chapter_epochs(profile: Profile) -> int:
     return {"smoke": 1, "quick": 3}.get(profile.name, profile.epochs)
 
 
-_PNEUMONIA_RESNET18_32PX = Measurement(train_s=0.0100, eval_s=0.0020, date="2026-12-07", threads=2, load=0.3)
-#: The CNN chapter's four regimes at ``quick``: three epochs each on the same 2,500 training images (a
-#: stratified part of PneumoniaMNIST's 4,708, seed 42), full tuning planned and the others following
-#: it; about 6 minutes of training on the reference machine.
+_PNEUMONIA_RESNET18_32PX = Measurement(train_s=0.00467, eval_s=0.00087, date="2026-12-07", threads=1, load=3.5)
+#: The CNN chapter's four regimes at ``quick``: three epochs each on the same 4,000 training images (a
+#: stratified part of PneumoniaMNIST's 4,708, seed 42: the size its claims' spreads were measured at),
+#: full tuning planned and the others following it; about 3 minutes of training on the reference machine
+#: (PyTorch at one thread, measured with other jobs on the cores).
 CNN_CHAPTER_PLAN: dict[str, FixedPlan] = {
     "quick": FixedPlan(
         {
-            regime: RunPlan(3, 2500, _PNEUMONIA_RESNET18_32PX, min_per_class=100)
+            regime: RunPlan(3, 4000, _PNEUMONIA_RESNET18_32PX, min_per_class=100)
             for regime in ("full tuning", "frozen features", "fine-tuning", "thesis 002 CNN")
         },
         target_s=360,
-        note="chosen so that the four regimes' training fits about 6 minutes on the reference machine",
+        note="4,000 images, the size the claims were measured at; about 3 minutes of training on the reference machine",
         follow={"frozen features": "full tuning", "fine-tuning": "full tuning", "thesis 002 CNN": "full tuning"},
     )
 }
@@ -371,17 +403,18 @@ def cnn_regimes(epochs: int, seed: int = 42, batch_size: int | None = None) -> d
 #: The Vision Transformer chapter's epochs and ViT depth per profile.
 VIT_CHAPTER_EPOCHS = {"smoke": 1, "quick": 12, "full": 50}
 VIT_CHAPTER_DEPTH = {"smoke": 2, "quick": 6, "full": 12}
-_PBC_RESNET18_64PX = Measurement(train_s=0.0200, eval_s=0.0050, date="2026-12-07", threads=2, load=0.3)
-_PBC_VIT8_64PX = Measurement(train_s=0.0200, eval_s=0.0060, date="2026-12-07", threads=2, load=0.3)
+_PBC_RESNET18_64PX = Measurement(train_s=0.01035, eval_s=0.00295, date="2026-12-07", threads=1, load=3.7)
+_PBC_VIT8_64PX = Measurement(train_s=0.01169, eval_s=0.00544, date="2026-12-07", threads=1, load=3.6)
+_PBC_VIT8_FLEX_64PX = Measurement(train_s=0.01654, eval_s=0.00571, date="2026-12-07", threads=1, load=3.6)
 #: The Vision Transformer chapter's three models at the CPU profiles: ``quick`` 12 epochs each on at
-#: most 300 training images (all 280 of the shared PBC sample; a stratified part of larger data), the
+#: most 500 training images (all 280 of the shared PBC sample; a stratified part of larger data), the
 #: flexible-heads ViT on the ViT's images; about 7 minutes of training on the full PBC.
 VIT_CHAPTER_PLAN: dict[str, FixedPlan] = {
     name: FixedPlan(
         {
             "CNN": RunPlan(epochs, cap, _PBC_RESNET18_64PX, min_per_class=floor),
             "ViT": RunPlan(epochs, cap, _PBC_VIT8_64PX, min_per_class=floor),
-            "ViT, flexible heads": RunPlan(epochs, cap, _PBC_VIT8_64PX, min_per_class=floor),
+            "ViT, flexible heads": RunPlan(epochs, cap, _PBC_VIT8_FLEX_64PX, min_per_class=floor),
         },
         target_s=target,
         note=note,
@@ -389,7 +422,7 @@ VIT_CHAPTER_PLAN: dict[str, FixedPlan] = {
     )
     for name, epochs, cap, floor, target, note in (
         ("smoke", 1, None, 1, 20, "one epoch on the profile's few dozen images: shows that the code runs"),
-        ("quick", 12, 300, 30, 420, "chosen so that the three runs fit about 7 minutes on the reference machine"),
+        ("quick", 12, 500, 30, 420, "chosen so that the three runs fit about 7 minutes on the reference machine"),
     )
 }
 

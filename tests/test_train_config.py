@@ -204,7 +204,18 @@ def test_blood_cells_configurations():
     assert other.name == "vit_small_patch16_224-vit_base_mixup" and other.mixup == 0.4 and other.model_kwargs is None
     # the chapter's runs: the ResNet first, the ViT beside it on the CPU; the ResNet alone at full
     runs = blood_cells_experiments(quick, seed=2, batch_size=64)
-    assert list(runs) == ["resnet10t", "vit_tiny_patch16_224", "tf_efficientnet_lite0"]
+    assert list(runs) == [
+        "resnet10t",
+        "vit_tiny_patch16_224",
+        "tf_efficientnet_lite0",
+        "hybrid_vit_lite0",
+        "deit_scratch_tiny",
+    ]
+    # the DeiT student is the ViT's twin (the same settings, a distillation token added), the hybrid the Lite0's
+    vit_cfg, deit_cfg = runs["vit_tiny_patch16_224"].config, runs["deit_scratch_tiny"].config
+    assert deit_cfg.replace(name=vit_cfg.name) == vit_cfg
+    hybrid_cfg = runs["hybrid_vit_lite0"].config
+    assert hybrid_cfg.pretrained and hybrid_cfg.image_size == 96 and hybrid_cfg.mixup > 0
     lite0 = runs["tf_efficientnet_lite0"].config
     assert lite0.pretrained is True and lite0.image_size == 96 and lite0.model_kwargs is None
     assert runs["resnet10t"].config == blood_cells_config(quick).replace(seed=2, batch_size=64)

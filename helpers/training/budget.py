@@ -355,11 +355,28 @@ def plan_table(runs: Mapping[str, PlannedRun]) -> Any:
     return table.drop(columns=[c for c in table if table[c].isna().all()])
 
 
-def train_planned(runs: Mapping[str, PlannedRun], profile: Any, *, progress: bool = False) -> dict[str, Any]:
-    """Train each planned run with :func:`helpers.train.train` (its record saved); label -> run record."""
+def train_planned(
+    runs: Mapping[str, PlannedRun], profile: Any, *, progress: bool = False, teachers: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Train each planned run, in order, with :func:`helpers.train.train` (its record saved); label -> run record.
+
+    ``teachers`` maps a DeiT student's label to the label of an earlier run whose checkpoint teaches it
+    (``TrainConfig.distill_from``: hard-label distillation from the teacher's predictions).
+
+    Raises:
+        ValueError: when a teacher is not a run trained before its student.
+    """
     from .loop import train
 
-    return {label: train(r.model, r.data, r.config, profile=profile, progress=progress) for label, r in runs.items()}
+    records: dict[str, Any] = {}
+    for label, r in runs.items():
+        config = r.config
+        if teachers and label in teachers:
+            if teachers[label] not in records:
+                raise ValueError(f"{label!r} is taught by {teachers[label]!r}, which is not trained before it")
+            config = config.replace(distill_from=records[teachers[label]].checkpoint)
+        records[label] = train(r.model, r.data, config, profile=profile, progress=progress)
+    return records
 
 
 def _interval(ci: Mapping[str, Any], metric: str) -> str:
