@@ -397,11 +397,15 @@ def circle_mask(side: int, radius: float) -> np.ndarray:
 
 def pointing_rate(heats: Sequence[np.ndarray], radii: Sequence[float]) -> dict[str, Any]:
     """Share of maps whose peak falls inside the annotated circle (radius in the map's pixels), and the
-    circles' mean share of the image (the rate a map pointing at random would reach)."""
+    circles' mean share of the image (the rate a map pointing at random would reach).
+
+    Returns:
+        :func:`helpers.pointing.pointing_summary`'s means, and ``"hits"``: 1.0 or 0.0 per map.
+    """
     from .pointing import heat_in_region, pointing_summary
 
     rows = [heat_in_region(h, circle_mask(h.shape[0], r)) for h, r in zip(heats, radii)]
-    return pointing_summary(rows)
+    return {**pointing_summary(rows), "hits": np.asarray([r["hit"] for r in rows])}
 
 
 def cbis_plan(profile: Profile | str, source: str, *, seed: int = 0) -> tuple[dict[str, Any], str]:

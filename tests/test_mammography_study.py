@@ -103,7 +103,7 @@ def test_pointing_rate_counts_peaks_inside_the_circle():
     inside, outside = np.zeros((20, 20)), np.zeros((20, 20))
     inside[10, 10], outside[0, 0] = 1.0, 1.0
     rate = S.pointing_rate([inside, outside], [4.0, 4.0])
-    assert rate["hit_rate"] == 0.5 and rate["n"] == 2
+    assert rate["hit_rate"] == 0.5 and rate["n"] == 2 and rate["hits"].tolist() == [1.0, 0.0]
     assert S.circle_mask(20, 4.0).mean() == pytest.approx(np.pi * 16 / 400, rel=0.1)
 
 
