@@ -65,6 +65,9 @@ __all__ = [
     "thesis002_experiments",
     "MAMMOGRAPHY_PRETRAINED",
     "mammography_finetune",
+    "MAMMOGRAPHY_CV",
+    "mammography_cv_experiments",
+    "mammography_film_experiments",
     "LUNGS_FULL",
     "LUNGS_QUICK",
     "LUNGS_EPOCHS",
@@ -463,11 +466,12 @@ def vit_chapter_experiments(
 #: 1e-4 as in its code, batch 256, 50 epochs, 256 px, random initialisation), then the four ViT
 #: experiments, each changing one thing: patches of 16, 128-px images, its Keras augmentation
 #: (flip, brightness 0.1, rotation 0.02 turn, zoom 0.2), 12 layers. Key -> (model, changes).
+#: Its experiment 3 (128 px) kept experiment 2's 16-px patches (an 8 x 8 grid), so ``vit_128px`` does too.
 THESIS002_EXPERIMENTS: dict[str, tuple[str, dict[str, Any]]] = {
     "cnn": ("thesis002_cnn", {}),
     "vit": ("thesis002_vit", {}),
     "vit_patch16": ("thesis002_vit", {"model_kwargs": {"patch_size": 16}}),
-    "vit_128px": ("thesis002_vit", {"image_size": 128}),
+    "vit_128px": ("thesis002_vit", {"image_size": 128, "model_kwargs": {"patch_size": 16}}),
     "vit_augment": ("thesis002_vit", {"augment": Augment.thesis002()}),
     "vit_12_layers": ("thesis002_vit", {"model_kwargs": {"depth": 12}}),
 }
@@ -548,6 +552,61 @@ def mammography_finetune(which: str, profile: Profile | str, *, seed: int = 42) 
         name=name,
     )
     return Experiment(model, config)
+
+
+#: The chapter's cross-validated runs by profile: folds; epochs and side of the fine-tuned Lite0;
+#: epochs of thesis 002's CNN and ViT (fewer than the thesis's 50: five folds of each must fit
+#: ``quick``'s 10 minutes on two cores); the CNN's epochs on whole films; the side the frozen network
+#: reads films and crops at.
+MAMMOGRAPHY_CV: dict[str, dict[str, int]] = {
+    "smoke": {"k": 3, "finetune_epochs": 1, "finetune_size": 64, "thesis_epochs": 1, "vit_epochs": 1,
+              "film_epochs": 1, "film_size": 64, "crop_size": 64},
+    "quick": {"k": 5, "finetune_epochs": 4, "finetune_size": 96, "thesis_epochs": 15, "vit_epochs": 8,
+              "film_epochs": 8, "film_size": 224, "crop_size": 128},
+    "full": {"k": 5, "finetune_epochs": 10, "finetune_size": 224, "thesis_epochs": 50, "vit_epochs": 50,
+             "film_epochs": 50, "film_size": 512, "crop_size": 224},
+}  # fmt: skip
+
+
+def mammography_cv_experiments(profile: Profile | str, *, seed: int = 0) -> dict[str, Experiment]:
+    """The trained models of the chapter's cross-validation by woman, at the size of ``profile``.
+
+    ``"Lite0 fine-tuned"``: ImageNet EfficientNet-Lite0, every layer trained with one cycle (AdamW
+    1e-3, weight decay 0.01, flips), on the crops at ``finetune_size``; ``"thesis CNN"`` and ``"thesis
+    ViT"``: thesis 002's networks at :func:`thesis002_experiment`'s size with the epochs of
+    :data:`MAMMOGRAPHY_CV`. Every configuration has ``seed``, which also seeds the folds.
+    """
+    pname = profile if isinstance(profile, str) else profile.name
+    plan = MAMMOGRAPHY_CV[pname]
+    finetune = RECIPES["one_cycle"].replace(
+        pretrained=True,
+        image_size=plan["finetune_size"],
+        epochs=plan["finetune_epochs"],
+        batch_size=16,
+        lr=1e-3,
+        weight_decay=0.01,
+        augment=Augment(flip=True, flip_vert=True, max_rotate=0.0, max_zoom=1.0, brightness=0.0, contrast=0.0),
+        bootstrap=0,
+        seed=seed,
+        name=f"tf_efficientnet_lite0-mammography-cv-{pname}",
+    )
+    out = {"Lite0 fine-tuned": Experiment("tf_efficientnet_lite0", finetune)}
+    for key, label in (("cnn", "thesis CNN"), ("vit", "thesis ViT")):
+        exp = thesis002_experiment(key, pname, seed=seed)
+        epochs = plan["vit_epochs" if key == "vit" else "thesis_epochs"]
+        out[label] = Experiment(exp.model, exp.config.replace(epochs=epochs, bootstrap=0))
+    return out
+
+
+def mammography_film_experiments(profile: Profile | str, *, seed: int = 0) -> dict[str, Experiment]:
+    """The trained models of the whole-film task: thesis 002's CNN with ``film_epochs`` (``smoke``, ``quick``);
+    at ``full`` every model of :func:`mammography_cv_experiments`."""
+    pname = profile if isinstance(profile, str) else profile.name
+    runs = mammography_cv_experiments(pname, seed=seed)
+    if pname == "full":
+        return runs
+    cnn = runs["thesis CNN"]
+    return {"thesis CNN": Experiment(cnn.model, cnn.config.replace(epochs=MAMMOGRAPHY_CV[pname]["film_epochs"]))}
 
 
 #: Thesis 002's runs at ``full`` are named configurations too (``get_config("thesis002_vit_patch16")``).

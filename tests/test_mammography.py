@@ -41,9 +41,9 @@ def test_crop_is_centred_from_the_bottom_left_origin():
 
 def test_crop_at_the_edge_is_clipped_and_padded_black():
     film = np.full((100, 120), 200, dtype=np.uint8)
-    crop = cut_crop(film, 5, 118, 40)  # side 100: runs over the top and the right edge
+    crop = cut_crop(film, 5, 118, 40, factor=2.5)  # side 100: runs over the top and the right edge
     assert crop.shape == (100, 100)
-    top, left, side = crop_box(5, 118, 40)
+    top, left, side = crop_box(5, 118, 40, factor=2.5)
     inside = crop[-top : -top + 100, : 120 - left]
     assert (inside == 200).all() and crop.sum() == inside.sum()
     assert (crop[:-top] == 0).all() and (crop[:, 120 - left :] == 0).all()

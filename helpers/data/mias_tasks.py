@@ -47,9 +47,9 @@ __all__ = [
 ]
 
 #: Side of a lesion crop in units of the annotated radius (the circle's diameter and a margin).
-CROP_FACTOR = 2.5
+CROP_FACTOR = 2.4
 #: The smallest crop side in pixels (tiny calcification clusters still get some context).
-MIN_CROP_SIDE = 48
+MIN_CROP_SIDE = 64
 LESION_CLASSES = ["benign", "malignant"]
 ABNORMAL_CLASSES = ["normal", "abnormal"]
 _SPLIT_RULE = "patient-level: a woman's left and right films (and every crop cut from them) on one side"
