@@ -80,6 +80,7 @@ EXPECTED: dict[str, tuple[tuple, ...]] = {
         ("ResNet's lead over the ViT (balanced accuracy)", ("quick",)),
         ("pretrained Lite0: held-out balanced accuracy", ("quick",)),
         ("what ImageNet weights add: the Lite0 minus the ResNet from scratch (balanced accuracy)", ("quick",)),
+        ("what the pretrained stem gives a ViT: the hybrid minus the ViT from scratch (balanced accuracy)", ("quick",)),
         (
             "the pretrained Lite0 minus the better of the hybrid ViT and the DeiT student (balanced accuracy)",
             ("quick",),
