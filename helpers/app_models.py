@@ -18,7 +18,7 @@ the app that trains, and so the only one that imports the training code and the 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from .app.core import APP_TASKS, find_models, headline_metric
@@ -237,12 +237,14 @@ def train_app_models(
     max_train: int | None = None,
     if_missing: bool = False,
     download: bool = True,
+    candidates: Mapping[str, Sequence[str | None]] | None = None,
 ) -> list[dict[str, Any]]:
     """Train one model per task on the best data present and save checkpoints the app finds.
 
     Each task trains exactly as its chapter does at ``profile`` (:func:`blood_cells_run`,
     :func:`lungs_run`, :func:`mammography_run`); ``epochs``/``max_train`` given depart from the
-    chapter (the summary says so). ``if_missing`` skips tasks
+    chapter (the summary says so). ``candidates`` replaces :data:`CANDIDATES` for the tasks it names
+    (``{"blood": (None,)}``: the chapter's primary run alone). ``if_missing`` skips tasks
     that already have a checkpoint. Returns one summary per task (dataset, source, model,
     configuration, wall time, test metrics and intervals, checkpoint folder).
     """
@@ -263,9 +265,9 @@ def train_app_models(
                 f"[app-models] {task}: NO REAL DATA for {', '.join(APP_MODELS[task][0])}: the model learns synthetic "
                 "shapes and the app will say so. Put a dataset under MEDVIT_DATA for a meaningful model."
             )
-        candidates = CANDIDATES[task] if profile != "full" else (None,)
+        chosen = (candidates or {}).get(task, CANDIDATES[task] if profile != "full" else (None,))
         trained = []
-        for candidate in candidates:
+        for candidate in chosen:
             arch, data, cfg, prof = _task_run(task, name, config.get_profile(profile), epochs, max_train, candidate)
             same = epochs is None and max_train is None
             print(
