@@ -196,3 +196,17 @@ def test_the_hybrid_trains_and_its_card_names_the_weights(tmp_workdirs):
     )  # grey: RGB filters summed
     xb = torch.zeros(2, 1, 32, 32)
     assert torch.allclose(model(xb), record.model.eval()(xb), atol=1e-5)
+
+
+def test_the_hybrid_refuses_a_batch_it_was_not_built_for():
+    """The hybrid's embedding checks its input as the ViT's does (one check, helpers.models.vit.check_input)."""
+    import pytest as _pytest
+    import torch as _torch
+
+    from helpers.models.vision import create_model
+
+    net = create_model("hybrid_vit_lite0", 3, img_size=64, depth=1).eval()
+    with _pytest.raises(ValueError, match="built for \\(64, 64\\)"):
+        net(_torch.zeros(1, 3, 96, 96))
+    with _pytest.raises(ValueError, match=r"expected a \(B, 3, H, W\) batch"):
+        net(_torch.zeros(1, 1, 64, 64))

@@ -24,7 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .vit import VisionTransformer, _pair
+from .vit import VisionTransformer, _pair, check_input
 
 __all__ = ["HYBRID_BACKBONE", "HybridEmbed", "HybridViT", "create_hybrid_vit"]
 
@@ -74,13 +74,7 @@ class HybridEmbed(nn.Module):
         self.num_patches = grid[0] * grid[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"expected a (B, {self.in_chans}, H, W) batch, got shape {tuple(x.shape)}")
-        if tuple(x.shape[-2:]) != self.img_size:
-            raise ValueError(
-                f"input is {tuple(x.shape[-2:])} but the model was built for {self.img_size}; "
-                "call model.set_img_size(...) (interpolates the position embedding) or resize the input"
-            )
+        check_input(x, self.in_chans, self.img_size)
         x = self.proj(self.backbone(x))  # (B, D, h, w): one D-vector per feature-map position
         return x.flatten(2).transpose(1, 2)  # (B, N, D)
 

@@ -93,6 +93,18 @@ def _pair(value: int | tuple[int, int] | list[int]) -> tuple[int, int]:
 # ----------------------------------------------------------------------------- building blocks
 
 
+def check_input(x: torch.Tensor, in_chans: int, img_size: tuple[int, int]) -> None:
+    """Raise a clear ``ValueError`` unless ``x`` is a ``(B, in_chans, *img_size)`` batch (the patch
+    embeddings', :class:`PatchEmbed` and the hybrid's, one check)."""
+    if x.ndim != 4 or x.shape[1] != in_chans:
+        raise ValueError(f"expected a (B, {in_chans}, H, W) batch, got shape {tuple(x.shape)}")
+    if tuple(x.shape[-2:]) != tuple(img_size):
+        raise ValueError(
+            f"input is {tuple(x.shape[-2:])} but the model was built for {tuple(img_size)}; "
+            "call model.set_img_size(...) (interpolates the position embedding) or resize the input"
+        )
+
+
 class PatchEmbed(nn.Module):
     """Cut the image into ``P×P`` patches and project each to ``embed_dim`` (the matrix ``E``).
 
@@ -124,13 +136,7 @@ class PatchEmbed(nn.Module):
         self.num_patches = self.grid_size[0] * self.grid_size[1]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_chans:
-            raise ValueError(f"expected a (B, {self.in_chans}, H, W) batch, got shape {tuple(x.shape)}")
-        if tuple(x.shape[-2:]) != self.img_size:
-            raise ValueError(
-                f"input is {tuple(x.shape[-2:])} but the model was built for {self.img_size}; "
-                "call model.set_img_size(...) (interpolates the position embedding) or resize the input"
-            )
+        check_input(x, self.in_chans, self.img_size)
         x = self.proj(x)  # (B, D, H/P, W/P): one D-vector per patch
         return x.flatten(2).transpose(1, 2)  # (B, N, D)
 
