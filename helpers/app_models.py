@@ -149,22 +149,39 @@ def lungs_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
     return exp.model, data, config if data[0].task == "multilabel" else config.replace(class_weights=None)
 
 
-def mammography_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
-    """The mammography chapter's thesis CNN at ``profile`` (its default SEED 0) on lesion crops of
-    dataset ``name`` (``mias_lesions`` or ``cbis_ddsm``): ``(model, (train, valid, test), config)``
-    at the configuration's size, split by woman as in the chapter. Only the run's name differs
-    (``app-mammo-...``).
+#: The mammography chapter's best lesion model (:func:`helpers.mammo_study.lesion_model`), as a candidate name.
+LESION_PROBE = "lite0_probe"
+
+
+def mammography_run(name: str, profile: Any, candidate: str | None = None) -> tuple[Any, tuple[Any, Any, Any], Any]:
+    """A mammography chapter model on lesion crops of dataset ``name`` (``mias_lesions`` or ``cbis_ddsm``),
+    split by woman as in the chapter: ``(model, (train, valid, test), config)``.
+
+    ``candidate`` ``None``: the thesis CNN at ``profile`` (its default SEED 0) at its configuration's size;
+    :data:`LESION_PROBE`: the chapter's best lesion model, the frozen ImageNet EfficientNet-Lite0 with a
+    logistic regression fitted on the training split folded into its head (a fitted ``nn.Module``; the
+    config only evaluates and saves it). Only the run's name differs from the chapter's (``app-mammo-...``).
     """
     from .configs import thesis002_experiment
     from .data.registry import load_dataset
 
-    exp = thesis002_experiment("cnn", profile, seed=0)
-    size = exp.config.image_size
+    if candidate not in (None, LESION_PROBE):
+        raise ValueError(f"unknown mammogram candidate {candidate!r}; choose None or {LESION_PROBE!r}")
+    if candidate == LESION_PROBE:
+        from .mammo_study import lesion_model
+
+        best = lesion_model(seed=0)
+        model, config, size = None, best.config, best.crop.image_size
+    else:
+        exp = thesis002_experiment("cnn", profile, seed=0)
+        model, config, size = exp.model, exp.config, exp.config.image_size
     data = tuple(
         load_dataset(name, split=s, size=size, profile=profile, verbose=False) for s in ("train", "valid", "test")
     )
+    if model is None:  # fitted on the training split only: validation and test stay held out
+        model = best.fit(data[0])
     # the chapter's bootstrap stays: the app's card shows the test metric with its interval
-    return exp.model, data, exp.config.replace(name=f"app-mammo-{exp.config.name}")
+    return model, data, config.replace(name=f"app-mammo-{config.name}")
 
 
 #: Each task's chapter run: ``(model, (train, valid, test), config)`` for a dataset name and a profile.
@@ -172,11 +189,12 @@ _CHAPTER_RUNS = {"blood": blood_cells_run, "chest": lungs_run, "mammo": mammogra
 
 #: The chapter's runs each task trains at the CPU profiles, of which the app serves the best by its
 #: validation metric (``None``: the chapter's primary run). Blood cells: the ResNet from scratch and
-#: the ImageNet-pretrained EfficientNet-Lite0 at 96 px, where a heatmap can point at the cell.
+#: the ImageNet-pretrained EfficientNet-Lite0 at 96 px, where a heatmap can point at the cell. Mammograms: the
+#: chapter's best lesion model alone (:data:`LESION_PROBE`; its thesis CNN from scratch scored at chance).
 CANDIDATES: dict[str, tuple[str | None, ...]] = {
     "blood": (None, "tf_efficientnet_lite0"),
     "chest": (None,),
-    "mammo": (None,),
+    "mammo": (LESION_PROBE,),
 }
 
 
@@ -270,20 +288,26 @@ def train_app_models(
         for candidate in chosen:
             arch, data, cfg, prof = _task_run(task, name, config.get_profile(profile), epochs, max_train, candidate)
             same = epochs is None and max_train is None
+            fitting = "a logistic regression on frozen features" if cfg.schedule == "fitted" else f"{cfg.epochs} epochs"
             print(
-                f"[app-models] {task}: training {arch} on {name} (source: {source}; {why}), profile {prof.name} "
-                f"({cfg.image_size or prof.image_size} px, {len(data[0])} training images, {cfg.epochs} epochs, "
+                f"[app-models] {task}: training {_name(arch)} on {name} (source: {source}; {why}), profile {prof.name} "
+                f"({cfg.image_size or prof.image_size} px, {len(data[0])} training images, {fitting}, "
                 f"{'ImageNet weights' if cfg.pretrained else 'random init'})"
                 + (f"; the {CHAPTER_OF[task]} chapter's run" if same else ""),
                 flush=True,
             )
             record = train(arch, data, cfg, profile=prof, progress=False)
-            summary = _summary(task, name, source, arch, prof, record)
+            summary = _summary(task, name, source, _name(arch), prof, record)
             summary["as_chapter"] = same
             _report(summary)
             trained.append(summary)
         summaries.append(_served(trained))
     return summaries
+
+
+def _name(model: Any) -> str:
+    """A model's name: itself when given by name, else the name it was created with."""
+    return model if isinstance(model, str) else (getattr(model, "create_args", None) or {}).get("name", "model")
 
 
 def _served(trained: list[dict[str, Any]]) -> dict[str, Any]:

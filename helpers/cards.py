@@ -105,6 +105,10 @@ class ModelCard:
         findings: per label of a multi-label model: its test AUROC with a bootstrap interval
             (``auroc``, ``auroc_low``, ``auroc_high``), test and validation positives, the sensitivity and
             specificity at its threshold, or ``why_none`` when it has no threshold.
+        input_rule: how an input was cut from its source image, when it was (the mammogram lesion
+            crops' rule); ``None``: the whole image.
+        training_images: the training split's images and the patients they come from
+            (``{"images": 93, "patients": 61}``); empty on older cards.
         schema_version: the card schema (:data:`SCHEMA_VERSION`).
     """
 
@@ -134,6 +138,8 @@ class ModelCard:
     thresholds: dict[str, float] = field(default_factory=dict)
     threshold_rule: dict[str, Any] = field(default_factory=dict)
     findings: dict[str, dict[str, Any]] = field(default_factory=dict)
+    input_rule: str | None = None
+    training_images: dict[str, int] = field(default_factory=dict)
     schema_version: int = SCHEMA_VERSION
 
     def __post_init__(self) -> None:
@@ -150,6 +156,7 @@ class ModelCard:
         set_(self, "thresholds", {str(k): float(v) for k, v in (self.thresholds or {}).items()})
         set_(self, "threshold_rule", dict(self.threshold_rule or {}))
         set_(self, "findings", {str(k): dict(v) for k, v in (self.findings or {}).items()})
+        set_(self, "training_images", {str(k): int(v) for k, v in (self.training_images or {}).items()})
         kwargs = dict(self.model_kwargs or {})
         kwargs.pop("pretrained", None)  # the weights are in the checkpoint
         kwargs.setdefault("num_classes", len(self.classes))

@@ -463,8 +463,8 @@ class LesionModel:
 
     Attributes:
         model: the timm / :func:`~helpers.models.vision.create_model` name.
-        config: how it is trained with :func:`helpers.train.train` (a linear head on frozen
-            ImageNet features: ``freeze_epochs`` only, ``epochs=0``).
+        config: how :func:`helpers.train.train` evaluates and saves the model :meth:`fit` returns
+            (schedule ``fitted``: nothing more is trained; inputs normalised with :data:`IMAGENET_GREY`).
         crop: how the lesion crop is cut and sized.
         head: the head of the chapter's measurement (a logistic regression, ``C`` = :data:`PROBE_C`).
     """
@@ -474,25 +474,32 @@ class LesionModel:
     crop: CropSettings
     head: str
 
+    def fit(self, train: ImageDataset, pretrained: bool = True) -> Any:
+        """The frozen network with the regression fitted on ``train`` (its crops cut as :attr:`crop` says)
+        folded into its head (:func:`fit_probe_model`)."""
+        if train.images.shape[1] != self.crop.image_size:
+            raise ValueError(f"the lesion model reads {self.crop.image_size} px crops, got {train.images.shape[1]} px")
+        return fit_probe_model(train, name=self.model, pretrained=pretrained)
+
 
 def lesion_model(seed: int = 0) -> LesionModel:
     """The best lesion model of the chapter at ``quick``: pretrained Lite0, frozen, with a linear head.
 
-    :func:`probe_model` builds it from a fitted logistic regression (what the chapter measures);
-    ``config`` trains the same head with :func:`helpers.train.train` instead (frozen body, head only).
+    :meth:`LesionModel.fit` builds it from a logistic regression fitted on a training split (what the
+    chapter measures, :func:`fit_probe_model`); ``config`` has :func:`helpers.train.train` evaluate it on
+    the validation and test splits and save it with its card, as the app's mammogram model.
     """
     from .configs import RECIPES
 
     config = RECIPES["one_cycle"].replace(
+        schedule="fitted",
         pretrained=True,
+        stats=IMAGENET_GREY,
         image_size=LESION_CROP.image_size,
-        freeze_epochs=20,
         epochs=0,
         batch_size=16,
-        lr=1e-3,
-        weight_decay=0.01,
         seed=seed,
-        name="mammography-lesions-lite0-frozen",
+        name="mammography-lesions-lite0-probe",
     )
     head = f"logistic regression on standardised pooled features, C = {PROBE_C}"
     return LesionModel(FEATURE_MODEL, config, LESION_CROP, head)

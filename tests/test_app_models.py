@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+import torch
 
 from helpers import config, configs
-from helpers.app_models import APP_MODELS, _task_run, blood_cells_run, choose_dataset
+from helpers.app_models import APP_MODELS, CANDIDATES, LESION_PROBE, _task_run, blood_cells_run, choose_dataset
+from helpers.checkpoints import read_card
 from helpers.data import load_dataset
 from helpers.data.synthetic import write_synthetic
+from helpers.train import train
 from helpers.training import budget
 
 
@@ -60,6 +64,33 @@ def test_the_mammogram_model_is_the_mammography_chapters(real_data, tmp_workdirs
     assert data[0].classes == ["benign", "malignant"] and {d.source for d in data} == {"real"} and prof is smoke
     assert data[0].image_size == chapter.config.image_size
     assert configs.get_config("mammography_quick") == configs.thesis002_experiment("cnn", "quick", seed=0).config
+
+
+def test_the_served_mammogram_model_is_the_chapters_lesion_probe(real_data, tmp_workdirs):
+    from helpers import mammo_study
+
+    assert CANDIDATES["mammo"] == (LESION_PROBE,)
+    smoke = config.get_profile("smoke")
+    model, data, cfg, _ = _task_run("mammo", "mias_lesions", smoke, None, None, LESION_PROBE)
+    best = mammo_study.lesion_model(seed=0)
+    assert cfg == best.config.replace(name=f"app-mammo-{best.config.name}")
+    assert cfg.schedule == "fitted" and cfg.stats == mammo_study.IMAGENET_GREY
+    assert model.create_args["name"] == mammo_study.FEATURE_MODEL and model.pretrained_source
+    assert data[0].image_size == best.crop.image_size and data[0].meta["crop_rule"].startswith("square of side")
+    record = train(model, data, cfg, profile=smoke, progress=False)
+    assert record.history == [] and record.metrics["test"]["n"] == len(data[2])
+    card = read_card(record.checkpoint)
+    assert (card.mean, card.std) == mammo_study.IMAGENET_GREY and card.pretrained_init
+    assert card.input_rule == data[0].meta["crop_rule"]
+    assert card.training_images == {"images": len(data[0]), "patients": len(set(data[0].patient_ids))}
+    # the saved model answers as the regression fitted on the training crops alone
+    feats = mammo_study.pooled_features(mammo_study.pretrained_backbone(), data[0].images)
+    probe = mammo_study.fit_probe(feats, data[0].labels)
+    with torch.no_grad():
+        saved = torch.softmax(record.model.eval()(mammo_study._inputs(data[0].images)), -1)[:, 1].numpy()
+    np.testing.assert_allclose(saved, probe.predict_proba(feats)[:, 1], atol=1e-4)
+    with pytest.raises(ValueError, match="unknown mammogram candidate"):
+        _task_run("mammo", "mias_lesions", smoke, None, None, "resnet10t")
 
 
 def test_blood_falls_back_to_bloodmnist_not_a_stand_in(tmp_path, tmp_workdirs, monkeypatch):

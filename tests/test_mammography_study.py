@@ -120,7 +120,9 @@ def test_cbis_plan_says_what_happens_without_the_folder():
 def test_lesion_model_is_reusable_and_matches_the_crops():
     best = S.lesion_model(seed=3)
     assert best.model == S.FEATURE_MODEL and best.config.pretrained is True and best.config.seed == 3
-    assert best.config.epochs == 0 and best.config.freeze_epochs > 0
+    assert best.config.schedule == "fitted" and best.config.stats == S.IMAGENET_GREY
+    with pytest.raises(ValueError, match="reads 128 px crops, got 32 px"):
+        best.fit(_dataset(size=32))
     assert (best.crop.factor, best.crop.min_side) == (CROP_FACTOR, MIN_CROP_SIDE)
     assert best.config.image_size == best.crop.image_size
 

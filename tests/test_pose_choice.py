@@ -58,12 +58,20 @@ def test_missing_motions_of_the_unseen_subject_are_replaced(tmp_path: Path) -> N
     assert "took [5, 6]" in choice.describe()
 
 
-def test_a_root_with_one_subject_says_what_it_has(tmp_path: Path) -> None:
-    root = _root(tmp_path, {"02": [1, 2, 3]})
-    with pytest.raises(FileNotFoundError, match="two subjects.*'02': \\[1, 2, 3\\]"):
-        choose_motions(root, **REQUESTED)
-    with pytest.raises(FileNotFoundError, match="two subjects"):
+def test_a_root_with_one_subject_trains_on_it_and_has_no_unseen_subject(tmp_path: Path) -> None:
+    root = _root(tmp_path, {"01": list(range(5, 15))})
+    choice = choose_motions(root, **REQUESTED)
+    assert (choice.subject, choice.train, choice.test) == ("01", (5, 7, 8, 10, 11, 13, 14), (6, 9, 12))
+    assert (choice.unseen, choice.unseen_motions) == (None, ())
+    assert "no unseen subject" in choice.describe() and "holds one subject (01)" in choice.describe()
+
+
+def test_a_root_without_subjects_says_what_the_layout_is(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="no subject.*subjects/<nn>/<nn>.asf"):
         choose_motions(tmp_path / "nowhere", **REQUESTED)
+    root = _root(tmp_path, {"02": [1]})
+    with pytest.raises(FileNotFoundError, match="no subject with two motions"):
+        choose_motions(root, **REQUESTED)
 
 
 def test_the_shared_sample_keeps_the_chapters_defaults(real_data: Path) -> None:

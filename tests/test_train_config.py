@@ -53,6 +53,9 @@ def test_defaults_are_fastais_one_cycle_and_mixup_true_is_alpha_0_4():
         ({"mixed_precision": "fp8"}, "mixed_precision must be one of"),
         ({"schedule": "three_stage"}, "three_stage needs stage_epochs"),
         ({"plateau": {"factor": 10}}, "plateau factor"),
+        ({"schedule": "fitted", "epochs": 2}, "'fitted' schedule trains nothing"),
+        ({"stats": ((0.5,), (0.2, 0.2))}, "stats must be"),
+        ({"stats": ((0.5,), (0.0,))}, "stats must be"),
     ],
 )
 def test_impossible_settings_are_refused_with_their_name(changes, message):
@@ -129,7 +132,8 @@ def _run(config):
 
 
 def test_schedules_freeze_fit_and_label_the_stages():
-    assert set(SCHEDULES) == {"one_cycle", "constant", "fine_tune", "three_stage"}
+    assert set(SCHEDULES) == {"one_cycle", "constant", "fine_tune", "three_stage", "fitted"}
+    assert _run(RECIPES["one_cycle"].replace(schedule="fitted", epochs=0)) == ([], [])  # a fitted model: nothing
     stages, calls = _run(RECIPES["one_cycle"].replace(freeze_epochs=2, epochs=3))
     assert stages == [2, 3]
     assert calls == [
@@ -158,6 +162,14 @@ def test_schedules_freeze_fit_and_label_the_stages():
         "unfreeze",
         ("fit", 1, 1e-4, "full"),
     ]
+
+
+def test_fixed_statistics_survive_json_and_resume_comparison():
+    cfg = TrainConfig(stats=[[0.449], [0.226]], epochs=1)
+    assert cfg.stats == ((0.449,), (0.226,))
+    saved = json.loads(json.dumps(cfg.to_dict()))
+    assert saved["stats"] == [[0.449], [0.226]] and saved == cfg.to_dict()  # what resume compares
+    assert TrainConfig.from_dict(saved) == cfg
 
 
 def test_frozen_features_never_unfreeze_for_a_second_fit():

@@ -208,6 +208,15 @@ def _threshold_rule(card: ModelCard) -> str | None:
     return text
 
 
+def _trained_on(card: ModelCard) -> str:
+    """The dataset, its source and, where the card keeps them, the training images and patients."""
+    text = f"{card.dataset} (source: {card.data_source}"
+    n = card.training_images
+    if "images" in n:
+        text += f"; {n['images']:,} training images" + (f" of {n['patients']:,} patients" if "patients" in n else "")
+    return text + ")"
+
+
 def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap: str | None = None) -> str:
     """The model card as an HTML panel: architecture, classes, data and source, profile, metrics.
 
@@ -227,13 +236,20 @@ def card_html(card: ModelCard, folder: str | os.PathLike | None = None, heatmap:
         ("classes", html.escape(", ".join(card.classes))),
         ("input", f"{card.input_size}&times;{card.input_size} px, {card.in_chans} channel(s)"),
         ("normalisation", f"mean {[round(m, 3) for m in card.mean]}, std {[round(x, 3) for x in card.std]}"),
-        ("trained on", f"{html.escape(card.dataset)} (source: {html.escape(card.data_source)})"),
+        ("trained on", html.escape(_trained_on(card))),
         ("profile", html.escape(card.profile)),
         ("created", html.escape(card.created)),
         ("run", html.escape(card.run_id or "?")),
     ]
     if card.preprocess:
         rows.insert(4, ("preprocessing", html.escape(card.preprocess)))
+    if card.pretrained_init is not None:
+        start = (card.pretrained_source or "pretrained (source not recorded)") if card.pretrained_init else "random"
+        rows.insert(1, ("initial weights", html.escape(start)))
+    if card.input_rule:
+        rows.insert(
+            4, ("input cut as", html.escape(f"{card.input_rule}; grey" if card.in_chans == 1 else card.input_rule))
+        )
     rows.insert(0, ("held-out result", f"<span class='medvit-test'>{html.escape(held_out_summary(card))}</span>"))
     rule = _threshold_rule(card)
     if rule is not None:

@@ -89,15 +89,17 @@ class MotionChoice:
     subject: str
     train: tuple[int, ...]
     test: tuple[int, ...]
-    unseen: str
+    unseen: str | None
     unseen_motions: tuple[int, ...]
     notes: tuple[str, ...] = ()
 
     def describe(self) -> str:
         """One paragraph: the subjects and motions, and what was substituted and why."""
-        text = (
-            f"training subject {self.subject}: motions {list(self.train)} for training, {list(self.test)} held out; "
+        text = f"training subject {self.subject}: motions {list(self.train)} for training, {list(self.test)} held out; "
+        text += (
             f"unseen subject {self.unseen}: motions {list(self.unseen_motions)}"
+            if self.unseen is not None
+            else "no unseen subject (the root holds one subject)"
         )
         return text + "".join(f"\n  {n}" for n in self.notes)
 
@@ -123,14 +125,15 @@ def choose_motions(
     together), else the subject with the most motions; its motions are split as many for training and held
     out as asked (every third held out). The unseen subject is the requested one if present and not the
     training subject, else the other subject with the most motions; it gives the requested motions where it
-    has them all, else its first ones, as many as asked. Raises ``FileNotFoundError`` (naming what the root
-    holds) when the root has fewer than two subjects or the training subject fewer than two motions.
+    has them all, else its first ones, as many as asked. A root with one subject has no unseen subject
+    (``unseen`` is ``None``, and a note says so). Raises ``FileNotFoundError`` (naming what the root holds)
+    when the root has no subject or the training subject fewer than two motions.
     """
     have = available_motions(root)
-    if len(have) < 2:
+    if not have:
         raise FileNotFoundError(
-            f"the CMU root {root} needs two subjects with an .asf and .amc motions (one to train on, one unseen); "
-            f"it has {have or 'none'}"
+            f"the CMU root {root} has no subject with an .asf skeleton and .amc motions "
+            "(the layout is subjects/<nn>/<nn>.asf and subjects/<nn>/<nn>_<mm>.amc)"
         )
     notes, wanted = [], len(train) + len(test)
     if set(train) | set(test) <= set(have.get(subject, [])):
@@ -141,6 +144,9 @@ def choose_motions(
             raise FileNotFoundError(f"the CMU root {root} has no subject with two motions: {have}")
         tr, te = _split_motions(have[picked], len(train), max(1, min(len(test), len(have[picked]) // 3)))
         notes.append(f"subject {subject} motions {sorted({*train, *test})} are not all in the root: picked {picked}")
+    if len(have) == 1:
+        notes.append(f"the root holds one subject ({picked}): there is no unseen subject to test on")
+        return MotionChoice(picked, tr, te, None, (), tuple(notes))
     other = (
         unseen
         if unseen in have and unseen != picked

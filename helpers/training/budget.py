@@ -172,7 +172,9 @@ def measure_pass_time(model: str, data: tuple[Any, Any, Any], config: Any, *, st
     train_ds, valid_ds = data[0], data[1]
     if len(train_ds) == 0 or len(valid_ds) == 0:
         raise ValueError("measuring a pass needs training and validation images")
-    dls = make_dataloaders(train_ds, valid_ds, config.batch_size, augment=config.augment, seed=config.seed)
+    dls = make_dataloaders(
+        train_ds, valid_ds, config.batch_size, augment=config.augment, seed=config.seed, stats=config.stats
+    )
     xb, _ = dls.one_batch()
     device = get_device()
     net = build_model(model, config, len(train_ds.classes), int(xb.shape[1]), int(xb.shape[-1])).net

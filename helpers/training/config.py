@@ -82,6 +82,8 @@ class TrainConfig:
         channels_last: ``"auto"`` (on CUDA), ``True`` or ``False``.
         augment: batch augmentation (:class:`~helpers.data.loaders.Augment`) or ``None``.
         pretrained: ImageNet weights for a model given by name.
+        stats: the input normalisation ``(mean, std)``, one value per channel, fixed (e.g. ImageNet's
+            for a frozen pretrained network); ``None``: the training split's own.
         image_size: side in pixels for data given by name.
         model_kwargs: extra :func:`~helpers.models.vision.create_model` arguments.
         distill_from: a checkpoint folder whose model is a frozen teacher for DeiT's hard-label
@@ -112,6 +114,7 @@ class TrainConfig:
     channels_last: str | bool = "auto"
     augment: Any = None
     pretrained: bool | None = None
+    stats: tuple[tuple[float, ...], tuple[float, ...]] | None = None
     image_size: int | None = None
     model_kwargs: dict[str, Any] | None = None
     distill_from: str | None = None
@@ -125,6 +128,8 @@ class TrainConfig:
         set_(self, "lr", float(self.lr))
         set_(self, "weight_decay", float(self.weight_decay))
         set_(self, "label_smoothing", float(self.label_smoothing))
+        if self.stats is not None:
+            set_(self, "stats", tuple(tuple(float(v) for v in part) for part in self.stats))
         if self.stage_epochs is not None:
             set_(self, "stage_epochs", tuple(int(w) for w in self.stage_epochs))
         if self.class_weights is not None and not isinstance(self.class_weights, str):
@@ -175,7 +180,7 @@ class TrainConfig:
             if dataclasses.is_dataclass(value):
                 value = dataclasses.asdict(value)
             elif isinstance(value, tuple):
-                value = list(value)
+                value = [list(v) if isinstance(v, tuple) else v for v in value]
             elif isinstance(value, dict):
                 value = dict(value)
             out[f.name] = value
@@ -218,5 +223,12 @@ def _check_numbers(cfg: TrainConfig) -> None:
     for name, ok, rule in checks:
         if not ok:
             raise ValueError(f"TrainConfig.{name} must be {rule}, got {getattr(cfg, name)!r}")
-    if cfg.epochs == 0 and cfg.freeze_epochs == 0:
-        raise ValueError("nothing to train: epochs and freeze_epochs are both 0")
+    if cfg.schedule == "fitted":
+        if cfg.epochs or cfg.freeze_epochs:
+            raise ValueError("the 'fitted' schedule trains nothing: epochs and freeze_epochs must be 0")
+    elif cfg.epochs == 0 and cfg.freeze_epochs == 0:
+        raise ValueError("nothing to train: epochs and freeze_epochs are both 0 (schedule 'fitted' for a fitted model)")
+    if cfg.stats is not None and (
+        len(cfg.stats) != 2 or len(cfg.stats[0]) != len(cfg.stats[1]) or min(cfg.stats[1]) <= 0
+    ):
+        raise ValueError(f"TrainConfig.stats must be (mean, std) with one positive std per mean, got {cfg.stats!r}")

@@ -68,6 +68,7 @@ def _fit(
         device=device,
         seed=config.seed,
         num_workers=profile.num_workers,
+        stats=config.stats,
     )
     xb, _ = dls.one_batch()
     in_chans, size = int(xb.shape[1]), int(xb.shape[-1])

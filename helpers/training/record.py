@@ -207,7 +207,18 @@ def model_card(fitted: Fitted, profile: settings.Profile, metrics: dict[str, Any
         thresholds={k: v["threshold"] for k, v in findings.get("per_label", {}).items() if v["threshold"] is not None},
         threshold_rule=findings.get("rule") or {},
         findings=findings.get("per_label") or {},
+        input_rule=train_ds.meta.get("crop_rule"),
+        training_images=_training_images(train_ds),
     )
+
+
+def _training_images(train_ds: Any) -> dict[str, int]:
+    """The training split's image count and, where known, the number of patients they come from."""
+    out = {"images": len(train_ds)}
+    patients = getattr(train_ds, "patient_ids", None)
+    if patients is not None and len(patients) == len(train_ds):
+        out["patients"] = len(set(np.asarray(patients).tolist()))
+    return out
 
 
 def card_metrics(metrics: dict[str, Any]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ row of the run's history says whether the network was frozen.
 * ``fine_tune``: fastai's ``fine_tune`` (thesis 004): the head for ``freeze_epochs`` with
   ``pct_start=0.99``, then the whole network with discriminative rates ``slice(lr/200, lr/2)``;
 * ``three_stage``: thesis 000: head → + last block → whole network, a constant rate, the
-  epochs split in the proportions of ``stage_epochs`` (35:25:10 in the thesis).
+  epochs split in the proportions of ``stage_epochs`` (35:25:10 in the thesis);
+* ``fitted``: nothing, for a model fitted elsewhere (``epochs`` and ``freeze_epochs`` 0).
 
 With ``freeze_epochs``, ``one_cycle`` and ``constant`` first train the head alone at ``lr``,
 then the whole network at ``slice(lr/10, lr)``.
@@ -90,8 +91,15 @@ def three_stage(learn: Any, config: TrainConfig) -> list[int]:
     return stages
 
 
+def fitted(learn: Any, config: TrainConfig) -> list[int]:
+    """Nothing: the model comes fitted (a linear probe folded into its head,
+    :func:`helpers.mammo_study.probe_model`) and is only evaluated and saved like a trained one."""
+    return []
+
+
 #: The schedules by name: ``(learner, config) -> epochs per stage``.
 SCHEDULES: dict[str, Callable[[Any, TrainConfig], list[int]]] = {
+    "fitted": fitted,
     "one_cycle": one_cycle,
     "constant": constant,
     "fine_tune": fine_tune,
