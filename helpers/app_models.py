@@ -10,9 +10,10 @@ network, configuration, seed and time budget as the chapter's ResNet at the same
 card's test numbers are the chapter's. The chest model is the lung
 pathologies chapter's CNN in the same way (:func:`lungs_run`: the chapter's data by the chapter's
 rule, :func:`helpers.configs.lungs_dataset`: ChestX-ray14 at 64 px when present, else the NIH
-download, else ChestMNIST; equalised, the 14 findings), and the mammogram model the mammography chapter's thesis CNN on
-lesion crops (:func:`mammography_run`: CBIS-DDSM's cropped lesions when present, else mini-MIAS
-crops cut around the annotated circles; benign vs malignant). This is the only part of
+download, else ChestMNIST; equalised, the 14 findings), and the mammogram model the mammography chapter's best
+lesion model at the CPU profiles, the frozen ImageNet EfficientNet-Lite0 with a logistic regression fitted on the
+training crops in its head (thesis 002's CNN at ``full``), on lesion crops (:func:`mammography_run`: CBIS-DDSM's
+cropped lesions when present, else mini-MIAS crops cut around the annotated circles; benign vs malignant). This is the only part of
 the app that trains, and so the only one that imports the training code and the data registry.
 """
 

@@ -726,7 +726,7 @@ def lungs_profile(profile: Profile, dataset: str) -> Profile:
 #: chapter's CPU run of the CNN (``lungs_quick``, the app's chest model).
 CONFIGS.update({f"thesis000_{key}": lungs_experiment(key, "full").config for key in LUNGS_FULL})
 CONFIGS["lungs_quick"] = lungs_experiment("cnn", "quick", seed=0).config
-#: The mammography chapter's CPU run of thesis 002's CNN on the lesion crops (the app's mammogram model).
+#: The mammography chapter's CPU run of thesis 002's CNN on the lesion crops (the app's mammogram model at ``full``).
 CONFIGS["mammography_quick"] = thesis002_experiment("cnn", "quick", seed=0).config
 
 
