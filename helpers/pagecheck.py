@@ -209,14 +209,17 @@ _WIDTH_JS = """() => {
   const equations = Array.from(column.querySelectorAll('mjx-container[display="true"] > mjx-math')).map((m, i) => ({
     kind: 'equation', index: i, width: m.getBoundingClientRect().width, limit: limit,
     head: (m.closest('.math') || m).getAttribute('id') || ''}));
-  return tables.concat(equations);
+  const outputs = Array.from(column.querySelectorAll('.cell_output pre')).map((o, i) => ({
+    kind: 'output', index: i, width: o.scrollWidth, limit: o.clientWidth, head: o.innerText.slice(0, 60)}));
+  return tables.concat(equations, outputs);
 }"""
 
 
 def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, slack: float = 2.0) -> list[Problem]:
-    """The tables and display equations of the page at ``url`` wider than its text column, in a Playwright
-    ``page`` ``width`` px wide (by more than ``slack`` px: a table that fills the column exactly may round
-    up), and its equations when they were not typeset (read with the network cut off)."""
+    """The tables and display equations of the page at ``url`` wider than its text column, and the printed
+    outputs whose lines run past their box (cut off at the right, to be scrolled), in a Playwright ``page``
+    ``width`` px wide (by more than ``slack`` px: a table that fills the column exactly may round up), and
+    its equations when they were not typeset (read with the network cut off)."""
     page.set_viewport_size({"width": width, "height": 900})
     page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
     page.goto(url)

@@ -180,6 +180,29 @@ def test_built_pages_have_no_wide_table_and_typeset_equations_offline():
     assert problems == [], "\n".join(map(str, problems))
 
 
+@pytest.mark.browser
+def test_an_output_line_past_its_box_is_found_and_the_books_css_wraps_it(tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    assert chromium, "no Chromium on PATH: make browser installs Debian's"
+    line = "run saved to " + "/".join(["a_rather_long_folder_name"] * 12) + " " + "7" * 150
+    body = f"<article class='bd-article' style='width:700px'><div class='cell_output'><pre>{line}</pre></div></article>"
+    css = (ROOT / "_static" / "medvit.css").resolve().as_uri()
+    (tmp_path / "bare.html").write_text(f"<html><body>{body}</body></html>")
+    (tmp_path / "book.html").write_text(
+        f"<html><head><link rel='stylesheet' href='{css}'></head><body>{body}</body></html>"
+    )
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, headless=True, args=["--no-sandbox"])
+        page = browser.new_page()
+        bare = pagecheck.browser_problems(page, (tmp_path / "bare.html").as_uri(), tmp_path)
+        styled = pagecheck.browser_problems(page, (tmp_path / "book.html").as_uri(), tmp_path)
+        browser.close()
+    assert [p.kind for p in bare] == ["output"] and "run saved to" in str(bare[0]), bare
+    assert styled == [], styled
+
+
 def test_a_key_in_code_is_not_a_raw_citation(tmp_path):
     body = (
         "<div class='cell_input'><pre>references.findings('thesis004')</pre></div>"
