@@ -200,6 +200,9 @@ def check_site(site: str | Path, bib: str | Path, roots: tuple[str, ...] = ()) -
     return [p for page in pages for p in check_page(page, site, keys, roots)]
 
 
+#: URL schemes a page of the book may load from: the book's own files and inline data.
+LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
+
 _WIDTH_JS = """() => {
   const column = document.querySelector('article.bd-article') || document.querySelector('main');
   const limit = column.getBoundingClientRect().width;
@@ -218,10 +221,21 @@ _WIDTH_JS = """() => {
 def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, slack: float = 2.0) -> list[Problem]:
     """The tables and display equations of the page at ``url`` wider than its text column, and the printed
     outputs whose lines run past their box (cut off at the right, to be scrolled), in a Playwright ``page``
-    ``width`` px wide (by more than ``slack`` px: a table that fills the column exactly may round up), and
-    its equations when they were not typeset (read with the network cut off)."""
+    ``width`` px wide (by more than ``slack`` px: a table that fills the column exactly may round up), its
+    equations when they were not typeset, and every request it made outside the book's own files (read with
+    the network cut off, so such a request fails as it would offline)."""
     page.set_viewport_size({"width": width, "height": 900})
-    page.route("**/*", lambda route: route.continue_() if route.request.url.startswith("file:") else route.abort())
+    outside: list[str] = []
+
+    def cut(route: Any) -> None:
+        request_url = route.request.url
+        if request_url.startswith(LOCAL_SCHEMES):
+            route.continue_()
+        else:
+            outside.append(request_url)
+            route.abort()
+
+    page.route("**/*", cut)
     page.goto(url)
     name = url.split(str(Path(site).resolve().as_posix()).rstrip("/") + "/")[-1]
     problems = []
@@ -231,6 +245,9 @@ def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, s
             page.wait_for_timeout(500)  # let MathJax finish laying the equations out
         except Exception:  # noqa: BLE001 - Playwright's TimeoutError: the equations stayed raw LaTeX
             problems.append(Problem(name, "math", "equations not typeset with the network cut off"))
+    page.wait_for_timeout(200)  # scripts loaded at the end of the page have asked for what they need
+    problems += [Problem(name, "request", f"requested {u} (from outside the book: fails offline)") for u in outside]
+    page.unroute("**/*")
     for t in page.evaluate(_WIDTH_JS):
         if t["width"] > t["limit"] + slack:
             what = f"{t['kind']} {t['index'] + 1} ({t['head']!r})"

@@ -181,7 +181,7 @@ def test_built_pages_have_no_wide_table_and_typeset_equations_offline():
 
 
 @pytest.mark.browser
-def test_an_output_line_past_its_box_is_found_and_the_books_css_wraps_it(tmp_path):
+def test_an_outside_request_and_an_output_line_past_its_box_are_found(tmp_path):
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -189,7 +189,8 @@ def test_an_output_line_past_its_box_is_found_and_the_books_css_wraps_it(tmp_pat
     line = "run saved to " + "/".join(["a_rather_long_folder_name"] * 12) + " " + "7" * 150
     body = f"<article class='bd-article' style='width:700px'><div class='cell_output'><pre>{line}</pre></div></article>"
     css = (ROOT / "_static" / "medvit.css").resolve().as_uri()
-    (tmp_path / "bare.html").write_text(f"<html><body>{body}</body></html>")
+    cdn = "<script src='https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/embed-amd.js'></script>"
+    (tmp_path / "bare.html").write_text(f"<html><body>{body}{cdn}</body></html>")
     (tmp_path / "book.html").write_text(
         f"<html><head><link rel='stylesheet' href='{css}'></head><body>{body}</body></html>"
     )
@@ -199,7 +200,8 @@ def test_an_output_line_past_its_box_is_found_and_the_books_css_wraps_it(tmp_pat
         bare = pagecheck.browser_problems(page, (tmp_path / "bare.html").as_uri(), tmp_path)
         styled = pagecheck.browser_problems(page, (tmp_path / "book.html").as_uri(), tmp_path)
         browser.close()
-    assert [p.kind for p in bare] == ["output"] and "run saved to" in str(bare[0]), bare
+    assert [p.kind for p in bare] == ["request", "output"] and "cdn.jsdelivr.net" in str(bare[0]), bare
+    assert "run saved to" in str(bare[1]), bare
     assert styled == [], styled
 
 
