@@ -203,7 +203,7 @@ def check_site(site: str | Path, bib: str | Path, roots: tuple[str, ...] = ()) -
 #: URL schemes a page of the book may load from: the book's own files and inline data.
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:")
 
-_WIDTH_JS = """() => {
+_WIDTH_JS = r"""() => {
   const column = document.querySelector('article.bd-article') || document.querySelector('main');
   const limit = column.getBoundingClientRect().width;
   const tables = Array.from(column.querySelectorAll('table')).map((t, i) => ({
@@ -214,7 +214,13 @@ _WIDTH_JS = """() => {
     head: (m.closest('.math') || m).getAttribute('id') || ''}));
   const outputs = Array.from(column.querySelectorAll('.cell_output pre')).map((o, i) => ({
     kind: 'output', index: i, width: o.scrollWidth, limit: o.clientWidth, head: o.innerText.slice(0, 60)}));
-  return tables.concat(equations, outputs);
+  const red = (el) => {
+    const [r, g, b] = getComputedStyle(el).color.match(/\d+/g).map(Number);
+    return r >= 150 && g < 100 && b < 100;
+  };
+  const stderr = Array.from(column.querySelectorAll('.cell_output .stderr pre')).filter((o) => !red(o)).map((o, i) => ({
+    kind: 'stderr', index: i, width: 1, limit: 0, head: o.innerText.slice(0, 60)}));
+  return tables.concat(equations, outputs, stderr);
 }"""
 
 
@@ -223,7 +229,8 @@ def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, s
     outputs whose lines run past their box (cut off at the right, to be scrolled), in a Playwright ``page``
     ``width`` px wide (by more than ``slack`` px: a table that fills the column exactly may round up), its
     equations when they were not typeset, and every request it made outside the book's own files (read with
-    the network cut off, so such a request fails as it would offline)."""
+    the network cut off, so such a request fails as it would offline), and stderr output (a failed claim)
+    not shown in red."""
     page.set_viewport_size({"width": width, "height": 900})
     outside: list[str] = []
 
@@ -249,7 +256,11 @@ def browser_problems(page: Any, url: str, site: str | Path, width: int = 1280, s
     problems += [Problem(name, "request", f"requested {u} (from outside the book: fails offline)") for u in outside]
     page.unroute("**/*")
     for t in page.evaluate(_WIDTH_JS):
-        if t["width"] > t["limit"] + slack:
+        if t["kind"] == "stderr":
+            problems.append(
+                Problem(name, "stderr", f"stderr output {t['index'] + 1} ({t['head']!r}) is not shown in red")
+            )
+        elif t["width"] > t["limit"] + slack:
             what = f"{t['kind']} {t['index'] + 1} ({t['head']!r})"
             problems.append(Problem(name, t["kind"], f"{what} is {t['width']:.0f} px, column {t['limit']:.0f}"))
     return problems

@@ -181,13 +181,17 @@ def test_built_pages_have_no_wide_table_and_typeset_equations_offline():
 
 
 @pytest.mark.browser
-def test_an_outside_request_and_an_output_line_past_its_box_are_found(tmp_path):
+def test_an_outside_request_a_line_past_its_box_and_grey_stderr_are_found(tmp_path):
     from playwright.sync_api import sync_playwright
 
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     assert chromium, "no Chromium on PATH: make browser installs Debian's"
     line = "run saved to " + "/".join(["a_rather_long_folder_name"] * 12) + " " + "7" * 150
-    body = f"<article class='bd-article' style='width:700px'><div class='cell_output'><pre>{line}</pre></div></article>"
+    failed = "<div class='output stderr'><pre>claim failed: ViT beats chance</pre></div>"
+    body = (
+        f"<article class='bd-article' style='width:700px'><div class='cell_output'><pre>{line}</pre>{failed}</div>"
+        "</article>"
+    )
     css = (ROOT / "_static" / "medvit.css").resolve().as_uri()
     cdn = "<script src='https://cdn.jsdelivr.net/npm/@jupyter-widgets/html-manager@1.0.6/dist/embed-amd.js'></script>"
     (tmp_path / "bare.html").write_text(f"<html><body>{body}{cdn}</body></html>")
@@ -200,8 +204,8 @@ def test_an_outside_request_and_an_output_line_past_its_box_are_found(tmp_path):
         bare = pagecheck.browser_problems(page, (tmp_path / "bare.html").as_uri(), tmp_path)
         styled = pagecheck.browser_problems(page, (tmp_path / "book.html").as_uri(), tmp_path)
         browser.close()
-    assert [p.kind for p in bare] == ["request", "output"] and "cdn.jsdelivr.net" in str(bare[0]), bare
-    assert "run saved to" in str(bare[1]), bare
+    assert [p.kind for p in bare] == ["request", "output", "stderr"] and "cdn.jsdelivr.net" in str(bare[0]), bare
+    assert "run saved to" in str(bare[1]) and "claim failed" in str(bare[2]), bare
     assert styled == [], styled
 
 
