@@ -13,8 +13,10 @@ rule, :func:`helpers.configs.lungs_dataset`: ChestX-ray14 at 64 px when present,
 download, else ChestMNIST; equalised, the 14 findings), and the mammogram model the mammography chapter's best
 lesion model at the CPU profiles, the frozen ImageNet EfficientNet-Lite0 with a logistic regression fitted on the
 training crops in its head (thesis 002's CNN at ``full``), on lesion crops (:func:`mammography_run`: CBIS-DDSM's
-cropped lesions when present, else mini-MIAS crops cut around the annotated circles; benign vs malignant). This is the only part of
-the app that trains, and so the only one that imports the training code and the data registry.
+cropped lesions when present, else mini-MIAS crops cut around the annotated circles; benign vs malignant). At the
+CPU profiles each task trains its chapter's from-scratch and ImageNet-pretrained candidates (:data:`CANDIDATES`)
+and the app serves the better on validation. This is the only part of the app that trains, and so the only one
+that imports the training code and the data registry.
 """
 
 from __future__ import annotations
@@ -131,8 +133,9 @@ def blood_cells_run(name: str, profile: Any, model: str | None = None) -> tuple[
     return model, data, config.replace(name=f"app-blood-{config.name}")
 
 
-def lungs_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
-    """The lung pathologies chapter's CNN at ``profile`` (its default SEED 0) on dataset ``name``:
+def lungs_run(name: str, profile: Any, candidate: str | None = None) -> tuple[str, tuple[Any, Any, Any], Any]:
+    """The lung pathologies chapter's CNN (``candidate`` ``None``; ``"lite0"``: its ImageNet EfficientNet-Lite0,
+    a key of :data:`~helpers.configs.LUNGS_QUICK`) at ``profile`` (its default SEED 0) on dataset ``name``:
     ``(model, (train, valid, test), config)``, the splits equalised into three channels at the
     configuration's size, the findings in NIH's order, as in the chapter
     (:func:`~helpers.data.lungs.load_lung_splits`; pass :func:`~helpers.configs.lungs_profile` for the
@@ -142,7 +145,7 @@ def lungs_run(name: str, profile: Any) -> tuple[str, tuple[Any, Any, Any], Any]:
     from .configs import lungs_experiment
     from .data.lungs import load_lung_splits
 
-    exp = lungs_experiment("cnn", profile, seed=0)
+    exp = lungs_experiment(candidate or "cnn", profile, seed=0)
     data = load_lung_splits(name, profile, exp.config.image_size, seed=0)
     # no bootstrap of every multi-label metric (minutes); the card's mean AUROC and per-finding AUROC
     # intervals come from helpers.metrics.finding_thresholds, seconds
@@ -190,12 +193,13 @@ _CHAPTER_RUNS = {"blood": blood_cells_run, "chest": lungs_run, "mammo": mammogra
 
 #: The chapter's runs each task trains at the CPU profiles, of which the app serves the best by its
 #: validation metric (``None``: the chapter's primary run). Blood cells: the ResNet from scratch and
-#: the ImageNet-pretrained EfficientNet-Lite0 at 96 px, where a heatmap can point at the cell. Mammograms: the
-#: chapter's best lesion model alone (:data:`LESION_PROBE`; its thesis CNN from scratch scored at chance).
+#: the ImageNet-pretrained EfficientNet-Lite0 at 96 px, where a heatmap can point at the cell. Chest X-rays: the
+#: lung chapter's CNN from scratch and its ImageNet Lite0 (``"lite0"``). Mammograms: the chapter's thesis CNN from
+#: scratch and its best lesion model (:data:`LESION_PROBE`, the frozen ImageNet Lite0 with a linear head).
 CANDIDATES: dict[str, tuple[str | None, ...]] = {
     "blood": (None, "tf_efficientnet_lite0"),
-    "chest": (None,),
-    "mammo": (LESION_PROBE,),
+    "chest": (None, "lite0"),
+    "mammo": (None, LESION_PROBE),
 }
 
 

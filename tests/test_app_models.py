@@ -69,7 +69,7 @@ def test_the_mammogram_model_is_the_mammography_chapters(real_data, tmp_workdirs
 def test_the_served_mammogram_model_is_the_chapters_lesion_probe(real_data, tmp_workdirs):
     from helpers import mammo_study
 
-    assert CANDIDATES["mammo"] == (LESION_PROBE,)
+    assert CANDIDATES["mammo"] == (None, LESION_PROBE) and CANDIDATES["chest"] == (None, "lite0")
     smoke = config.get_profile("smoke")
     model, data, cfg, _ = _task_run("mammo", "mias_lesions", smoke, None, None, LESION_PROBE)
     best = mammo_study.lesion_model(seed=0)
@@ -109,6 +109,11 @@ def test_the_chest_model_is_the_lung_chapters(real_data, tmp_workdirs):
     assert data[0].meta["preprocess"] == "equalize" and data[0].images.shape[-1] == 3
     assert data[0].task == "multilabel" and {d.source for d in data} == {"real"} and prof is smoke
     assert configs.get_config("lungs_quick") == configs.lungs_experiment("cnn", "quick", seed=0).config
+    quick = config.get_profile("quick")
+    arch, data, cfg, _ = _task_run("chest", "nih_64px", quick, None, None, "lite0")
+    lite0 = configs.lungs_experiment("lite0", quick, seed=0)
+    assert arch == lite0.model and cfg == lite0.config.replace(bootstrap=0, name=f"app-chest-{lite0.config.name}")
+    assert cfg.pretrained and data[0].images.shape[1] == lite0.config.image_size == 96
 
 
 def test_the_app_serves_the_candidate_with_the_best_validation_metric(capsys):

@@ -169,9 +169,13 @@ def test_thesis000_configurations():
         and lungs_experiment("densenet", "full").model == "densenet121"
     )
     quick = lungs_experiments("quick")
-    assert set(quick) == {"cnn", "vit"} and all(
-        not e.config.pretrained and e.config.image_size == 64 for e in quick.values()
+    assert set(quick) == {"cnn", "vit", "lite0"} and all(
+        not e.config.pretrained and e.config.image_size == 64 for k, e in quick.items() if k != "lite0"
     )
+    lite0 = quick["lite0"].config
+    assert lite0.pretrained and lite0.image_size == 96 and lite0.schedule == "one_cycle"
+    assert quick["lite0"].config.model_kwargs == {"backbone": "tf_efficientnet_lite0"}
+    assert lungs_experiment("lite0", "smoke").config.image_size == 32
     assert all(e.config.class_weights == "chexnet" for e in quick.values())
     assert lungs_experiment("cnn", "smoke").config.schedule == "three_stage"
     with pytest.raises(KeyError, match="densenet"):
