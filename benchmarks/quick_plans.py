@@ -42,7 +42,7 @@ def chapter_runs(chapter: str) -> tuple[str, dict, object]:
         exps = configs.cnn_regimes(3, batch_size=quick.batch_size)
         return (
             "pneumoniamnist",
-            {k: Experiment(v.model, v.config.replace(image_size=32)) for k, v in exps.items()},
+            {k: Experiment(v.model, v.config.replace(image_size=v.config.image_size or 32)) for k, v in exps.items()},
             plan,
         )
     raise SystemExit(f"unknown chapter {chapter!r}")

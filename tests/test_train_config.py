@@ -244,7 +244,10 @@ def test_blood_cells_configurations():
 
 def test_models_chapters_experiments():
     regimes = cnn_regimes(3)
-    assert list(regimes) == ["frozen features", "fine-tuning", "full tuning", "thesis 002 CNN"]
+    assert list(regimes) == ["frozen features", "fine-tuning", "full tuning", "thesis 002 CNN", "ImageNet Lite0"]
+    lite0 = regimes["ImageNet Lite0"].config
+    assert regimes["ImageNet Lite0"].model == "tf_efficientnet_lite0" and lite0.pretrained and lite0.epochs == 3
+    assert lite0.image_size == 64 and all(regimes[r].config.image_size is None for r in list(regimes)[:4])
     frozen, fine = regimes["frozen features"].config, regimes["fine-tuning"].config
     assert (frozen.recipe, frozen.freeze_epochs, frozen.epochs) == ("one_cycle", 3, 0)
     assert (fine.recipe, fine.freeze_epochs, fine.epochs) == ("fastai_fine_tune", 1, 2)
@@ -254,7 +257,8 @@ def test_models_chapters_experiments():
     plan = cnn_chapter_plan(settings.get_profile("quick"))
     assert set(plan.runs) == set(regimes) and {plan[r].epochs for r in regimes} == {3}
     assert (
-        set(plan.follow) == set(regimes) - {"full tuning"} and cnn_chapter_plan(settings.get_profile("smoke")) is None
+        set(plan.follow) == set(regimes) - {"full tuning", "ImageNet Lite0"}
+        and cnn_chapter_plan(settings.get_profile("smoke")) is None
     )
     assert {e.config.batch_size for e in cnn_regimes(3, batch_size=64).values()} == {64}
     vit = vit_chapter_experiments(settings.get_profile("smoke"), "vit_scratch_tiny_patch8", "resnet18")
