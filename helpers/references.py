@@ -74,6 +74,9 @@ _MAIN_METRIC = {
     "chestmnist": "auroc",
     "nih": "auroc",
     "cbis_ddsm": "accuracy",
+    "mias_lesions": "auroc",
+    "mias_abnormal": "auroc",
+    "nih_64px": "auroc",
 }
 
 

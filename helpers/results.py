@@ -27,6 +27,9 @@ __all__ = [
     "run_rows",
     "results_table",
     "results_by_task",
+    "chance_status",
+    "ranked",
+    "task_summary",
     "plot_accuracy_vs_time",
     "SAME_RUN",
     "fold_duplicates",
@@ -72,7 +75,9 @@ _ID_COLUMNS = [
     "kind",
     "status",
     "who",
+    "run",
     "model",
+    "vs_chance",
     "profile",
     "data_source",
     "resolution",
@@ -84,6 +89,9 @@ _ID_COLUMNS = [
     "wall_time_s",
     "created",
 ]
+
+#: What the ``vs_chance`` column says of a run (:func:`chance_status`).
+AT_CHANCE, ABOVE_CHANCE, CHANCE_NOT_CHECKED = "AT CHANCE", "above chance", "not checked"
 
 
 def _number(value: Any) -> float | None:
@@ -108,6 +116,19 @@ def run_status(record: dict[str, Any]) -> str:
     return " + ".join(reasons) + " (not a result)" if reasons else "result"
 
 
+def chance_status(record: dict[str, Any], split: str = "test") -> str:
+    """Whether a run's held-out predictions beat chance, from its permutation check
+    (:func:`helpers.chance.chance_check`, kept as ``metrics["test_chance"]``): :data:`AT_CHANCE` (with
+    "constant" when it gave every image one answer), :data:`ABOVE_CHANCE`, or :data:`CHANCE_NOT_CHECKED`
+    (no check recorded: a multi-label run, or an older record)."""
+    check = (record.get("metrics") or {}).get(f"{split}_chance") or {}
+    if "no_better_than_chance" not in check:
+        return CHANCE_NOT_CHECKED
+    if check["no_better_than_chance"]:
+        return AT_CHANCE + (" (constant)" if check.get("constant") else "")
+    return ABOVE_CHANCE
+
+
 def _hardware(env: dict[str, Any]) -> str:
     hw = env.get("hardware") or {}
     if hw.get("gpu"):
@@ -127,7 +148,9 @@ def _run_row(record: dict[str, Any], split: str) -> dict[str, Any]:
         "kind": "run",
         "status": run_status(record),
         "who": record.get("run_id"),
+        "run": (cfg.get("train_config") or {}).get("name") or _model_name(cfg),
         "model": _model_name(cfg),
+        "vs_chance": chance_status(record, split),
         "profile": (record.get("profile") or {}).get("name"),
         "data_source": train.get("source"),
         "resolution": cfg.get("image_size"),
@@ -228,7 +251,9 @@ def _reference_rows(tasks: Iterable[str] | None) -> Any:
             "kind": "reference",
             "status": "published",
             "who": f"{refs.cited_as(info['source'])}, {info['table']}",
+            "run": f"{info['model']} ({refs.cited_as(info['source'])})",
             "model": info["model"],
+            "vs_chance": None,
             "profile": None,
             "data_source": "published",
             "resolution": _number(info["resolution"]),
@@ -470,6 +495,7 @@ def plot_accuracy_vs_time(
         The matplotlib axis.
     """
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     if df is None:
         df = results_table(task=task, drop_empty_metrics=False, **table_kwargs)
@@ -483,10 +509,12 @@ def plot_accuracy_vs_time(
     if metric not in df.columns:
         df = df.assign(**{metric: float("nan")})
     runs = df[(df["kind"] == "run") & df[metric].notna() & df[time_column].notna()]
+    runs = runs.assign(model=runs["run"]) if "run" in runs.columns else runs
     colours = {t: f"C{i}" for i, t in enumerate(tasks)}
     _plot_runs(ax, runs, metric, time_column, colours, annotate)
     _plot_references(ax, df[(df["kind"] == "reference") & df[metric].notna()], metric, colours, annotate)
     ax.set_xscale("symlog", linthresh=1.0)
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))  # 0.5, 1, 10: not 7.98×10⁻¹
     ax.set_xlabel(("training" if time_column == "train_time_s" else "wall") + " time (minutes, log scale above 1)")
     ax.set_ylabel(f"{metric} (held-out)")
     ax.set_title(f"{metric} against time" + (f" — {tasks[0]}" if len(tasks) == 1 else ""))
@@ -497,6 +525,58 @@ def plot_accuracy_vs_time(
         ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3)
     return ax
+
+
+def ranked(table: Any, task: str) -> Any:
+    """A task's rows in reading order: this book's runs that beat chance, best first by the task's main
+    metric (:func:`helpers.references.main_metric`), then its runs at chance or not checked, then the
+    published numbers, best first."""
+    metric = refs.main_metric(task)
+    value = table[metric] if metric in table.columns else table.index.to_series() * float("nan")
+    group = (table["kind"] != "run") * 2 + ((table["kind"] == "run") & (table["vs_chance"] != ABOVE_CHANCE))
+    order = table.assign(_group=group, _value=-value.fillna(float("-inf")))
+    return order.sort_values(["_group", "_value"], kind="stable").drop(columns=["_group", "_value"])
+
+
+def task_summary(table: Any, task: str) -> str:
+    """What holds on one task, in words, from its rows: the best run that beats chance (its main metric,
+    profile, training images, resolution and initialisation), how many runs are at chance (kept out of the
+    comparison), and the best published number beside it with what differed."""
+    metric = refs.main_metric(task)
+    if metric not in table.columns:
+        return f"{task}: no row reports {metric}, the task's main metric."
+    runs, published = table[table["kind"] == "run"], table[table["kind"] != "run"]
+    beat = runs[(runs["vs_chance"] == ABOVE_CHANCE) & runs[metric].notna()]
+    parts = []
+    if runs.empty:
+        parts.append(f"{task}: no run of this book on this task in the runs folder")
+    elif beat.empty:
+        parts.append(f"{task}: no run of this book beats chance on {metric} yet")
+    else:
+        best = beat.loc[beat[metric].idxmax()]
+        init = "ImageNet weights" if best["pretrained"] is True else "random weights"
+        parts.append(
+            f"{task}: the best run that beats chance is {best['run']}, {metric} {best[metric]:.3f} "
+            f"({best['profile']}, {_count(best['n_train'])} training images at {_count(best['resolution'])} px, {init})"
+        )
+    at_chance = runs[runs["vs_chance"].astype(str).str.startswith(AT_CHANCE)]
+    if len(at_chance):
+        parts.append(f"{len(at_chance)} run(s) are at chance and are not compared: {', '.join(at_chance['run'])}")
+    listed = published[published[metric].notna()]
+    if len(listed):
+        top = listed.loc[listed[metric].idxmax()]
+        px = "resolution not stated" if _number(top["resolution"]) is None else f"{_count(top['resolution'])} px"
+        pre = top["pretrained"] if isinstance(top["pretrained"], str) and top["pretrained"] else "not stated"
+        parts.append(
+            f"the best published number is {top[metric]:.3f} ({top['run']}, {px}, pretraining {pre}): "
+            "a different protocol, not a target met or missed"
+        )
+    return "; ".join(parts) + "."
+
+
+def _count(value: Any) -> str:
+    number = _number(value)
+    return "?" if number is None else f"{int(number):,}"
 
 
 # ----------------------------------------------------------------------------- one run in detail

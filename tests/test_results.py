@@ -26,6 +26,8 @@ def _record(
     train_time=120.0,
     created="2026-01-01T00:00:00+00:00",
     gpu=None,
+    chance: dict | None = None,
+    name: str | None = None,
 ) -> RunRecord:
     """A run record with the fields helpers.train writes, saved in the current runs folder."""
     run_id, folder = new_run_folder(dataset, model, profile)
@@ -57,6 +59,7 @@ def _record(
             "mixup_alpha": 0.0,
             "label_smoothing": 0.1,
             "train_time_s": train_time,
+            **({"train_config": {"name": name}} if name else {}),
         },
         profile=config.get_profile(profile).as_dict(),
         data={"train": summary, "valid": {**summary, "n": 40}, "test": {**summary, "n": 80}},
@@ -64,7 +67,7 @@ def _record(
         history=[],
         epoch_times_s=[train_time],
         wall_time_s=train_time + 10,
-        metrics={"valid": test, "test": test},
+        metrics={"valid": test, "test": test, **({"test_chance": chance} if chance is not None else {})},
     )
     rec.save()
     return rec
@@ -300,3 +303,24 @@ def test_folding_tells_backbones_apart_and_ignores_dtypes():
     as_floats = folded.astype({"n_train": float, "epochs": float})  # as a concat with references leaves them
     assert results.missing_from(as_floats.iloc[[0]], rows) == ["b"]
     assert results.missing_from(pd.concat([as_floats, as_floats.iloc[:0]]), rows) == []
+
+
+def test_runs_at_chance_are_marked_ranked_last_and_kept_out_of_the_summary(tmp_workdirs):
+    above = {"no_better_than_chance": False, "constant": False}
+    _record(model="vit", bacc=0.45, chance={"no_better_than_chance": True, "constant": False}, name="vit-quick")
+    _record(model="resnet10t", bacc=0.81, chance=above, name="resnet10t-quick")
+    _record(model="lite0", bacc=0.86, chance=above, name="lite0-quick")
+    _record(model="cnn", bacc=0.125, chance={"no_better_than_chance": True, "constant": True}, name="cnn-quick")
+    _record(model="old", bacc=0.95)  # no chance check recorded: not checked, never ranked above a checked run
+    table = results.ranked(results.results_by_task(task="pbc")["pbc"], "pbc")
+    runs = table[table.kind == "run"]
+    assert list(runs["run"])[:2] == ["lite0-quick", "resnet10t-quick"]
+    assert set(runs["vs_chance"].iloc[2:]) == {"AT CHANCE", "AT CHANCE (constant)", "not checked"}
+    assert (table.kind.iloc[len(runs) :] == "reference").all()  # published numbers after every run
+    summary = results.task_summary(table, "pbc")
+    assert "best run that beats chance is lite0-quick, balanced_accuracy 0.860" in summary
+    assert "2 run(s) are at chance and are not compared: vit-quick, cnn-quick" in summary
+    assert "best published number is 0.990 (ResNet34 (thesis 004), 224 px, pretraining ImageNet)" in summary
+    assert "old" not in summary
+    blood = results.task_summary(results.results_by_task(task="bloodmnist")["bloodmnist"], "bloodmnist")
+    assert "no run of this book on this task" in blood and "pretraining not stated" in blood
