@@ -331,6 +331,8 @@ def _served(trained: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _report(summary: dict[str, Any]) -> None:
     """Print where a model's numbers come from and whether it beats chance."""
+    from . import config
+
     task = summary["task"]
     headline = ", ".join(f"{k} {v:.3f}" for k, v in list(summary["test"].items())[:3])
     chapter = CHAPTER_OF[task]
@@ -342,7 +344,7 @@ def _report(summary: dict[str, Any]) -> None:
     print(
         f"[app-models] {task}: done in {summary['wall_time_s']:.0f} s; test {headline} "
         f"({summary['dataset']}, {summary['source']} data, profile {summary['profile']}, {origin}); "
-        f"checkpoint {summary['checkpoint']}"
+        f"saved in {config.shown_path(summary['checkpoint'])}"
     )
     if summary["no_better_than_chance"]:
         why = "it gives every test image the same answer" if summary["constant"] else "see its card"

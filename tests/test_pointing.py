@@ -62,6 +62,18 @@ def test_heat_in_region_by_hand():
         pointing.heat_in_region(np.ones((3, 3)), region)
 
 
+def test_a_centred_blob_scores_on_a_centred_cell_and_not_on_a_corner_one():
+    prior = pointing.centre_prior(64)
+    assert prior.shape == (64, 64) and prior[31:33, 31:33].min() == prior.max() and prior[0, 0] < 0.03
+    image, _ = _cell_image()
+    centred = pointing.centre_baseline([image])
+    assert centred["ratio"] > 2.0 and centred["hit_rate"] == 1.0 and centred["n"] == 1
+    corner = np.roll(image, (-22, -20), axis=(0, 1))  # the stained cell moved to the top-left corner
+    assert pointing.centre_baseline([corner])["ratio"] < 0.7  # below the 1 of a map that knows nothing
+    with pytest.raises(ValueError, match="side"):
+        pointing.centre_prior(0)
+
+
 def test_the_stain_mask_finds_a_central_cell_in_real_pbc_images(real_data):
     from helpers.preprocessing import prepare_file
 
