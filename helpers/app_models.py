@@ -349,6 +349,6 @@ def _report(summary: dict[str, Any]) -> None:
     if summary["no_better_than_chance"]:
         why = "it gives every test image the same answer" if summary["constant"] else "see its card"
         print(
-            f"[app-models] {task}: NO BETTER THAN CHANCE ({why}); the app marks it so. More data or "
-            "epochs (python -m helpers app-models --help) may give a useful model."
+            f"[app-models] {task}: {summary['model']} is NO BETTER THAN CHANCE ({why}); the app marks it so. "
+            "More data or epochs (python -m helpers app-models --help) may give a useful model."
         )

@@ -8,6 +8,7 @@ A page fails when one of its cell outputs shows
 * a progress bar frozen where the page was saved (tqdm's text, ``0%|   | 0/280``, or a widget's repr);
 * a raw citation: a key of ``references.bib`` in the text, or ``{cite}``/``:cite:`` markup left unrendered;
 * a figure whose pixels are nearly uniform (a plot or a map that shows nothing);
+* a number of this build's runs typed into the text (:func:`helpers.prose.unglued_numbers`);
 * equations typeset by a MathJax the book does not carry (a CDN: an offline copy shows raw LaTeX);
 * (in a browser, :func:`browser_problems`) a table or a display equation wider than the text column,
   or equations left as raw LaTeX with the network cut off.
@@ -25,6 +26,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from helpers.prose import unglued_numbers
 
 __all__ = [
     "Problem",
@@ -164,6 +167,8 @@ def check_page(html: str | Path, site: str | Path, keys: list[str], roots: tuple
             if image is not None and is_nearly_uniform(image):
                 name = image.name if isinstance(image, Path) else "an inline image"
                 problems.append(Problem(page, "figure", f"{where}: {name} is nearly one colour"))
+    typed = unglued_numbers(soup, html.stem)
+    problems += [Problem(page, "unglued", f"typed, not from the build: {s!r}") for s in typed]
     article = soup.select_one("article") or soup
     for code in article.select(".cell_input, code"):  # a key in code is code: only text and outputs count
         code.decompose()

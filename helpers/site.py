@@ -121,6 +121,9 @@ def write_unexecuted_config(dest: str | Path, source: str | Path | None = None) 
         raise FileNotFoundError(f"no book configuration at {source}")
     cfg = yaml.safe_load(source.read_text(encoding="utf-8")) or {}
     cfg.setdefault("execute", {})["execute_notebooks"] = "off"
+    # unexecuted notebooks hold no glued values: their {glue:text} roles are left empty, not errors
+    sphinx = cfg.setdefault("sphinx", {}).setdefault("config", {})
+    sphinx["suppress_warnings"] = [*sphinx.get("suppress_warnings", []), "mystnb.glue"]
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     dest.write_text(yaml.safe_dump(cfg, sort_keys=False, allow_unicode=True), encoding="utf-8")

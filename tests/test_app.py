@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers import app, inference
+from helpers import app, app_models, inference
 from helpers.app_models import choose_dataset, train_app_models
 from helpers.cards import ModelCard
 from helpers.testing import find_sample, make_untrained_checkpoint
@@ -516,9 +516,11 @@ def test_app_models_train_a_checkpoint_the_app_uses(real_data, tmp_workdirs, cap
     assert "training thesis002_cnn on mias_lesions (source: real" in out
     assert "; the mammography chapter's run" in out and "lung pathologies" not in out
     assert summary["no_better_than_chance"] in (True, False)  # the chance check ran; the output says a useless one
-    assert ("NO BETTER THAN CHANCE" in out) == summary["no_better_than_chance"]
-    (entry,) = app.find_models("mammo")
-    assert entry.folder == Path(summary["checkpoint"])
+    # each candidate is said to be at chance or not by name; the served one's line agrees with its summary
+    assert (f"{summary['model']} is NO BETTER THAN CHANCE" in out) == summary["no_better_than_chance"]
+    listed = app.find_models("mammo")  # every candidate is offered; the summary is the one served
+    assert len(listed) == len(app_models.CANDIDATES["mammo"])
+    (entry,) = [e for e in listed if e.folder == Path(summary["checkpoint"])]
     model, card = app.load_model(entry)
     assert card.data_source == "real" and card.profile == "smoke"
     assert f"on {card.metrics['n']['test']} test images" in app.held_out_summary(card)  # the card counts them

@@ -217,3 +217,38 @@ def test_a_key_in_code_is_not_a_raw_citation(tmp_path):
     )
     problems = pagecheck.check_page(_page(tmp_path, body), tmp_path, ["thesis004"])
     assert [(p.kind, p.detail) for p in problems] == [("citation", "thesis004")]
+
+
+def test_a_typed_run_number_is_found_and_a_pasted_or_recorded_one_is_not():
+    from bs4 import BeautifulSoup
+
+    from helpers import prose
+
+    def page(body: str) -> BeautifulSoup:
+        return BeautifulSoup(f"<html><body><article>{body}</article></body></html>", "html.parser")
+
+    typed = page("<p>The ResNet saw 280 training images, 80 held out, at quick.</p>")
+    assert prose.unglued_numbers(typed, "blood_cells") == ["The ResNet saw 280 training images, 80 held out, at quick."]
+    pasted = page(
+        '<p>The ResNet saw <span class="pasted-text">280</span> training images, '
+        '<span class="pasted-text">80</span> held out.</p>'
+    )
+    assert prose.unglued_numbers(pasted, "blood_cells") == []
+    recorded = page('<div class="admonition note recorded"><p>We saw 280 training images, 80 held out.</p></div>')
+    assert prose.unglued_numbers(recorded, "blood_cells") == []
+    output = page('<div class="cell_output"><pre>280 training images, 80 held out</pre></div>')
+    assert prose.unglued_numbers(output, "blood_cells") == []
+    assert prose.unglued_numbers(typed, "a_chapter_without_phrases") == []
+
+
+def test_glue_writes_myst_nbs_record(monkeypatch):
+    import IPython.display
+
+    from helpers import prose
+
+    shown = []
+    monkeypatch.setattr(IPython.display, "display", lambda data, raw, metadata: shown.append((data, metadata)))
+    assert prose.glue("train_images", 1234) == 1234
+    ((data, metadata),) = shown
+    assert metadata["scrapbook"] == {"name": "train_images", "mime_prefix": "application/papermill.record/"}
+    assert data == {"application/papermill.record/text/plain": "1234"}
