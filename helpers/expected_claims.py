@@ -65,6 +65,7 @@ EXPECTED: dict[str, tuple[tuple, ...]] = {
         ("random start: full tuning's test AUROC minus frozen features's", QF, ("smoke", "quick")),
         ("random start: full tuning's test AUROC minus fine-tuning's", QF, ("smoke", "quick")),
         ("random start: frozen features' test AUROC minus fine-tuning's", QF, ("smoke", "quick")),
+        ("ImageNet Lite0 fine-tuned at 64 px: test AUROC", QF),
     ),
     "vision_transformer": (
         ("training-step time grows with the tokens (fitted exponent)", QF),
