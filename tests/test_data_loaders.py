@@ -98,6 +98,21 @@ def test_augment_batch_flip_only_and_identity():
     assert torch.equal(augment_batch(x, off, gen), x)
 
 
+def test_a_contiguous_batch_augments_bit_for_bit_as_the_channels_last_one_did():
+    # the loaders hand augment_batch a contiguous copy of their channels-last batch (faster) and ask for the
+    # contrast's mean in the old layout: every augmented pixel must be what the channels-last batch gave
+    cache = torch.randint(0, 256, (32, 24, 24, 3), dtype=torch.uint8, generator=torch.Generator().manual_seed(1))
+    as_before = cache.permute(0, 3, 1, 2).float().div_(255.0)  # channels-last in memory
+    assert not as_before.is_contiguous()
+    for seed in range(3):
+        for aug in (Augment.fastai(), Augment.thesis002()):
+            old = augment_batch(as_before, aug, torch.Generator().manual_seed(seed))
+            new = augment_batch(
+                as_before.contiguous(), aug, torch.Generator().manual_seed(seed), mean_layout=torch.channels_last
+            )
+            assert new.is_contiguous() and torch.equal(old, new), (seed, aug)
+
+
 def test_augment_zoom_in_keeps_centre():
     x = torch.zeros(4, 1, 33, 33)
     x[:, :, 16, 16] = 1.0

@@ -131,13 +131,22 @@ def _uniform(n: int, lo: float, hi: float, gen: torch.Generator, device) -> torc
     return torch.rand(n, generator=gen, device=device) * (hi - lo) + lo
 
 
-def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.Tensor:
-    """Augment a float batch ``(N, C, H, W)`` in ``[0, 1]``; returns a new tensor, same shape.
+def augment_batch(
+    x: torch.Tensor, aug: Augment, gen: torch.Generator, mean_layout: torch.memory_format | None = None
+) -> torch.Tensor:
+    """Augment a float batch ``(N, C, H, W)`` in ``[0, 1]``; returns a new contiguous tensor, same shape.
 
     Flips are exact index operations; every image then gets its own random affine matrix
     (rotation, zoom, crop) and all of them are applied by one ``F.affine_grid`` + ``F.grid_sample``
     call (bilinear); lighting comes last. ``gen`` must live on ``x.device``.
+
+    ``mean_layout`` is the memory layout in which the contrast's per-image mean is summed (``None``: the
+    layout ``x.clone()`` would have). The order of a sum sets its last bits, so the layout is part of the
+    result: the loaders pass ``torch.channels_last``, the layout their batches had when the runs recorded in
+    this book were made, and hand in a contiguous batch, on which the rest runs about 1.7 times faster.
     """
+    if mean_layout is None:
+        mean_layout = torch.contiguous_format if torch.empty_like(x).is_contiguous() else torch.channels_last
     n, dev = x.shape[0], x.device
     if n == 0:
         return x
@@ -160,7 +169,7 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
         tx = (torch.rand(n, generator=gen, device=dev) * 2 - 1) * (1 - cw)
         ty = (torch.rand(n, generator=gen, device=dev) * 2 - 1) * (1 - ch)
         sx, sy = sx * cw, sy * ch
-    out = x.clone()
+    out = x.clone(memory_format=torch.contiguous_format)
     # flips are exact index operations on the chosen images only, not resampling
     if aug.flip:
         pick = torch.rand(n, generator=gen, device=dev) < 0.5
@@ -185,7 +194,7 @@ def augment_batch(x: torch.Tensor, aug: Augment, gen: torch.Generator) -> torch.
         shape = (n, 1, 1, 1)
         if aug.contrast > 0:
             factor = 1 + light * _uniform(n, -aug.contrast, aug.contrast, gen, dev)
-            mean = out.mean(dim=(1, 2, 3), keepdim=True)
+            mean = out.contiguous(memory_format=mean_layout).mean(dim=(1, 2, 3), keepdim=True)
             out = (out - mean) * factor.view(shape) + mean
         if aug.brightness > 0:
             out = out + (light * _uniform(n, -aug.brightness, aug.brightness, gen, dev)).view(shape)
@@ -305,7 +314,10 @@ class ArrayDataLoader(DataLoader):
 
     def after_batch(self, b: tuple[torch.Tensor, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x, y = b
-        x = x.permute(0, 3, 1, 2).float().div_(255.0)
+        x = x.permute(0, 3, 1, 2)  # NHWC -> NCHW, still channels-last in memory
+        # the layout the batch had in every recorded run (see augment_batch); the work runs on a contiguous copy
+        layout = torch.contiguous_format if x.shape[1] == 1 else torch.channels_last
+        x = x.contiguous().float().div_(255.0)
         if self.channels == 3 and x.shape[1] == 1:
             x = x.expand(-1, 3, -1, -1)
         if self.augment is not None:
@@ -314,7 +326,7 @@ class ArrayDataLoader(DataLoader):
                 # this loader's stream so that epochs still differ
                 self._gen = torch.Generator(device=x.device)
                 self._gen.manual_seed(self.rng.randint(0, 2**31 - 1))
-            x = augment_batch(x, self.augment, self._gen)
+            x = augment_batch(x, self.augment, self._gen, mean_layout=layout)
         if self.stats is not None:
             mean = torch.tensor(self.stats[0], dtype=x.dtype, device=x.device)
             std = torch.tensor(self.stats[1], dtype=x.dtype, device=x.device)
