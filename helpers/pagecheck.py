@@ -9,6 +9,7 @@ A page fails when one of its cell outputs shows
 * a raw citation: a key of ``references.bib`` in the text, or ``{cite}``/``:cite:`` markup left unrendered;
 * a figure whose pixels are nearly uniform (a plot or a map that shows nothing);
 * a number of this build's runs typed into the text (:func:`helpers.prose.unglued_numbers`);
+* a run in a results table whose mark against chance is empty (:func:`unmarked_chance_rows`);
 * equations typeset by a MathJax the book does not carry (a CDN: an offline copy shows raw LaTeX);
 * (in a browser, :func:`browser_problems`) a table or a display equation wider than the text column,
   or equations left as raw LaTeX with the network cut off.
@@ -43,6 +44,8 @@ __all__ = [
     "check_site",
     "chapter_pages",
     "browser_problems",
+    "CHANCE_HEADERS",
+    "unmarked_chance_rows",
 ]
 
 #: A figure whose grey levels spread less than this (standard deviation, 0-255) shows nothing.
@@ -167,6 +170,9 @@ def check_page(html: str | Path, site: str | Path, keys: list[str], roots: tuple
             if image is not None and is_nearly_uniform(image):
                 name = image.name if isinstance(image, Path) else "an inline image"
                 problems.append(Problem(page, "figure", f"{where}: {name} is nearly one colour"))
+    problems += [
+        Problem(page, "chance", f"a run without its mark against chance: {r}") for r in unmarked_chance_rows(soup)
+    ]
     typed = unglued_numbers(soup, html.stem)
     problems += [Problem(page, "unglued", f"typed, not from the build: {s!r}") for s in typed]
     article = soup.select_one("article") or soup
@@ -174,6 +180,33 @@ def check_page(html: str | Path, site: str | Path, keys: list[str], roots: tuple
         code.decompose()
     problems += [Problem(page, "citation", c) for c in raw_citations(article.get_text(" "), keys)]
     return problems + _mathjax_problems(soup, html, page)
+
+
+#: Column headers by which a results table marks whether each run beat chance (``helpers.results.chance_status``,
+#: ``helpers.training.budget.beats_chance``).
+CHANCE_HEADERS = ("vs chance", "beats chance")
+
+
+def unmarked_chance_rows(soup: Any) -> list[str]:
+    """Rows of the output tables that mark runs against chance (a :data:`CHANCE_HEADERS` column) where a run's
+    mark is empty: a run at chance would then read as a result. Rows of published numbers (``kind`` not
+    ``run``, where the table has a ``kind`` column) carry no mark."""
+    found = []
+    for table in soup.select("div.cell_output table"):
+        rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])] for tr in table.select("tr")]
+        if not rows:
+            continue
+        header = rows[0]
+        marks = [i for i, h in enumerate(header) if h in CHANCE_HEADERS]
+        if not marks:
+            continue
+        kind = header.index("kind") if "kind" in header else None
+        for row in rows[1:]:
+            if len(row) != len(header) or (kind is not None and row[kind] != "run"):
+                continue
+            if any(not row[i] for i in marks):
+                found.append(" | ".join(row[: min(4, len(row))]))
+    return found
 
 
 def _mathjax_problems(soup: Any, html: Path, page: str) -> list[Problem]:

@@ -252,3 +252,24 @@ def test_glue_writes_myst_nbs_record(monkeypatch):
     ((data, metadata),) = shown
     assert metadata["scrapbook"] == {"name": "train_images", "mime_prefix": "application/papermill.record/"}
     assert data == {"application/papermill.record/text/plain": "1234"}
+
+
+def test_a_run_without_its_mark_against_chance_is_found():
+    from bs4 import BeautifulSoup
+
+    def output(rows: str) -> BeautifulSoup:
+        head = "<tr><th></th><th>kind</th><th>run</th><th>balanced accuracy</th><th>vs chance</th></tr>"
+        return BeautifulSoup(f'<div class="cell_output"><table>{head}{rows}</table></div>', "html.parser")
+
+    marked = output(
+        "<tr><th>0</th><td>run</td><td>resnet</td><td>0.9</td><td>above chance</td></tr>"
+        "<tr><th>1</th><td>run</td><td>vit</td><td>0.13</td><td>AT CHANCE</td></tr>"
+        "<tr><th>2</th><td>reference</td><td>thesis</td><td>0.96</td><td></td></tr>"
+    )
+    assert pagecheck.unmarked_chance_rows(marked) == []
+    unmarked = output("<tr><th>0</th><td>run</td><td>vit</td><td>0.13</td><td></td></tr>")
+    assert pagecheck.unmarked_chance_rows(unmarked) == ["0 | run | vit | 0.13"]
+    no_column = BeautifulSoup(
+        '<div class="cell_output"><table><tr><th>a</th></tr><tr><td></td></tr></table></div>', "html.parser"
+    )
+    assert pagecheck.unmarked_chance_rows(no_column) == []
