@@ -78,6 +78,7 @@ EXPECTED: dict[str, tuple[tuple, ...]] = {
     ),
     "blood_cells": (
         ("held-out balanced accuracy", ("quick",)),
+        ("*: held-out balanced accuracy minus the top of chance's interval (shuffled labels)", QF),
         ("ResNet's lead over the ViT (balanced accuracy)", ("quick",)),
         ("pretrained Lite0: held-out balanced accuracy", ("quick",)),
         ("what ImageNet weights add: the Lite0 minus the ResNet from scratch (balanced accuracy)", ("quick",)),
