@@ -224,3 +224,13 @@ def test_bad_arguments_are_reported(tmp_workdirs):
         train("resnet18", 42, profile="smoke")
     with pytest.raises(TypeError, match="model name or an nn.Module"):
         train(3.14, _toy(), "constant", profile="smoke", progress=False)
+
+
+def test_a_saved_run_says_where_except_in_a_book_build(tmp_workdirs, monkeypatch, capsys):
+    setup = get_config("adamw").replace(epochs=1, bootstrap=0)
+    monkeypatch.delenv("MEDVIT_BUILD", raising=False)
+    train("thesis002_cnn", _toy(), setup, profile="smoke", progress=False)
+    assert "run saved to $MEDVIT_RUNS/" in capsys.readouterr().out
+    monkeypatch.setenv("MEDVIT_BUILD", "book-test")  # a page of the book: the Results page lists the runs
+    record = train("thesis002_cnn", _toy(), setup, profile="smoke", progress=False)
+    assert "run saved to" not in capsys.readouterr().out and (record.folder / "run.json").is_file()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import warnings
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -248,4 +249,5 @@ def save_run(record: RunRecord, fitted: Fitted, profile: settings.Profile, folde
             stacklevel=3,
         )
     path = record.save()
-    print(f"run saved to {settings.shown_path(path)}")
+    if not os.environ.get("MEDVIT_BUILD", "").strip():  # in a book build the Results page lists every run instead
+        print(f"run saved to {settings.shown_path(path)}")
