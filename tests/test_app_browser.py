@@ -381,6 +381,11 @@ def _sample(server, task: str) -> Path:
     return path
 
 
+#: Set to a PNG path, the blood-cell test saves what the page shows after classifying (the app page's picture,
+#: ``book/tools/images/app.png``, is taken so: ``MEDVIT_APP_SCREENSHOT=book/tools/images/app.png``).
+SCREENSHOT = os.environ.get("MEDVIT_APP_SCREENSHOT", "").strip()
+
+
 def test_blood_cell(server, ui):
     sample = _sample(server, "blood")
     assert "pbc" in str(sample)
@@ -388,6 +393,10 @@ def test_blood_cell(server, ui):
     ui.upload(sample)
     ui.classify()
     ui.check_prediction(sample.name, TASK_CLASSES["blood"][1])
+    if SCREENSHOT:
+        ui.page.set_viewport_size({"width": 1280, "height": 900})
+        ui.page.locator(".medvit-result", has_text=sample.name).scroll_into_view_if_needed()
+        ui.page.screenshot(path=SCREENSHOT, full_page=True)
 
 
 def test_chest_xray_shows_every_label(server, ui):
