@@ -46,9 +46,12 @@ BUILD_ID := book-$(shell date -u +%Y%m%dT%H%M%SZ)
 # other many times slower (measured: ResNet-10-T 0.079 s per training image at two threads, 0.0045 s
 # at one, load average 4); the chapters' plans are measured at one thread.
 BOOK_THREADS ?= 1
+# Pages executed at once (helpers.bookexec), each at BOOK_THREADS: two fill a 2-core machine; 1 executes them
+# one after another as Sphinx reads them. A page's numbers are the same either way.
+BOOK_JOBS ?= 2
 book: install
 	@mkdir -p _build
-	@export MEDVIT_BUILD=$(BUILD_ID) OMP_NUM_THREADS=$(BOOK_THREADS); \
+	@export MEDVIT_BUILD=$(BUILD_ID) OMP_NUM_THREADS=$(BOOK_THREADS) MEDVIT_BOOK_JOBS=$(BOOK_JOBS); \
 	MEDVIT_PROFILE=$(PROFILE) MEDVIT_CLAIMS=record $(BIN)/python -m helpers site build . _build/book.log; built=$$?; \
 	if [ -f _build/html/index.html ]; then \
 	  echo; echo "The book ($(PROFILE) profile) is at: file://$(CURDIR)/_build/html/index.html"; echo; fi; \

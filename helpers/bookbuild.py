@@ -9,6 +9,7 @@ Three things every build needs that Jupyter Book does not do by itself:
 * **Gathering pages last.** Sphinx reads (and myst-nb executes) pages in name order, so the Results
   page would run before the chapters whose runs it gathers. The pages named in the
   ``medvit_gather_last`` setting are moved to the end of the reading order, in the order given.
+* **Pages executed several at a time** (:mod:`helpers.bookexec`), when ``MEDVIT_BOOK_JOBS`` > 1.
 * **Time per page.** How long each page took to read (for a notebook: to execute) is written to
   ``pages.json`` as each page finishes, so a page read last can show the others' times.
 * **A failed page is recorded, not fatal.** Notebook execution errors do not stop the build
@@ -40,7 +41,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from . import claims
+from . import bookexec, claims
 
 __all__ = [
     "gather_last",
@@ -168,7 +169,8 @@ def _doctree_read(app: Any, doctree: Any) -> None:
     _record_failure(app, doctree, docname)
     path = claims.build_dir(create=True) / "pages.json"
     pages = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    pages[docname] = {"seconds": round(time.perf_counter() - _started.pop(docname), 1)}
+    read = time.perf_counter() - _started.pop(docname)
+    pages[docname] = {"seconds": round(bookexec.page_seconds(app.env, docname, read), 1)}
     path.write_text(json.dumps(pages, indent=1), encoding="utf-8")
 
 
@@ -225,4 +227,5 @@ def setup(app: Any) -> dict[str, Any]:
     app.connect("env-before-read-docs", _reorder)
     app.connect("source-read", _source_read)
     app.connect("doctree-read", _doctree_read)
+    bookexec.setup(app)  # pages executed several at a time before they are read (MEDVIT_BOOK_JOBS)
     return {"parallel_read_safe": False, "parallel_write_safe": True}

@@ -178,7 +178,8 @@ def test_cli_prints_the_url_and_the_failures(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_failing_cell_costs_no_other_page_and_make_book_names_it(tmp_path, tiny_book):
-    """``make book`` itself on a three-page book whose middle page fails (25-50 s on 2 cores at load 3-10).
+    """``make book`` itself on a three-page book whose middle page fails (25-50 s on 2 cores at load 3-10), its
+    pages executed two at a time (``BOOK_JOBS``, :mod:`helpers.bookexec`).
 
     Every page is executed and built, the failed page shows its error and a warning, the page read
     after it still runs, and make ends non-zero naming the page, the cell and the error, last. Run
@@ -209,7 +210,11 @@ def test_a_failing_cell_costs_no_other_page_and_make_book_names_it(tmp_path, tin
     assert last.startswith("A claim failed in b_fails.ipynb, cell 3 at `assert auroc > 0.8")
     assert "AssertionError: AUROC 0.61 < 0.80" in last and "a_fine" not in last
     assert "The book (smoke profile) is at" in done.stdout
-    assert (book / "_build" / "book.log").read_text().count("Executing notebook using") == 3
+    log = (book / "_build" / "book.log").read_text()
+    # make book executes the pages two at a time first (helpers.bookexec); Sphinx takes the two that ran to the
+    # end from the cache and executes the failed one again as it reads it, to show the error under its cell
+    assert "[book] executing 3 pages, 2 at a time" in log and "FAILED (Sphinx runs it again" in log
+    assert log.count("Using cached notebook") == 2 and log.count("Executing notebook using") == 1
     (recorded,) = (tmp_path / "runs" / "builds").glob("book-*/failures.json")
     assert list(json.loads(recorded.read_text())) == ["b_fails"]
     time.sleep(1)  # the next build has another id (to the second)
@@ -332,3 +337,23 @@ def test_a_build_in_another_setting_executes_every_page_again(tmp_path, monkeypa
     settings = type("Config", (), {"mathjax_path": "mathjax/tex-chtml.js"})()
     bookbuild._config_inited(app, settings)
     assert settings.medvit_execution_context == bookbuild.execution_context()
+
+
+def test_pages_run_longest_first_gatherers_last_and_jobs_must_be_a_count(monkeypatch):
+    from helpers import bookexec
+
+    docs = ["intro", "a/short", "a/long", "results", "b/longer"]
+    assert bookexec.execution_order(docs, ["b/longer", "a/long", "not/in/book"], ["results"]) == [
+        "b/longer",
+        "a/long",
+        "intro",
+        "a/short",
+    ]
+    monkeypatch.delenv(bookexec.JOBS_VARIABLE, raising=False)
+    assert bookexec.jobs() == 1  # unset: one page at a time, as Sphinx reads them
+    monkeypatch.setenv(bookexec.JOBS_VARIABLE, "2")
+    assert bookexec.jobs() == 2
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv(bookexec.JOBS_VARIABLE, bad)
+        with pytest.raises(ValueError, match="MEDVIT_BOOK_JOBS must be a whole number"):
+            bookexec.jobs()
