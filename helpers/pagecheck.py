@@ -189,8 +189,9 @@ CHANCE_HEADERS = ("vs chance", "beats chance")
 
 def unmarked_chance_rows(soup: Any) -> list[str]:
     """Rows of the output tables that mark runs against chance (a :data:`CHANCE_HEADERS` column) where a run's
-    mark is empty: a run at chance would then read as a result. Rows of published numbers (``kind`` not
-    ``run``, where the table has a ``kind`` column) carry no mark."""
+    mark is empty: a run at chance would then read as a result. Rows of published numbers carry no mark where
+    the table says what each row is (a ``kind`` column other than ``run``); without one, every row needs a mark
+    (``published`` for a number from the literature)."""
     found = []
     for table in soup.select("div.cell_output table"):
         rows = [[c.get_text(" ", strip=True) for c in tr.find_all(["th", "td"])] for tr in table.select("tr")]

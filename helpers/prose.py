@@ -27,7 +27,7 @@ RESULT_PHRASES: dict[str, tuple[str, ...]] = {
     "blood_cells": (rf"{_N} training images, {_N} held out", rf"the shared {_N}-image"),
     "lungs": (rf"{_N} training images of nih_64px", rf"about the sample's {_N}"),
     "mammography": (rf"{_N} (?:training|test) crops", rf"on all {_N} films", rf"{_N} crops per fold"),
-    "cnn_baselines": (rf"with {_N} test images",),
+    "cnn_baselines": (rf"AUROCs on {_N} test images",),
     "vision_transformer": (rf"all {_N} of the", rf"on {_N} training\s+images"),
     "pose_estimation": (rf"{_N} filmed poses",),
 }
