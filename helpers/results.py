@@ -612,7 +612,8 @@ def plot_confusion(
     ax: Any = None,
     title: str | None = None,
 ) -> Any:
-    """Draw a confusion matrix (rows: true class, columns: predicted), counts or row shares."""
+    """Draw a confusion matrix (rows: true class, columns: predicted), counts or row shares; cells with no
+    image are left blank."""
     import matplotlib.pyplot as plt
     import numpy as np
 
@@ -622,11 +623,14 @@ def plot_confusion(
         side = 1.0 + 0.55 * len(classes)
         _, ax = plt.subplots(figsize=(side, side))
     ax.imshow(values, cmap="Blues", vmin=0, vmax=1 if normalize else max(1, values.max()))
+    size = 9 if len(classes) <= 10 else 7  # legible at the book's column width
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
+            if raw[i, j] == 0:  # an empty cell stays blank: the matrix reads by its few filled cells
+                continue
             text = f"{values[i, j]:.2f}" if normalize else str(int(values[i, j]))
             dark = values[i, j] > (0.5 if normalize else values.max() / 2)
-            ax.text(j, i, text, ha="center", va="center", fontsize=7, color="white" if dark else "black")
+            ax.text(j, i, text, ha="center", va="center", fontsize=size, color="white" if dark else "black")
     ax.set_xticks(range(len(classes)), classes, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(classes)), classes, fontsize=8)
     ax.set_xlabel("predicted")

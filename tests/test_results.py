@@ -187,7 +187,7 @@ def test_top_losses_per_class_and_confusion():
     assert norm.tolist() == [[1.0, 0.0], [0.25, 0.75]]
     assert results.normalise_confusion([[0, 0], [1, 1]])[0].tolist() == [0.0, 0.0]
     ax = results.plot_confusion(cm, ["x", "y"], normalize=True)
-    assert [t.get_text() for t in ax.texts] == ["1.00", "0.00", "0.25", "0.75"]
+    assert [t.get_text() for t in ax.texts] == ["1.00", "0.25", "0.75"]  # the empty cell stays blank
     table = results.per_class_table({"per_class": {"x": {"precision": 1.0, "recall": 0.5, "f1": 0.667, "support": 4}}})
     assert table.loc["x", "support"] == 4 and table.loc["x", "recall"] == 0.5
     with pytest.raises(ValueError, match="per-class"):
