@@ -357,3 +357,13 @@ def test_pages_run_longest_first_gatherers_last_and_jobs_must_be_a_count(monkeyp
         monkeypatch.setenv(bookexec.JOBS_VARIABLE, bad)
         with pytest.raises(ValueError, match="MEDVIT_BOOK_JOBS must be a whole number"):
             bookexec.jobs()
+
+
+def test_a_pages_time_is_its_execution_even_when_taken_from_the_cache():
+    from types import SimpleNamespace
+
+    from helpers import bookexec
+
+    env = SimpleNamespace(nb_metadata={"cached": {"exec_data": {"runtime": 412.5, "method": "cache"}}, "md": {}})
+    assert bookexec.page_seconds(env, "cached", read_seconds=0.4) == 412.5  # the run that filled the cache
+    assert bookexec.page_seconds(env, "md", read_seconds=0.4) == 0.4  # a page with no execution: its reading

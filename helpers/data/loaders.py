@@ -143,7 +143,8 @@ def augment_batch(
     ``mean_layout`` is the memory layout in which the contrast's per-image mean is summed (``None``: the
     layout ``x.clone()`` would have). The order of a sum sets its last bits, so the layout is part of the
     result: the loaders pass ``torch.channels_last``, the layout their batches had when the runs recorded in
-    this book were made, and hand in a contiguous batch, on which the rest runs about 1.7 times faster.
+    this book were made, and hand in a contiguous batch, on which the rest runs faster (with the lighting done in
+    place: 5,900-6,600 augmented PBC images a second at 64 px and one thread before, 7,700-8,300 after).
     """
     if mean_layout is None:
         mean_layout = torch.contiguous_format if torch.empty_like(x).is_contiguous() else torch.channels_last
